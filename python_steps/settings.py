@@ -1,0 +1,101 @@
+"""The one place PATAS reads its environment.
+
+Every other module takes a :class:`Settings` (or values from it) as an argument; nothing else reads
+``os.environ`` at import time. The dbt profile reads the same values through ``env_var()``: call
+:func:`dbt_env` to get them for a dbt subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    home: Path
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_enabled: bool = False
+    llm_budget_tokens: int = 200_000
+    profile: str = "conservative"
+    max_text_bytes: int = 64 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("PATAS_HOME") or PROJECT_ROOT / ".patas").resolve()
+    return Settings(
+        database_url=env.get("PATAS_DATABASE_URL") or None,
+        home=home,
+        llm_base_url=env.get("PATAS_LLM_BASE_URL") or None,
+        llm_api_key=env.get("PATAS_LLM_API_KEY") or env.get("OPENAI_API_KEY") or None,
+        llm_model=env.get("PATAS_LLM_MODEL", "gpt-4o-mini"),
+        llm_enabled=env.get("PATAS_LLM_ENABLED", "0").lower() in ("1", "true", "yes", "on"),
+        llm_budget_tokens=int(env.get("PATAS_LLM_BUDGET_TOKENS", "200000")),
+        profile=env.get("PATAS_PROFILE", "conservative"),
+        max_text_bytes=int(env.get("PATAS_MAX_TEXT_BYTES", str(64 * 1024))),
+    )
+
+
+@dataclass(frozen=True)
+class ConnParts:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def url_parts(url: str) -> ConnParts:
+    """Split a ``postgresql://`` URL into the parts a dbt profile wants."""
+    u = urlsplit(url)
+    if u.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ValueError(f"PATAS_DATABASE_URL must be a postgresql:// URL, got scheme {u.scheme!r}")
+    query = dict(p.split("=", 1) for p in u.query.split("&") if "=" in p)
+    host = u.hostname or unquote(query.get("host", "")) or "127.0.0.1"
+    return ConnParts(
+        host=host,
+        port=u.port or int(query.get("port", 5432)),
+        user=unquote(u.username or "postgres"),
+        password=unquote(u.password or ""),
+        dbname=(u.path or "/").lstrip("/") or "postgres",
+    )
+
+
+def dbt_env(url: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a dbt subprocess: the profile in ``profiles/`` reads these."""
+    p = url_parts(url)
+    env = dict(os.environ if base is None else base)
+    env.update(
+        PATAS_PG_HOST=p.host,
+        PATAS_PG_PORT=str(p.port),
+        PATAS_PG_USER=p.user,
+        PATAS_PG_PASSWORD=p.password,
+        PATAS_PG_DBNAME=p.dbname,
+        DBT_PROFILES_DIR=str(PROJECT_ROOT / "profiles"),
+    )
+    return env

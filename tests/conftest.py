@@ -1,0 +1,65 @@
+"""Shared fixtures: a real Postgres database per test session (no mocks).
+
+The server is ``PATAS_DATABASE_URL`` when set, else the embedded one. Each session works in a
+database of its own (``patas_test_<pid>``), dropped at the end, so parallel sessions and the
+user's own data never collide.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from python_steps.settings import url_parts
+from python_steps.warehouse import database_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "uci_sms_spam.jsonl"
+
+
+def _with_db(url: str, dbname: str) -> str:
+    p = url_parts(url)
+    auth = p.user + (f":{p.password}" if p.password else "")
+    return f"postgresql://{auth}@{p.host}:{p.port}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return database_url()
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test session."""
+    name = f"patas_test_{os.getpid()}"
+    admin = _with_db(server_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'drop database if exists "{name}" with (force)')
+        c.execute(f'create database "{name}" template template0 encoding \'UTF8\'')
+    yield _with_db(server_url, name)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture()
+def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database for one test (for tests that need isolation)."""
+    name = f"patas_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
+    admin = _with_db(server_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'drop database if exists "{name}" with (force)')
+        c.execute(f'create database "{name}" template template0 encoding \'UTF8\'')
+    yield _with_db(server_url, name)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def shared_dataset() -> Path:
+    if not SHARED_DATASET.exists():
+        pytest.skip(f"shared dataset not present at {SHARED_DATASET} (it lives beside the repo, in ../shared)")
+    return SHARED_DATASET
