@@ -83,7 +83,14 @@ class EmbeddedServer:
             pwd.getpwnam(EMBEDDED_SYSTEM_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", EMBEDDED_SYSTEM_USER],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    EMBEDDED_SYSTEM_USER,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -124,7 +131,12 @@ class EmbeddedServer:
                     p.chmod(p.stat().st_mode | 0o055)
                 for f in files:
                     p = Path(root) / f
-                    p.chmod(p.stat().st_mode | 0o044 | ((p.stat().st_mode & 0o100) >> 6) | ((p.stat().st_mode & 0o100) >> 3))
+                    p.chmod(
+                        p.stat().st_mode
+                        | 0o044
+                        | ((p.stat().st_mode & 0o100) >> 6)
+                        | ((p.stat().st_mode & 0o100) >> 3)
+                    )
 
     @property
     def initialized(self) -> bool:
@@ -155,7 +167,9 @@ class EmbeddedServer:
         if port is None:
             return False
         try:
-            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=3):
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=3
+            ):
                 return True
         except psycopg.OperationalError:
             return False
@@ -197,7 +211,9 @@ class EmbeddedServer:
                 if res.returncode != 0:
                     raise WarehouseError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
             port = _free_port()
-            opts = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in EMBEDDED_SERVER_OPTIONS.items())
+            opts = " ".join(
+                f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in EMBEDDED_SERVER_OPTIONS.items()
+            )
             res = self._run(
                 [
                     str(bindir / "pg_ctl"),
@@ -212,14 +228,18 @@ class EmbeddedServer:
                 log = ""
                 with contextlib.suppress(OSError):
                     log = (self.pgdata / "server.log").read_text()[-3000:]
-                raise WarehouseError(f"could not start the embedded Postgres:\n{res.stdout}\n{res.stderr}\n{log}")
+                raise WarehouseError(
+                    f"could not start the embedded Postgres:\n{res.stdout}\n{res.stderr}\n{log}"
+                )
             deadline = time.monotonic() + 30
             while not self._ready():
                 if time.monotonic() > deadline:
                     raise WarehouseError("the embedded Postgres did not become ready in 30 s")
                 time.sleep(0.1)
             port = self.port()
-            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+            ) as c:
                 exists = c.execute("select 1 from pg_database where datname = %s", (EMBEDDED_DB,)).fetchone()
                 if not exists:
                     c.execute(f"create database {EMBEDDED_DB} template template0 encoding 'UTF8' locale 'C'")

@@ -1,0 +1,1 @@
+"""PATAS orchestration: Dagster definitions that wire python_steps and the dbt project together."""

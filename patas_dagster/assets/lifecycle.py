@@ -1,0 +1,88 @@
+"""Promotion and deprecation (Python) after shadow evaluation; exports and the run report after active_rules."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from patas_dagster.assets.dbt import patas_dbt_models
+from patas_dagster.resources import WarehouseResource
+from python_steps import exports, lifecycle, report
+from python_steps.settings import load_settings
+
+
+class LifecycleConfig(dg.Config):
+    profile: str | None = None  # default: PATAS_PROFILE, else conservative
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["patas", "rule_lifecycle"],
+            group_name="lifecycle",
+            description="One row per rule: status (candidate/shadow/active/deprecated), tier, pin, promotion metrics.",
+            deps=[
+                get_asset_key_for_model([patas_dbt_models], "rule_evaluations"),
+                get_asset_key_for_model([patas_dbt_models], "ruleset_evaluation"),
+            ],
+        ),
+        dg.AssetSpec(
+            ["patas", "rule_audit"],
+            group_name="lifecycle",
+            description="One row per status transition, with the reason and the metrics that justified it.",
+            deps=[["patas", "rule_lifecycle"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "rule_metrics_history"],
+            group_name="lifecycle",
+            description="One row per rule, run and window: the metrics each run measured.",
+            deps=[["patas", "rule_lifecycle"]],
+        ),
+    ],
+    name="rule_lifecycle",
+)
+def rule_lifecycle(context: dg.AssetExecutionContext, config: LifecycleConfig, warehouse: WarehouseResource):
+    profile = config.profile or load_settings().profile
+    with warehouse.connect() as conn:
+        summary = lifecycle.apply_lifecycle(conn, run_id=context.run_id, profile=profile)
+        conn.commit()
+    meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})
+    yield dg.MaterializeResult(
+        asset_key=["patas", "rule_audit"], metadata={"transitions": summary.get("transitions", 0)}
+    )
+    yield dg.MaterializeResult(asset_key=["patas", "rule_metrics_history"])
+
+
+@dg.asset(
+    key=["patas", "rule_exports"],
+    group_name="publishing",
+    description="The active rules as files: SQL, ROL (regex rule engine JSON) and typed JSON.",
+    deps=[get_asset_key_for_model([patas_dbt_models], "active_rules")],
+)
+def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    out_dir = load_settings().exports_dir
+    with warehouse.connect() as conn:
+        written = exports.write_exports(conn, out_dir)
+    return dg.MaterializeResult(
+        metadata={fmt: dg.MetadataValue.path(str(p)) for fmt, p in sorted(written.items())}
+    )
+
+
+@dg.asset(
+    key=["patas", "run_report"],
+    group_name="publishing",
+    description="The run's figures: messages, windows, rules drafted and promoted, ruleset precision and recall.",
+    deps=[["patas", "rule_exports"]],
+)
+def run_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    out_dir = load_settings().home / "reports"
+    with warehouse.connect() as conn:
+        summary = report.build_summary(conn, context.run_id)
+    path = report.write_report(summary, out_dir)
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(path)),
+            "summary": dg.MetadataValue.md(report.render_summary(summary)),
+        }
+    )

@@ -1,0 +1,63 @@
+"""Rule drafting (Python) between stage 1 and shadow evaluation (both dbt)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from patas_dagster.assets.dbt import patas_dbt_models
+from patas_dagster.resources import WarehouseResource
+from python_steps import drafting
+
+
+class DraftingConfig(dg.Config):
+    max_rules: int = 1000
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["patas", "rule_drafts"],
+            group_name="rules",
+            description="One row per drafted rule: typed rule, compiled SQL, origin and lineage.",
+            deps=[
+                get_asset_key_for_model([patas_dbt_models], "stage1_candidates"),
+                get_asset_key_for_model([patas_dbt_models], "signal_label_counts"),
+                get_asset_key_for_model([patas_dbt_models], "int_message_signals_extracted"),
+            ],
+        ),
+        dg.AssetSpec(
+            ["patas", "rule_signal_clauses"],
+            group_name="rules",
+            description="One row per rule clause signal: signal-evaluable rules in disjunctive normal form.",
+            deps=[["patas", "rule_drafts"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "rule_counterexamples"],
+            group_name="rules",
+            description="One row per rule and counter-example message (nearest ham it does not match, ham it does).",
+            deps=[["patas", "rule_drafts"]],
+        ),
+    ],
+    name="rule_drafts",
+)
+def rule_drafts(context: dg.AssetExecutionContext, config: DraftingConfig, warehouse: WarehouseResource):
+    with warehouse.connect() as conn:
+        drafts = drafting.draft_rules(conn, run_id=context.run_id, max_rules=config.max_rules)
+        written = drafting.write_drafts(conn, drafts, context.run_id)
+        conn.commit()
+    by_origin: dict[str, int] = {}
+    for d in drafts:
+        by_origin[d.origin] = by_origin.get(d.origin, 0) + 1
+    preview = "\n".join(f"- `{d.rule_id}` {d.description}" for d in drafts[:10])
+    yield dg.MaterializeResult(
+        asset_key=["patas", "rule_drafts"],
+        metadata={"rules_drafted": len(drafts), **{f"origin_{k}": v for k, v in sorted(by_origin.items())},
+                  "preview": dg.MetadataValue.md(preview or "(none)")},
+    )  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=["patas", "rule_signal_clauses"], metadata={"rows": written.get("clauses", 0)}
+    )
+    yield dg.MaterializeResult(
+        asset_key=["patas", "rule_counterexamples"], metadata={"rows": written.get("counterexamples", 0)}
+    )

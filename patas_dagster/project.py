@@ -1,0 +1,28 @@
+"""The one module that knows where the dbt project lives."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from python_steps.settings import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT
+DBT_PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment (never a stray ``dbtf`` on PATH)."""
+    candidate = Path(sys.executable).parent / "dbt"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("dbt")
+    if not found:
+        raise RuntimeError("dbt is not installed in this environment")
+    return found
+
+
+patas_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR)
