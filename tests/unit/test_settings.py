@@ -1,0 +1,39 @@
+import pytest
+
+from python_steps.settings import dbt_env, load_settings, url_parts
+
+
+def test_url_parts_full():
+    p = url_parts("postgresql://alice:s%40cret@db.example:6543/warehouse")
+    assert (p.host, p.port, p.user, p.password, p.dbname) == (
+        "db.example",
+        6543,
+        "alice",
+        "s@cret",
+        "warehouse",
+    )
+
+
+def test_url_parts_defaults_and_socket_host():
+    p = url_parts("postgresql:///patas?host=/var/run/postgresql")
+    assert (p.host, p.port, p.user, p.dbname) == ("/var/run/postgresql", 5432, "postgres", "patas")
+
+
+def test_url_parts_rejects_other_schemes():
+    with pytest.raises(ValueError, match="postgresql://"):
+        url_parts("mysql://root@localhost/db")
+
+
+def test_dbt_env_carries_every_profile_value():
+    env = dbt_env("postgresql://u:p@h:1234/d", base={})
+    assert env["PATAS_PG_HOST"] == "h" and env["PATAS_PG_PORT"] == "1234"
+    assert env["PATAS_PG_USER"] == "u" and env["PATAS_PG_PASSWORD"] == "p" and env["PATAS_PG_DBNAME"] == "d"
+    assert env["DBT_PROFILES_DIR"].endswith("profiles")
+
+
+def test_settings_from_environment(tmp_path):
+    s = load_settings({"PATAS_HOME": str(tmp_path), "PATAS_PROFILE": "balanced", "PATAS_LLM_ENABLED": "true"})
+    assert s.embedded and s.home == tmp_path and s.profile == "balanced" and s.llm_enabled
+    assert s.pgdata == tmp_path / "pgdata"
+    s2 = load_settings({"PATAS_DATABASE_URL": "postgresql://x@y/z"})
+    assert not s2.embedded and not s2.llm_enabled
