@@ -1,0 +1,466 @@
+"""A bounded regular-expression subset that means the same in Python ``re`` and Postgres ARE.
+
+Rules of type ``text_regex`` are parsed into a small AST and re-rendered for each engine, so no
+user-written pattern text ever reaches either engine as is. Every construct whose meaning differs
+between the engines (``\\w``, ``\\d``, ``\\s``, ``\\b``, ``.``, ``$``: Unicode- or
+locale-dependent, newline handling) is rendered as an explicit character class or lookaround, and
+characters that are not letters or digits are rendered as ``\\uXXXX`` escapes, which both engines
+read the same way.
+
+The subset (source syntax):
+
+- literals (any printable character except the metacharacters ``\\ . ^ $ | ? * + ( ) [ ] { }``,
+  which must be escaped with a backslash);
+- ``.`` (any character except newline), ``\\d \\D \\s \\S \\w \\W`` (ASCII digits, ASCII
+  whitespace, :data:`WORD_RANGES`), ``\\b`` (a word boundary over the same word class);
+- classes ``[...]`` / ``[^...]`` with characters, ranges and ``\\d \\s \\w``;
+- groups ``(...)`` / ``(?:...)`` (never capturing), alternation ``|``, anchors ``^`` and ``$``;
+- greedy quantifiers ``* + ? {n} {n,} {n,m}`` with bounds at most :data:`MAX_REPEAT`.
+
+Rejected: backreferences, lookaround written by hand, named/capturing-only constructs, lazy or
+possessive quantifiers, inline flags, POSIX classes, other escapes, control characters, nested
+quantifiers (a quantified group may only contain unquantified atoms and no alternation, except for
+``?``), more than :data:`MAX_UNBOUNDED` unbounded quantifiers, patterns longer than
+:data:`MAX_PATTERN_LENGTH`, and patterns that can match the empty string (they would match every
+message). Matching is a search (anywhere in the text), case-sensitive, over normalized text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_PATTERN_LENGTH = 256
+MAX_REPEAT = 100
+MAX_UNBOUNDED = 3
+MAX_NODES = 200
+
+# The word characters of text rules, as code-point ranges. Explicit (not ``\w``), so that Python
+# and Postgres agree whatever the database collation: ASCII letters, digits and underscore; Latin-1
+# and extended Latin letters, IPA, combining marks, Greek, Cyrillic; Hebrew and Arabic letters and
+# Arabic-Indic digits; Devanagari; Latin Extended Additional and Greek Extended.
+WORD_RANGES: tuple[tuple[int, int], ...] = (
+    (0x30, 0x39),
+    (0x41, 0x5A),
+    (0x5F, 0x5F),
+    (0x61, 0x7A),
+    (0xAA, 0xAA),
+    (0xB5, 0xB5),
+    (0xBA, 0xBA),
+    (0xC0, 0xD6),
+    (0xD8, 0xF6),
+    (0xF8, 0x52F),
+    (0x5D0, 0x5EA),
+    (0x620, 0x64A),
+    (0x660, 0x669),
+    (0x900, 0x97F),
+    (0x1E00, 0x1FFF),
+)
+SPACE_RANGES: tuple[tuple[int, int], ...] = ((0x09, 0x0D), (0x20, 0x20))
+DIGIT_RANGES: tuple[tuple[int, int], ...] = ((0x30, 0x39),)
+
+METACHARS = frozenset("\\.^$|?*+()[]{}")
+_SHORTHANDS = {"d": (DIGIT_RANGES, False), "D": (DIGIT_RANGES, True), "s": (SPACE_RANGES, False)}
+_SHORTHANDS |= {"S": (SPACE_RANGES, True), "w": (WORD_RANGES, False), "W": (WORD_RANGES, True)}
+
+
+class RegexError(ValueError):
+    """The pattern is outside the safe subset; the message says where and why."""
+
+
+def is_word_char(ch: str) -> bool:
+    o = ord(ch)
+    return any(lo <= o <= hi for lo, hi in WORD_RANGES)
+
+
+def escape_char(ch: str) -> str:
+    """One character as regex text valid in both engines (letters/digits as is, else ``\\u``)."""
+    if ch.isascii() and (ch.isalnum() or ch == "_"):
+        return ch
+    if not ch.isascii() and is_word_char(ch) and ch.isalnum():
+        return ch
+    o = ord(ch)
+    return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+
+
+def _ascii_escape(o: int) -> str:
+    ch = chr(o)
+    if ch.isascii() and (ch.isalnum() or ch == "_"):
+        return ch
+    return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+
+
+def ranges_class_body(ranges: tuple[tuple[int, int], ...]) -> str:
+    """Class members for code-point ranges; non-ASCII endpoints always as escapes."""
+    return "".join(
+        _ascii_escape(lo) if lo == hi else f"{_ascii_escape(lo)}-{_ascii_escape(hi)}" for lo, hi in ranges
+    )
+
+
+WORD_CLASS = "[" + ranges_class_body(WORD_RANGES) + "]"
+NON_WORD_CLASS = "[^" + ranges_class_body(WORD_RANGES) + "]"
+
+
+# ---- AST ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Char:
+    ch: str
+
+
+@dataclass(frozen=True)
+class Dot:
+    pass
+
+
+@dataclass(frozen=True)
+class ClassItem:
+    lo: str
+    hi: str  # equal to lo for a single character
+
+
+@dataclass(frozen=True)
+class CharClass:
+    negated: bool
+    items: tuple[ClassItem | str, ...]  # str = a shorthand letter among d s w
+
+
+@dataclass(frozen=True)
+class Shorthand:
+    letter: str  # d D s S w W
+
+
+@dataclass(frozen=True)
+class Anchor:
+    kind: str  # "^" | "$" | "b"
+
+
+@dataclass(frozen=True)
+class Group:
+    body: Alt
+
+
+@dataclass(frozen=True)
+class Repeat:
+    atom: Char | Dot | CharClass | Shorthand | Group
+    lo: int
+    hi: int | None  # None = unbounded
+
+
+Node = Char | Dot | CharClass | Shorthand | Anchor | Group | Repeat
+
+
+@dataclass(frozen=True)
+class Alt:
+    branches: tuple[tuple[Node, ...], ...]
+
+
+# ---- parser ------------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.i = 0
+        self.unbounded = 0
+        self.nodes = 0
+
+    def fail(self, why: str) -> RegexError:
+        return RegexError(f"regex {self.src!r} at offset {self.i}: {why}")
+
+    def peek(self) -> str | None:
+        return self.src[self.i] if self.i < len(self.src) else None
+
+    def parse(self) -> Alt:
+        alt = self.alt()
+        if self.i != len(self.src):
+            raise self.fail("unbalanced ')'")
+        return alt
+
+    def alt(self) -> Alt:
+        branches = [self.seq()]
+        while self.peek() == "|":
+            self.i += 1
+            branches.append(self.seq())
+        return Alt(tuple(branches))
+
+    def seq(self) -> tuple[Node, ...]:
+        items: list[Node] = []
+        while (c := self.peek()) is not None and c not in "|)":
+            items.append(self.item())
+        if not items:
+            raise self.fail("empty alternative or group")
+        return tuple(items)
+
+    def item(self) -> Node:
+        atom = self.atom()
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(f"more than {MAX_NODES} elements")
+        quant = self.quantifier()
+        if quant is None:
+            return atom
+        if isinstance(atom, Anchor):
+            raise self.fail("an anchor or \\b cannot be repeated")
+        lo, hi = quant
+        if isinstance(atom, Group) and not (lo == 0 and hi == 1) and not _is_simple_group(atom):
+            raise self.fail("a repeated group may only hold plain characters and classes (nested quantifier)")
+        if hi is None:
+            self.unbounded += 1
+            if self.unbounded > MAX_UNBOUNDED:
+                raise self.fail(f"more than {MAX_UNBOUNDED} unbounded quantifiers")
+        if self.peek() in ("?", "+", "*", "{"):
+            raise self.fail("lazy, possessive or stacked quantifiers are not allowed")
+        return Repeat(atom, lo, hi)
+
+    def quantifier(self) -> tuple[int, int | None] | None:
+        c = self.peek()
+        if c in ("*", "+", "?"):
+            self.i += 1
+            return {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+        if c != "{":
+            return None
+        end = self.src.find("}", self.i)
+        if end < 0:
+            raise self.fail("unterminated '{' (escape a literal brace as \\{)")
+        body = self.src[self.i + 1 : end]
+        lo_s, comma, hi_s = body.partition(",")
+        if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()) or len(body) > 9:
+            raise self.fail(f"bad repetition {{{body}}}")
+        lo = int(lo_s)
+        hi: int | None = lo if not comma else (int(hi_s) if hi_s else None)
+        if lo > MAX_REPEAT or (hi is not None and (hi > MAX_REPEAT or hi < lo)):
+            raise self.fail(f"repetition bounds must satisfy 0 <= n <= m <= {MAX_REPEAT}")
+        if hi == 0:
+            raise self.fail("repetition {0} matches nothing")
+        self.i = end + 1
+        return lo, hi
+
+    def atom(self) -> Node:
+        c = self.src[self.i]
+        if c == "(":
+            self.i += 1
+            if self.src.startswith("?:", self.i):
+                self.i += 2
+            elif self.peek() == "?":
+                raise self.fail("only (...) and (?:...) groups are allowed (no lookaround, flags or names)")
+            body = self.alt()
+            if self.peek() != ")":
+                raise self.fail("missing ')'")
+            self.i += 1
+            return Group(body)
+        if c == "[":
+            return self.char_class()
+        if c == ".":
+            self.i += 1
+            return Dot()
+        if c in "^$":
+            self.i += 1
+            return Anchor(c)
+        if c == "\\":
+            return self.escape(in_class=False)
+        if c in METACHARS:
+            raise self.fail(f"unexpected {c!r} (escape it with a backslash)")
+        self.i += 1
+        return Char(_check_char(self, c))
+
+    def escape(self, *, in_class: bool) -> Node:
+        if self.i + 1 >= len(self.src):
+            raise self.fail("trailing backslash")
+        e = self.src[self.i + 1]
+        self.i += 2
+        if e in _SHORTHANDS:
+            if in_class and e.isupper():
+                raise self.fail(f"\\{e} is not allowed inside a class")
+            return Shorthand(e)
+        if e == "b" and not in_class:
+            return Anchor("b")
+        if e in METACHARS or e in "-/":
+            return Char(e)
+        if e.isdigit():
+            raise self.fail("backreferences are not allowed")
+        raise self.fail(f"escape \\{e} is not allowed")
+
+    def char_class(self) -> CharClass:
+        self.i += 1
+        negated = self.peek() == "^"
+        if negated:
+            self.i += 1
+        items: list[ClassItem | str] = []
+        while True:
+            c = self.peek()
+            if c is None:
+                raise self.fail("unterminated '['")
+            if c == "]":
+                self.i += 1
+                break
+            if c == "[":
+                raise self.fail("'[' inside a class must be escaped (no POSIX classes)")
+            if c == "\\":
+                node = self.escape(in_class=True)
+                if isinstance(node, Shorthand):
+                    items.append(node.letter)
+                    continue
+                assert isinstance(node, Char)
+                lo = node.ch
+            else:
+                self.i += 1
+                lo = _check_char(self, c)
+            hi = lo
+            if self.peek() == "-" and self.i + 1 < len(self.src) and self.src[self.i + 1] != "]":
+                self.i += 1
+                n = self.peek()
+                if n == "\\":
+                    node = self.escape(in_class=True)
+                    if not isinstance(node, Char):
+                        raise self.fail("a range cannot end in a shorthand class")
+                    hi = node.ch
+                else:
+                    assert n is not None
+                    self.i += 1
+                    hi = _check_char(self, n)
+                if ord(hi) < ord(lo):
+                    raise self.fail(f"range {lo}-{hi} is out of order")
+            items.append(ClassItem(lo, hi))
+        if not items:
+            raise self.fail("empty class")
+        return CharClass(negated, tuple(items))
+
+
+def _check_char(p: _Parser, c: str) -> str:
+    o = ord(c)
+    if o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF or (0x80 <= o < 0xA0):
+        raise p.fail(f"control character U+{o:04X} is not allowed")
+    return c
+
+
+def _is_simple_group(g: Group) -> bool:
+    if len(g.body.branches) != 1:
+        return False
+    return all(isinstance(n, Char | Dot | CharClass | Shorthand) for n in g.body.branches[0])
+
+
+def parse_regex(src: str) -> Alt:
+    if not isinstance(src, str) or not src:
+        raise RegexError("regex must be a non-empty string")
+    if len(src) > MAX_PATTERN_LENGTH:
+        raise RegexError(f"regex longer than {MAX_PATTERN_LENGTH} characters")
+    alt = _Parser(src).parse()
+    if _nullable_alt(alt):
+        raise RegexError(f"regex {src!r} can match the empty string, so it would match every message")
+    return alt
+
+
+def _nullable_alt(alt: Alt) -> bool:
+    return any(all(_nullable(n) for n in branch) for branch in alt.branches)
+
+
+def _nullable(n: Node) -> bool:
+    if isinstance(n, Anchor):
+        return True
+    if isinstance(n, Repeat):
+        return n.lo == 0 or _nullable(n.atom)
+    if isinstance(n, Group):
+        return _nullable_alt(n.body)
+    return False
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+
+def _src_char(ch: str, in_class: bool) -> str:
+    special = "\\]^-[" if in_class else METACHARS
+    return "\\" + ch if ch in special or (not in_class and ch == "/") else ch
+
+
+def render_source(alt: Alt) -> str:
+    """The canonical source form (what the rule stores)."""
+
+    def node(n: Node) -> str:
+        if isinstance(n, Char):
+            return _src_char(n.ch, False)
+        if isinstance(n, Dot):
+            return "."
+        if isinstance(n, Shorthand):
+            return "\\" + n.letter
+        if isinstance(n, Anchor):
+            return "\\b" if n.kind == "b" else n.kind
+        if isinstance(n, CharClass):
+            body = "".join(
+                "\\" + it
+                if isinstance(it, str)
+                else _src_char(it.lo, True) + ("" if it.lo == it.hi else "-" + _src_char(it.hi, True))
+                for it in n.items
+            )
+            return "[" + ("^" if n.negated else "") + body + "]"
+        if isinstance(n, Group):
+            return "(?:" + alt_(n.body) + ")"
+        return node(n.atom) + _quant(n.lo, n.hi)
+
+    def alt_(a: Alt) -> str:
+        return "|".join("".join(node(x) for x in b) for b in a.branches)
+
+    return alt_(alt)
+
+
+def _quant(lo: int, hi: int | None) -> str:
+    if (lo, hi) == (0, None):
+        return "*"
+    if (lo, hi) == (1, None):
+        return "+"
+    if (lo, hi) == (0, 1):
+        return "?"
+    if hi is None:
+        return f"{{{lo},}}"
+    return f"{{{lo}}}" if lo == hi else f"{{{lo},{hi}}}"
+
+
+def render_engine(alt: Alt, dialect: str) -> str:
+    """The pattern for ``dialect`` 'python' (``re.search``) or 'postgres' (ARE, operator ``~``)."""
+    if dialect not in ("python", "postgres"):
+        raise ValueError(dialect)
+    w = ranges_class_body(WORD_RANGES)
+    boundary = f"(?:(?<=[{w}])(?![{w}])|(?<![{w}])(?=[{w}]))"
+
+    def class_item(it: ClassItem | str) -> str:
+        if isinstance(it, str):
+            return ranges_class_body(_SHORTHANDS[it][0])
+        return escape_char(it.lo) + ("" if it.lo == it.hi else "-" + escape_char(it.hi))
+
+    def node(n: Node) -> str:
+        if isinstance(n, Char):
+            return escape_char(n.ch)
+        if isinstance(n, Dot):
+            return "[^\\u000a]"
+        if isinstance(n, Shorthand):
+            ranges, neg = _SHORTHANDS[n.letter]
+            return "[" + ("^" if neg else "") + ranges_class_body(ranges) + "]"
+        if isinstance(n, Anchor):
+            if n.kind == "b":
+                return boundary
+            if n.kind == "$":
+                return "\\Z" if dialect == "python" else "$"
+            return "^"
+        if isinstance(n, CharClass):
+            return "[" + ("^" if n.negated else "") + "".join(class_item(i) for i in n.items) + "]"
+        if isinstance(n, Group):
+            return "(?:" + alt_(n.body) + ")"
+        return node(n.atom) + _quant(n.lo, n.hi)
+
+    def alt_(a: Alt) -> str:
+        return "|".join("".join(node(x) for x in b) for b in a.branches)
+
+    return alt_(alt)
+
+
+def literal_pattern(text: str) -> str:
+    """A pattern matching ``text`` literally, valid in both engines."""
+    return "".join(escape_char(c) for c in text)
+
+
+def phrase_pattern(words: tuple[str, ...]) -> str:
+    """Words (each made of word characters only) in sequence, separated by non-word characters,
+    not preceded or followed by a word character. Valid in both engines."""
+    w = ranges_class_body(WORD_RANGES)
+    inner = f"[^{w}]+".join(literal_pattern(x) for x in words)
+    return f"(?<![{w}]){inner}(?![{w}])"
