@@ -12,10 +12,14 @@ SQL and in the Python evaluator.
 
 from __future__ import annotations
 
+import csv
 import itertools
+from collections.abc import Collection
+from functools import lru_cache
 
 from python_steps.rules import regex_subset
 from python_steps.rules.ir import AllOf, AnyOf, Leaf, Not, Rule, leaves
+from python_steps.settings import PROJECT_ROOT
 
 MESSAGE_RELATION = "intermediate.int_messages_enriched"
 ALIAS = "m"
@@ -33,6 +37,7 @@ ENTITY_COLUMNS = {
 SIGNAL_KINDS = (*ENTITY_COLUMNS, "signature")
 MAX_SIGNAL_CLAUSES = 32
 MAX_NGRAM_WORDS = 3
+STOP_WORDS_SEED = PROJECT_ROOT / "seeds" / "stop_words.csv"
 
 
 def quote_literal(value: str) -> str:
@@ -150,23 +155,44 @@ def _anywhere(rule: Rule) -> str:
 # ---- signal clauses ----------------------------------------------------------------------------
 
 
-def _signal_of(leaf: Leaf, ngram_phrases: bool) -> tuple[str, str] | None:
+@lru_cache(maxsize=1)
+def seed_stop_words() -> frozenset[str] | None:
+    """The stop words of the n-gram extractor (``seeds/stop_words.csv``), None if absent."""
+    try:
+        with STOP_WORDS_SEED.open(newline="", encoding="utf-8") as fh:
+            return frozenset(row["word"] for row in csv.DictReader(fh))
+    except FileNotFoundError:
+        return None
+
+
+def is_ngram_phrase(words: list[str], stop_words: Collection[str]) -> bool:
+    """True when ``int_message_signals_extracted`` has an ``ngram`` signal for exactly the
+    messages holding these words in sequence: 1-3 words, edge words neither stop words nor numbers
+    (``python_steps.normalize.ngrams``)."""
+    if not 1 <= len(words) <= MAX_NGRAM_WORDS:
+        return False
+    return all(w not in stop_words and not w.isdigit() for w in (words[0], words[-1]))
+
+
+def _signal_of(leaf: Leaf, stop_words: Collection[str] | None) -> tuple[str, str] | None:
     if leaf.kind in SIGNAL_KINDS and leaf.op == "eq":
         return (leaf.kind, leaf.value)
-    if ngram_phrases and leaf.kind == "text_phrase":
-        words = leaf.value.split(" ")
-        if 1 <= len(words) <= MAX_NGRAM_WORDS:
-            return ("ngram", leaf.value)
+    if (
+        stop_words is not None
+        and leaf.kind == "text_phrase"
+        and is_ngram_phrase(leaf.value.split(" "), stop_words)
+    ):
+        return ("ngram", leaf.value)
     return None
 
 
-def _dnf(rule: Rule, ngram_phrases: bool) -> list[frozenset[tuple[str, str]]] | None:
+def _dnf(rule: Rule, stop_words: Collection[str] | None) -> list[frozenset[tuple[str, str]]] | None:
     if isinstance(rule, Leaf):
-        s = _signal_of(rule, ngram_phrases)
+        s = _signal_of(rule, stop_words)
         return None if s is None else [frozenset([s])]
     if isinstance(rule, Not):
         return None
-    parts = [_dnf(c, ngram_phrases) for c in rule.children]
+    parts = [_dnf(c, stop_words) for c in rule.children]
     if any(p is None for p in parts):
         return None
     if isinstance(rule, AnyOf):
@@ -179,7 +205,9 @@ def _dnf(rule: Rule, ngram_phrases: bool) -> list[frozenset[tuple[str, str]]] | 
     return clauses
 
 
-def signal_clauses(rule: Rule, *, ngram_phrases: bool = False) -> list[tuple[int, str, str]] | None:
+def signal_clauses(
+    rule: Rule, *, ngram_phrases: bool = True, stop_words: Collection[str] | None = None
+) -> list[tuple[int, str, str]] | None:
     """The rule in disjunctive normal form over extracted signals, or ``None`` when it is not
     signal-evaluable (a ``not``, a suffix, a text_contains/regex or meta leaf, or too many
     clauses). A message hits the rule when it carries every signal of some clause.
@@ -187,12 +215,15 @@ def signal_clauses(rule: Rule, *, ngram_phrases: bool = False) -> list[tuple[int
     Rows are ``(clause_no, signal_kind, signal_value)``, clauses numbered from 1 in a stable
     order, subsumed clauses (supersets of another clause) dropped.
 
-    ``ngram_phrases``: treat a 1-3 word ``text_phrase`` as the ``ngram`` signal with the same
-    space-joined words. Off by default: it is only exact when the n-gram extractor tokenizes with
-    the same word characters and keeps the phrase (no stop word at its edges); until that contract
-    is pinned, phrases are evaluated by predicate.
+    ``ngram_phrases``: a ``text_phrase`` that the n-gram extractor keeps (see
+    :func:`is_ngram_phrase`) is the ``ngram`` signal with the same space-joined words. Exact,
+    because phrase rules tokenize with the extractor's word characters (``regex_subset``).
+    ``stop_words`` defaults to the extractor's seed; when it is unavailable, phrases stay
+    predicate-evaluated.
     """
-    clauses = _dnf(rule, ngram_phrases)
+    if ngram_phrases and stop_words is None:
+        stop_words = seed_stop_words()
+    clauses = _dnf(rule, stop_words if ngram_phrases else None)
     if clauses is None:
         return None
     unique = sorted(set(clauses), key=lambda c: (len(c), sorted(c)))
@@ -206,5 +237,5 @@ def signal_clauses(rule: Rule, *, ngram_phrases: bool = False) -> list[tuple[int
     return rows
 
 
-def is_signal_evaluable(rule: Rule, *, ngram_phrases: bool = False) -> bool:
+def is_signal_evaluable(rule: Rule, *, ngram_phrases: bool = True) -> bool:
     return signal_clauses(rule, ngram_phrases=ngram_phrases) is not None

@@ -124,7 +124,7 @@ def normalize_text_value(value: str) -> str:
 
 
 def phrase_words(text: str) -> tuple[str, ...]:
-    """The words of a text: maximal runs of word characters (``regex_subset.WORD_RANGES``)."""
+    """The words of a text: maximal runs of word characters (``regex_subset.WORD_CLASS``, the n-gram tokenizer's)."""
     return tuple(re.findall(regex_subset.WORD_CLASS + "+", text))
 
 

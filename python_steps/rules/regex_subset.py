@@ -12,7 +12,7 @@ The subset (source syntax):
 - literals (any printable character except the metacharacters ``\\ . ^ $ | ? * + ( ) [ ] { }``,
   which must be escaped with a backslash);
 - ``.`` (any character except newline), ``\\d \\D \\s \\S \\w \\W`` (ASCII digits, ASCII
-  whitespace, :data:`WORD_RANGES`), ``\\b`` (a word boundary over the same word class);
+  whitespace, :data:`WORD_CLASS_BODY`), ``\\b`` (a word boundary over the same word class);
 - classes ``[...]`` / ``[^...]`` with characters, ranges and ``\\d \\s \\w``;
 - groups ``(...)`` / ``(?:...)`` (never capturing), alternation ``|``, anchors ``^`` and ``$``;
 - greedy quantifiers ``* + ? {n} {n,} {n,m}`` with bounds at most :data:`MAX_REPEAT`.
@@ -27,6 +27,7 @@ message). Matching is a search (anywhere in the text), case-sensitive, over norm
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 MAX_PATTERN_LENGTH = 256
@@ -34,49 +35,34 @@ MAX_REPEAT = 100
 MAX_UNBOUNDED = 3
 MAX_NODES = 200
 
-# The word characters of text rules, as code-point ranges. Explicit (not ``\w``), so that Python
-# and Postgres agree whatever the database collation: ASCII letters, digits and underscore; Latin-1
-# and extended Latin letters, IPA, combining marks, Greek, Cyrillic; Hebrew and Arabic letters and
-# Arabic-Indic digits; Devanagari; Latin Extended Additional and Greek Extended.
-WORD_RANGES: tuple[tuple[int, int], ...] = (
-    (0x30, 0x39),
-    (0x41, 0x5A),
-    (0x5F, 0x5F),
-    (0x61, 0x7A),
-    (0xAA, 0xAA),
-    (0xB5, 0xB5),
-    (0xBA, 0xBA),
-    (0xC0, 0xD6),
-    (0xD8, 0xF6),
-    (0xF8, 0x52F),
-    (0x5D0, 0x5EA),
-    (0x620, 0x64A),
-    (0x660, 0x669),
-    (0x900, 0x97F),
-    (0x1E00, 0x1FFF),
-)
+# The word characters of text rules: the n-gram tokenizer's (``python_steps.normalize.WORD_CHARS``,
+# a class body of explicit code-point ranges that Python and Postgres read the same way), so that
+# a 1-3 word phrase rule hits exactly the messages carrying that ``ngram`` signal. The copy below
+# is only used if ``python_steps.normalize`` cannot be imported (a unit test keeps them equal).
+try:
+    from python_steps.normalize import WORD_CHARS as WORD_CLASS_BODY
+except ImportError:  # pragma: no cover
+    WORD_CLASS_BODY = (
+        "0-9a-z\\u00aa\\u00b5\\u00ba\\u00df-\\u00f6\\u00f8-\\u02af\\u0300-\\u036f\\u0370-\\u03ff"
+        "\\u0400-\\u052f\\u0531-\\u0587\\u05d0-\\u05ea\\u0620-\\u064a\\u0660-\\u0669\\u0900-\\u097f"
+        "\\u0e01-\\u0e4e\\u1e00-\\u1eff\\u3041-\\u30ff\\u3400-\\u4dbf\\u4e00-\\u9fff\\uac00-\\ud7a3"
+    )
 SPACE_RANGES: tuple[tuple[int, int], ...] = ((0x09, 0x0D), (0x20, 0x20))
 DIGIT_RANGES: tuple[tuple[int, int], ...] = ((0x30, 0x39),)
 
 METACHARS = frozenset("\\.^$|?*+()[]{}")
-_SHORTHANDS = {"d": (DIGIT_RANGES, False), "D": (DIGIT_RANGES, True), "s": (SPACE_RANGES, False)}
-_SHORTHANDS |= {"S": (SPACE_RANGES, True), "w": (WORD_RANGES, False), "W": (WORD_RANGES, True)}
+_SHORTHANDS: dict[str, tuple[str, bool]] = {}  # letter -> (class body, negated); filled below
 
 
 class RegexError(ValueError):
     """The pattern is outside the safe subset; the message says where and why."""
 
 
-def is_word_char(ch: str) -> bool:
-    o = ord(ch)
-    return any(lo <= o <= hi for lo, hi in WORD_RANGES)
-
-
 def escape_char(ch: str) -> str:
     """One character as regex text valid in both engines (letters/digits as is, else ``\\u``)."""
     if ch.isascii() and (ch.isalnum() or ch == "_"):
         return ch
-    if not ch.isascii() and is_word_char(ch) and ch.isalnum():
+    if not ch.isascii() and ch.isalpha() and unicodedata.category(ch) in ("Ll", "Lu"):
         return ch
     o = ord(ch)
     return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
@@ -96,8 +82,13 @@ def ranges_class_body(ranges: tuple[tuple[int, int], ...]) -> str:
     )
 
 
-WORD_CLASS = "[" + ranges_class_body(WORD_RANGES) + "]"
-NON_WORD_CLASS = "[^" + ranges_class_body(WORD_RANGES) + "]"
+_DIGITS, _SPACES = ranges_class_body(DIGIT_RANGES), ranges_class_body(SPACE_RANGES)
+_SHORTHANDS.update(
+    d=(_DIGITS, False), D=(_DIGITS, True), s=(_SPACES, False), S=(_SPACES, True),
+    w=(WORD_CLASS_BODY, False), W=(WORD_CLASS_BODY, True),
+)  # fmt: skip
+WORD_CLASS = "[" + WORD_CLASS_BODY + "]"
+NON_WORD_CLASS = "[^" + WORD_CLASS_BODY + "]"
 
 
 # ---- AST ---------------------------------------------------------------------------------------
@@ -419,12 +410,12 @@ def render_engine(alt: Alt, dialect: str) -> str:
     """The pattern for ``dialect`` 'python' (``re.search``) or 'postgres' (ARE, operator ``~``)."""
     if dialect not in ("python", "postgres"):
         raise ValueError(dialect)
-    w = ranges_class_body(WORD_RANGES)
+    w = WORD_CLASS_BODY
     boundary = f"(?:(?<=[{w}])(?![{w}])|(?<![{w}])(?=[{w}]))"
 
     def class_item(it: ClassItem | str) -> str:
         if isinstance(it, str):
-            return ranges_class_body(_SHORTHANDS[it][0])
+            return _SHORTHANDS[it][0]
         return escape_char(it.lo) + ("" if it.lo == it.hi else "-" + escape_char(it.hi))
 
     def node(n: Node) -> str:
@@ -433,8 +424,8 @@ def render_engine(alt: Alt, dialect: str) -> str:
         if isinstance(n, Dot):
             return "[^\\u000a]"
         if isinstance(n, Shorthand):
-            ranges, neg = _SHORTHANDS[n.letter]
-            return "[" + ("^" if neg else "") + ranges_class_body(ranges) + "]"
+            body, neg = _SHORTHANDS[n.letter]
+            return "[" + ("^" if neg else "") + body + "]"
         if isinstance(n, Anchor):
             if n.kind == "b":
                 return boundary
@@ -461,6 +452,6 @@ def literal_pattern(text: str) -> str:
 def phrase_pattern(words: tuple[str, ...]) -> str:
     """Words (each made of word characters only) in sequence, separated by non-word characters,
     not preceded or followed by a word character. Valid in both engines."""
-    w = ranges_class_body(WORD_RANGES)
+    w = WORD_CLASS_BODY
     inner = f"[^{w}]+".join(literal_pattern(x) for x in words)
     return f"(?<![{w}]){inner}(?![{w}])"

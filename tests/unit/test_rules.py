@@ -283,9 +283,14 @@ def test_signal_clauses() -> None:
     assert signal_clauses(parse_rule({"kind": "domain", "op": "suffix", "value": "a.com"})) is None
     assert signal_clauses(parse_rule({"kind": "text_contains", "value": "win"})) is None
     phrase = parse_rule({"kind": "text_phrase", "value": "claim your prize"})
-    assert signal_clauses(phrase) is None
-    assert signal_clauses(phrase, ngram_phrases=True) == [(1, "ngram", "claim your prize")]
-    assert signal_clauses(parse_rule({"kind": "text_phrase", "value": "a b c d"}), ngram_phrases=True) is None
+    assert signal_clauses(phrase, ngram_phrases=False) is None
+    assert signal_clauses(phrase, stop_words={"your"}) == [(1, "ngram", "claim your prize")]
+    assert (
+        signal_clauses(parse_rule({"kind": "text_phrase", "value": "your prize"}), stop_words={"your"})
+        is None
+    )
+    assert signal_clauses(parse_rule({"kind": "text_phrase", "value": "call 999"}), stop_words=set()) is None
+    assert signal_clauses(parse_rule({"kind": "text_phrase", "value": "a b c d"}), stop_words=set()) is None
     assert (
         signal_clauses(
             parse_rule({"all": [{"kind": "handle", "value": "x"}, {"not": {"kind": "handle", "value": "y"}}]})
@@ -368,3 +373,30 @@ def test_leaf_is_hashable_and_ordered() -> None:
     assert (
         len({parse_rule({"kind": "handle", "value": "A"}), parse_rule({"kind": "handle", "value": "a"})}) == 1
     )
+
+
+def test_word_class_is_the_ngram_tokenizers() -> None:
+    normalize = pytest.importorskip("python_steps.normalize")
+    from python_steps.rules import regex_subset
+
+    assert regex_subset.WORD_CLASS_BODY == normalize.WORD_CHARS
+
+
+phrase_texts = st.text(alphabet="ab cж1_.,!'\n-", max_size=30)
+
+
+@given(phrase_texts, phrase_texts)
+def test_phrase_rule_hits_exactly_the_ngram_signal(text: str, phrase: str) -> None:
+    """A signal-evaluable phrase rule hits a message iff the extractor emits that n-gram."""
+    normalize = pytest.importorskip("python_steps.normalize")
+    stop = {"b", "a"}
+    try:
+        rule = parse_rule({"kind": "text_phrase", "value": phrase})
+    except RuleError:
+        return
+    clauses = signal_clauses(rule, stop_words=stop)
+    if clauses is None:
+        return
+    [(_, kind, value)] = clauses
+    assert kind == "ngram"
+    assert evaluate(rule, {"normalized_text": text}) == (value in normalize.ngrams(text, stop))
