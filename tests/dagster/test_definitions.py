@@ -1,0 +1,102 @@
+"""The shape of the asset graph: every stage present, wired in the order of the design."""
+
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from python_steps.settings import PROJECT_ROOT
+
+K = dg.AssetKey
+
+
+@pytest.fixture(scope="module")
+def graph(defs):
+    return defs.resolve_asset_graph()
+
+
+def _upstream(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    return set(graph.get(key).parent_keys)
+
+
+EXPECTED = [
+    K(["raw", "messages"]),
+    K(["raw", "ingest_batches"]),
+    K(["staging", "stg_raw__messages"]),
+    K(["intermediate", "int_messages_enriched"]),
+    K(["intermediate", "int_message_signals_extracted"]),
+    K(["intermediate", "int_messages_windowed"]),
+    K(["marts", "signal_label_counts"]),
+    K(["marts", "stage1_candidates"]),
+    K(["patas", "rule_drafts"]),
+    K(["patas", "rule_signal_clauses"]),
+    K(["marts", "rule_hits"]),
+    K(["marts", "rule_evaluations"]),
+    K(["marts", "ruleset_evaluation"]),
+    K(["marts", "rule_overlaps"]),
+    K(["patas", "rule_lifecycle"]),
+    K(["patas", "rule_audit"]),
+    K(["marts", "active_rules"]),
+    K(["patas", "rule_exports"]),
+    K(["patas", "run_report"]),
+]
+
+
+def test_every_stage_is_an_asset(graph):
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    missing = [k.to_user_string() for k in EXPECTED if k not in materializable]
+    assert not missing, f"missing assets: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("downstream", "upstream"),
+    [
+        (K(["staging", "stg_raw__messages"]), K(["raw", "messages"])),
+        (K(["patas", "rule_drafts"]), K(["marts", "stage1_candidates"])),
+        (K(["marts", "rule_hits"]), K(["patas", "rule_drafts"])),
+        (K(["marts", "rule_hits"]), K(["patas", "rule_signal_clauses"])),
+        (K(["marts", "rule_evaluations"]), K(["marts", "rule_hits"])),
+        (K(["patas", "rule_lifecycle"]), K(["marts", "rule_evaluations"])),
+        (K(["marts", "active_rules"]), K(["patas", "rule_lifecycle"])),
+        (K(["patas", "rule_exports"]), K(["marts", "active_rules"])),
+    ],
+)
+def test_edges(graph, downstream, upstream):
+    assert upstream in _upstream(graph, downstream)
+
+
+def test_promotion_is_gated_by_a_blocking_check(defs):
+    checks = {
+        spec.key: spec
+        for cdef in defs.resolve_asset_graph().asset_check_keys
+        for spec in [defs.resolve_asset_graph().get_check_spec(cdef)]
+    }
+    gate = [s for k, s in checks.items() if k.name == "rule_evaluations_are_consistent"]
+    assert gate and gate[0].blocking
+    assert gate[0].asset_key == K(["marts", "rule_evaluations"])
+
+
+def test_dbt_tests_are_asset_checks(defs):
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    dbt_checks = [k for k in check_keys if k.name.startswith(("unique_", "not_null_"))]
+    assert dbt_checks, "dbt data tests should surface as Dagster asset checks"
+
+
+def test_job_sensor_schedule_present(defs):
+    assert defs.resolve_job_def("patas_pipeline")
+    assert defs.resolve_sensor_def("inbox_sensor")
+    assert defs.resolve_schedule_def("nightly_patas_run")
+
+
+def test_definitions_validate_in_a_fresh_process(manifest):
+    res = subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "dagster"), "definitions", "validate", "-m", "patas_dagster.definitions"]
+        if (PROJECT_ROOT / ".venv" / "bin" / "dagster").exists()
+        else [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "patas_dagster.definitions"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
