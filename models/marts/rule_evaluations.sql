@@ -1,0 +1,163 @@
+{#-
+    Shadow evaluation, step 2: the metrics of every evaluated rule on every evaluated window
+    (formulas in DESIGN.md; Python twin python_steps.metrics). Rules with no hit get a row too.
+    unique_spam_hit_count: spam hits that no other evaluated rule hits on the same window.
+-#}
+{%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
+
+with
+
+drafts as (
+
+    select * from {{ source('patas', 'rule_drafts') }}
+
+),
+
+latest_rules as (
+
+    select distinct on (rule_id)
+        rule_id,
+        version as rule_version,
+        evaluation_kind,
+        origin
+    from drafts
+    order by rule_id, version desc
+
+),
+
+evaluated_windows as (
+
+    select window_name
+    from (
+        values
+        {%- for w in windows %}
+        ('{{ w }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as listed (window_name)
+    where window_name in ('mining', 'evaluation')
+
+),
+
+messages as (
+
+    select
+        windowed.window_name,
+        enriched.message_id,
+        enriched.is_spam
+    from {{ ref('int_messages_windowed') }} as windowed
+    inner join {{ ref('int_messages_enriched') }} as enriched
+        on windowed.message_id = enriched.message_id
+    inner join evaluated_windows
+        on windowed.window_name = evaluated_windows.window_name
+
+),
+
+window_totals as (
+
+    select
+        evaluated_windows.window_name,
+        count(messages.message_id) as window_message_count,
+        count(messages.message_id) filter (where messages.is_spam) as window_spam_count,
+        count(messages.message_id) filter (where not messages.is_spam) as window_ham_count
+    from evaluated_windows
+    left join messages
+        on evaluated_windows.window_name = messages.window_name
+    group by evaluated_windows.window_name
+
+),
+
+labelled_hits as (
+
+    select
+        hits.rule_id,
+        hits.window_name,
+        hits.message_id,
+        messages.is_spam
+    from {{ ref('rule_hits') }} as hits
+    inner join messages
+        on
+            hits.message_id = messages.message_id
+            and hits.window_name = messages.window_name
+
+),
+
+rules_per_message as (
+
+    select
+        window_name,
+        message_id,
+        count(*) as rule_count
+    from labelled_hits
+    group by window_name, message_id
+
+),
+
+hit_counts as (
+
+    select
+        labelled_hits.rule_id,
+        labelled_hits.window_name,
+        count(*) as hit_count,
+        count(*) filter (where labelled_hits.is_spam) as spam_hit_count,
+        count(*) filter (where not labelled_hits.is_spam) as ham_hit_count,
+        count(*) filter (where labelled_hits.is_spam is null) as unlabelled_hit_count,
+        count(*) filter (
+            where labelled_hits.is_spam and rules_per_message.rule_count = 1
+        ) as unique_spam_hit_count
+    from labelled_hits
+    inner join rules_per_message
+        on
+            labelled_hits.window_name = rules_per_message.window_name
+            and labelled_hits.message_id = rules_per_message.message_id
+    group by labelled_hits.rule_id, labelled_hits.window_name
+
+),
+
+counted as (
+
+    select
+        latest_rules.rule_id,
+        latest_rules.rule_version,
+        window_totals.window_name,
+        latest_rules.evaluation_kind,
+        latest_rules.origin,
+        coalesce(hit_counts.hit_count, 0) as hit_count,
+        coalesce(hit_counts.spam_hit_count, 0) as spam_hit_count,
+        coalesce(hit_counts.ham_hit_count, 0) as ham_hit_count,
+        coalesce(hit_counts.unlabelled_hit_count, 0) as unlabelled_hit_count,
+        coalesce(hit_counts.unique_spam_hit_count, 0) as unique_spam_hit_count,
+        window_totals.window_message_count,
+        window_totals.window_spam_count,
+        window_totals.window_ham_count
+    from latest_rules
+    cross join window_totals
+    left join hit_counts
+        on
+            latest_rules.rule_id = hit_counts.rule_id
+            and window_totals.window_name = hit_counts.window_name
+
+),
+
+final as (
+
+    select
+        rule_id,
+        rule_version,
+        window_name,
+        evaluation_kind,
+        origin,
+        hit_count,
+        spam_hit_count,
+        ham_hit_count,
+        unlabelled_hit_count,
+        unique_spam_hit_count,
+        window_message_count,
+        window_spam_count,
+        window_ham_count,
+        {{ hit_metric_columns() }},
+        '{{ var("patas_run_id") | replace("'", "''") }}'::text as evaluated_run_id
+    from counted
+
+)
+
+select * from final

@@ -1,0 +1,172 @@
+{#-
+    Shadow evaluation of whole rulesets: the union of the rules that are active now
+    (patas.rule_lifecycle, ruleset 'active') and, for every safety profile, the set that profile
+    would make active (patas.ruleset_members, written by python_steps.lifecycle). A message counts
+    once however many rules of the set hit it. Empty sets get a row of zeros.
+-#}
+{%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
+
+with
+
+lifecycle as (
+
+    select * from {{ source('patas', 'rule_lifecycle') }}
+
+),
+
+profile_members as (
+
+    select * from {{ source('patas', 'ruleset_members') }}
+
+),
+
+members as (
+
+    select
+        'active' as ruleset_name,
+        rule_id
+    from lifecycle
+    where status = 'active'
+
+    union
+
+    select
+        ruleset_name,
+        rule_id
+    from profile_members
+
+),
+
+rulesets as (
+
+    select 'active' as ruleset_name
+    union
+    select ruleset_name from profile_members
+
+),
+
+evaluated_windows as (
+
+    select window_name
+    from (
+        values
+        {%- for w in windows %}
+        ('{{ w }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as listed (window_name)
+    where window_name in ('mining', 'evaluation')
+
+),
+
+messages as (
+
+    select
+        windowed.window_name,
+        enriched.message_id,
+        enriched.is_spam
+    from {{ ref('int_messages_windowed') }} as windowed
+    inner join {{ ref('int_messages_enriched') }} as enriched
+        on windowed.message_id = enriched.message_id
+    inner join evaluated_windows
+        on windowed.window_name = evaluated_windows.window_name
+
+),
+
+window_totals as (
+
+    select
+        evaluated_windows.window_name,
+        count(messages.message_id) as window_message_count,
+        count(messages.message_id) filter (where messages.is_spam) as window_spam_count,
+        count(messages.message_id) filter (where not messages.is_spam) as window_ham_count
+    from evaluated_windows
+    left join messages
+        on evaluated_windows.window_name = messages.window_name
+    group by evaluated_windows.window_name
+
+),
+
+ruleset_hits as (
+
+    select distinct
+        members.ruleset_name,
+        hits.window_name,
+        hits.message_id
+    from members
+    inner join {{ ref('rule_hits') }} as hits
+        on members.rule_id = hits.rule_id
+
+),
+
+hit_counts as (
+
+    select
+        ruleset_hits.ruleset_name,
+        ruleset_hits.window_name,
+        count(*) as hit_count,
+        count(*) filter (where messages.is_spam) as spam_hit_count,
+        count(*) filter (where not messages.is_spam) as ham_hit_count,
+        count(*) filter (where messages.is_spam is null) as unlabelled_hit_count
+    from ruleset_hits
+    inner join messages
+        on
+            ruleset_hits.window_name = messages.window_name
+            and ruleset_hits.message_id = messages.message_id
+    group by ruleset_hits.ruleset_name, ruleset_hits.window_name
+
+),
+
+rule_counts as (
+
+    select
+        ruleset_name,
+        count(distinct rule_id) as rule_count
+    from members
+    group by ruleset_name
+
+),
+
+counted as (
+
+    select
+        rulesets.ruleset_name,
+        window_totals.window_name,
+        coalesce(rule_counts.rule_count, 0) as rule_count,
+        coalesce(hit_counts.hit_count, 0) as hit_count,
+        coalesce(hit_counts.spam_hit_count, 0) as spam_hit_count,
+        coalesce(hit_counts.ham_hit_count, 0) as ham_hit_count,
+        coalesce(hit_counts.unlabelled_hit_count, 0) as unlabelled_hit_count,
+        window_totals.window_message_count,
+        window_totals.window_spam_count,
+        window_totals.window_ham_count
+    from rulesets
+    cross join window_totals
+    left join rule_counts
+        on rulesets.ruleset_name = rule_counts.ruleset_name
+    left join hit_counts
+        on
+            rulesets.ruleset_name = hit_counts.ruleset_name
+            and window_totals.window_name = hit_counts.window_name
+
+),
+
+final as (
+
+    select
+        ruleset_name,
+        window_name,
+        rule_count,
+        hit_count,
+        spam_hit_count,
+        ham_hit_count,
+        unlabelled_hit_count,
+        window_message_count,
+        window_spam_count,
+        window_ham_count,
+        {{ hit_metric_columns() }},
+        '{{ var("patas_run_id") | replace("'", "''") }}'::text as evaluated_run_id
+    from counted
+
+)
+
+select * from final

@@ -1,0 +1,186 @@
+"""Shadow evaluation in dbt on a small hand-made corpus.
+
+The hits must be exactly the reference evaluator's (both evaluation paths: signal joins and
+batched predicate scans), and every metric in ``rule_evaluations`` must equal the Python formulas
+of ``python_steps.metrics`` on the same counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from test_shadow_eval_support import (
+    MESSAGES,
+    RULES,
+    create_database,
+    create_fixture,
+    draft_rule,
+    drop_database,
+    expected_hits,
+    run_shadow_evaluation,
+    scratch_project,
+)
+
+from python_steps import metrics as mt
+from python_steps import rules as rl
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "run-shadow-1"
+
+
+@pytest.fixture(scope="module")
+def shadow_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
+    name = f"patas_shadow_{os.getpid()}"
+    url = create_database(server_url, name)
+    project = scratch_project(tmp_path_factory.mktemp("shadow"))
+    with psycopg.connect(url) as conn:
+        create_fixture(conn, MESSAGES)
+        ids = {key: draft_rule(conn, obj) for key, obj in RULES.items()}
+    run_shadow_evaluation(project, url, RUN_ID)
+    yield url, project, ids
+    drop_database(server_url, name)
+
+
+def _hits(url: str, window: str = "evaluation") -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    with psycopg.connect(url) as conn:
+        for rid, mid in conn.execute(
+            "select rule_id, message_id from marts.rule_hits where window_name = %s", (window,)
+        ).fetchall():
+            out.setdefault(rid, set()).add(mid)
+    return out
+
+
+def _evaluations(url: str) -> dict[tuple[str, str], dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute("select * from marts.rule_evaluations").fetchall()
+    return {(r["rule_id"], r["window_name"]): r for r in rows}
+
+
+def test_both_evaluation_paths_are_used(shadow_db) -> None:
+    url, _, ids = shadow_db
+    with psycopg.connect(url) as conn:
+        kinds = dict(conn.execute("select rule_id, evaluation_kind from patas.rule_drafts").fetchall())
+    assert kinds[ids["domain"]] == kinds[ids["phone_and_handle"]] == kinds[ids["code_or_handle"]] == "signal"
+    assert kinds[ids["free_entry"]] == kinds[ids["win_regex"]] == kinds[ids["call_not_bot"]] == "predicate"
+
+
+def test_rule_hits_equal_the_reference_evaluator(shadow_db) -> None:
+    url, _, ids = shadow_db
+    expected = expected_hits({ids[k]: v for k, v in RULES.items()}, MESSAGES)
+    got = _hits(url)
+    for key, rid in ids.items():
+        assert got.get(rid, set()) == expected[rid], key
+    # Spot checks against the corpus by hand.
+    assert got[ids["domain"]] == {1, 2, 3}
+    assert got[ids["phone_and_handle"]] == {4}
+    assert got[ids["code_or_handle"]] == {9, 10, 13}
+    assert got[ids["free_entry"]] == {7, 8, 9}
+    assert got[ids["win_regex"]] == {1, 2}
+    assert got[ids["call_not_bot"]] == {5, 6}
+    assert ids["nothing"] not in got
+
+
+def test_only_the_evaluation_window_by_default(shadow_db) -> None:
+    url, _, _ = shadow_db
+    with psycopg.connect(url) as conn:
+        windows = conn.execute("select distinct window_name from marts.rule_evaluations").fetchall()
+        mining_hits = conn.execute(
+            "select count(*) from marts.rule_hits where message_id in (11, 14)"
+        ).fetchone()[0]
+    assert windows == [("evaluation",)]
+    assert mining_hits == 0
+
+
+def test_metrics_equal_python_formulas(shadow_db) -> None:
+    url, _, ids = shadow_db
+    expected = expected_hits({ids[k]: v for k, v in RULES.items()}, MESSAGES)
+    labels = {m["message_id"]: m["is_spam"] for m in MESSAGES if m["window"] == "evaluation"}
+    rows = _evaluations(url)
+    assert len(rows) == len(RULES)
+    for rid, hit_ids in expected.items():
+        row = rows[(rid, "evaluation")]
+        py = mt.metrics_for_hits(hit_ids, labels).to_dict()
+        for col, value in py.items():
+            if value is None:
+                assert row[col] is None, (rid, col)
+            else:
+                assert row[col] == pytest.approx(value, rel=1e-12, abs=1e-15), (rid, col)
+        others = set().union(*(h for r, h in expected.items() if r != rid))
+        unique = {i for i in hit_ids if labels[i] is True and i not in others}
+        assert row["unique_spam_hit_count"] == len(unique), rid
+        assert row["evaluated_run_id"] == RUN_ID
+        assert row["rule_version"] == 1
+
+
+def test_worked_numbers_for_the_domain_rule(shadow_db) -> None:
+    url, _, ids = shadow_db
+    row = _evaluations(url)[(ids["domain"], "evaluation")]
+    # 12 evaluation messages: 7 spam, 4 ham, 1 unlabelled. The rule hits 2 spam and 1 ham.
+    assert (row["window_message_count"], row["window_spam_count"], row["window_ham_count"]) == (12, 7, 4)
+    assert (row["hit_count"], row["spam_hit_count"], row["ham_hit_count"]) == (3, 2, 1)
+    assert row["precision"] == pytest.approx(2 / 3)
+    assert row["recall"] == pytest.approx(2 / 7)
+    assert row["coverage"] == pytest.approx(3 / 12)
+    assert row["false_positive_rate"] == pytest.approx(1 / 4)
+    assert row["precision_lower_bound"] == pytest.approx(mt.wilson_lower_bound(2, 3), rel=1e-12)
+    assert row["unique_spam_hit_count"] == 0  # the regex rule catches both spam messages too
+    nothing = _evaluations(url)[(ids["nothing"], "evaluation")]
+    assert nothing["hit_count"] == 0 and nothing["precision"] is None
+    assert nothing["precision_lower_bound"] == 0.0
+    assert nothing["false_positive_rate_upper_bound"] == pytest.approx(3 / 4)  # rule of three
+
+
+def test_overlaps(shadow_db) -> None:
+    url, _, ids = shadow_db
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute("select * from marts.rule_overlaps").fetchall()
+    pairs = {(r["rule_a_id"], r["rule_b_id"]): r for r in rows}
+    a, b = sorted([ids["domain"], ids["win_regex"]])
+    pair = pairs[(a, b)]
+    assert pair["shared_hit_count"] == 2 and pair["shared_spam_hit_count"] == 2
+    assert pair["jaccard"] == pytest.approx(2 / 3)
+    assert pair["containment"] == pytest.approx(1.0)
+    c, d = sorted([ids["free_entry"], ids["code_or_handle"]])
+    assert pairs[(c, d)]["shared_hit_count"] == 1  # message 9
+    assert all(r["rule_a_id"] < r["rule_b_id"] for r in rows)
+    assert len(pairs) == 2
+
+
+def test_one_predicate_per_scan_gives_the_same_hits(shadow_db) -> None:
+    url, project, _ = shadow_db
+    before = _hits(url)
+    run_shadow_evaluation(project, url, RUN_ID, extra_vars={"patas_predicates_per_scan": 1})
+    assert _hits(url) == before
+    run_shadow_evaluation(project, url, RUN_ID)
+
+
+def test_mining_window_on_request(shadow_db) -> None:
+    url, project, ids = shadow_db
+    run_shadow_evaluation(project, url, RUN_ID, extra_vars={"patas_shadow_windows": ["mining", "evaluation"]})
+    try:
+        mining = _hits(url, "mining")
+        assert mining[ids["domain"]] == {11}
+        assert mining[ids["free_entry"]] == {14}
+        assert mining[ids["win_regex"]] == {11, 14}
+        rows = _evaluations(url)
+        assert rows[(ids["domain"], "mining")]["window_message_count"] == 2
+        assert len(rows) == 2 * len(RULES)
+    finally:
+        run_shadow_evaluation(project, url, RUN_ID)
+
+
+def test_predicates_come_from_the_compiler(shadow_db) -> None:
+    """The SQL pasted into the scan is the compiler's output, byte for byte."""
+    _url, project, ids = shadow_db
+    compiled = (project / "target" / "compiled").rglob("rule_hits.sql")
+    sql = next(iter(compiled)).read_text()
+    for key in ("free_entry", "win_regex", "call_not_bot"):
+        assert rl.compile_sql_predicate(rl.parse_rule(RULES[key])) in sql
+        assert f"then '{ids[key]}' end" in sql
