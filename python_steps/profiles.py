@@ -1,0 +1,142 @@
+"""Safety profiles and quality tiers, from one configuration file (``safety_profiles.toml``).
+
+A profile says when a shadow rule may become active and when an active rule is deprecated
+(``python_steps.lifecycle``). The defaults live beside this module; a user file with the same
+layout (``$PATAS_HOME/safety_profiles.toml``, or any path the caller gives) overrides or adds
+profiles. Nothing here reads the environment: callers pass the path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).with_name("safety_profiles.toml")
+
+# Whatever a profile says, a rule that hits more than this share of the evaluation window is never
+# promoted (DESIGN.md: the "match everything" guard of the SQL safety rules).
+MATCH_EVERYTHING_COVERAGE = 0.80
+
+TIERS = ("SAFE_AUTO", "REVIEW_ONLY", "FEATURE_ONLY")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SafetyProfile:
+    name: str
+    min_precision: float
+    max_ham_hits: int
+    max_coverage: float
+    min_hits: int = 0
+    use_wilson: bool = False
+    max_relative_precision_drop: float = 0.10
+    max_idle_runs: int = 0
+    fp_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_precision <= 1:
+            raise ProfileError(f"profile {self.name}: min_precision must be in (0, 1]")
+        if not 0 < self.max_coverage <= MATCH_EVERYTHING_COVERAGE:
+            raise ProfileError(
+                f"profile {self.name}: max_coverage must be in (0, {MATCH_EVERYTHING_COVERAGE}]"
+            )
+        if self.max_ham_hits < 0 or self.min_hits < 0 or self.max_idle_runs < 0:
+            raise ProfileError(f"profile {self.name}: counts must not be negative")
+        if not 0 <= self.max_relative_precision_drop < 1:
+            raise ProfileError(f"profile {self.name}: max_relative_precision_drop must be in [0, 1)")
+        if self.fp_budget is not None and self.fp_budget < 0:
+            raise ProfileError(f"profile {self.name}: fp_budget must not be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TierThresholds:
+    safe_auto_min_precision: float = 0.98
+    safe_auto_max_false_positive_rate: float = 0.005
+    review_only_min_precision: float = 0.90
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    profiles: Mapping[str, SafetyProfile]
+    default_profile: str
+    tiers: TierThresholds
+
+    def get(self, name: str | None = None) -> SafetyProfile:
+        key = name or self.default_profile
+        if key not in self.profiles:
+            raise ProfileError(f"unknown safety profile {key!r}; known: {', '.join(sorted(self.profiles))}")
+        return self.profiles[key]
+
+
+_PROFILE_KEYS = {f.name for f in fields(SafetyProfile)} - {"name"}
+_TIER_KEYS = {f.name for f in fields(TierThresholds)}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{path}: not valid TOML ({e})") from None
+
+
+def _profile(name: str, values: Mapping[str, Any], base: SafetyProfile | None, where: Path) -> SafetyProfile:
+    unknown = set(values) - _PROFILE_KEYS
+    if unknown:
+        raise ProfileError(f"{where}: profile {name} has unknown keys {sorted(unknown)}")
+    merged = ({k: v for k, v in asdict(base).items() if k != "name"} if base else {}) | dict(values)
+    missing = {"min_precision", "max_ham_hits", "max_coverage"} - set(merged)
+    if missing:
+        raise ProfileError(f"{where}: profile {name} misses {sorted(missing)}")
+    return SafetyProfile(name=name, **merged)
+
+
+def load_profiles(user_config: Path | None = None) -> ProfileConfig:
+    """The default profiles, overridden or extended by ``user_config`` when it exists."""
+    sources = [DEFAULT_CONFIG] + ([user_config] if user_config and Path(user_config).exists() else [])
+    profiles: dict[str, SafetyProfile] = {}
+    default = "conservative"
+    tiers: dict[str, float] = {}
+    for path in sources:
+        doc = _read(Path(path))
+        unknown = set(doc) - {"default_profile", "profiles", "tiers"}
+        if unknown:
+            raise ProfileError(f"{path}: unknown sections {sorted(unknown)}")
+        for name, values in sorted(doc.get("profiles", {}).items()):
+            profiles[name] = _profile(name, values, profiles.get(name), Path(path))
+        bad = set(doc.get("tiers", {})) - _TIER_KEYS
+        if bad:
+            raise ProfileError(f"{path}: unknown tier keys {sorted(bad)}")
+        tiers.update(doc.get("tiers", {}))
+        default = doc.get("default_profile", default)
+    config = ProfileConfig(profiles=profiles, default_profile=default, tiers=TierThresholds(**tiers))
+    config.get()  # the default must exist
+    return config
+
+
+def tier_for(metrics: Mapping[str, Any] | None, thresholds: TierThresholds | None = None) -> str:
+    """SAFE_AUTO (precision >= 0.98 and a low false positive rate upper bound), REVIEW_ONLY
+    (precision >= 0.90), else FEATURE_ONLY; FEATURE_ONLY without labelled evidence."""
+    t = thresholds or TierThresholds()
+    precision = (metrics or {}).get("precision")
+    if precision is None:
+        return "FEATURE_ONLY"
+    fpr_upper = metrics.get("false_positive_rate_upper_bound")
+    if (
+        precision >= t.safe_auto_min_precision
+        and fpr_upper is not None
+        and fpr_upper <= t.safe_auto_max_false_positive_rate
+    ):
+        return "SAFE_AUTO"
+    if precision >= t.review_only_min_precision:
+        return "REVIEW_ONLY"
+    return "FEATURE_ONLY"

@@ -1,0 +1,229 @@
+"""Lifecycle decisions and safety profiles: pure functions of metrics (no database)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from python_steps import lifecycle as lc
+from python_steps.metrics import compute_metrics
+from python_steps.profiles import ProfileError, SafetyProfile, TierThresholds, load_profiles, tier_for
+
+CONFIG = load_profiles()
+CONSERVATIVE = CONFIG.get("conservative")
+BALANCED = CONFIG.get("balanced")
+AGGRESSIVE = CONFIG.get("aggressive")
+
+
+def m(
+    spam: int,
+    ham: int,
+    unlabelled: int = 0,
+    *,
+    total: int = 10_000,
+    all_spam: int = 2_000,
+    all_ham: int = 7_000,
+):
+    return compute_metrics(
+        spam_hits=spam,
+        ham_hits=ham,
+        unlabelled_hits=unlabelled,
+        window_messages=total,
+        window_spam=all_spam,
+        window_ham=all_ham,
+    ).to_dict() | {"unique_spam_hit_count": 0}
+
+
+def test_default_profiles_are_the_design_table() -> None:
+    assert CONFIG.default_profile == "conservative"
+    assert (CONSERVATIVE.min_precision, CONSERVATIVE.max_ham_hits, CONSERVATIVE.max_coverage) == (
+        0.95,
+        5,
+        0.05,
+    )
+    assert CONSERVATIVE.use_wilson is True
+    assert (BALANCED.min_precision, BALANCED.max_ham_hits, BALANCED.max_coverage, BALANCED.min_hits) == (
+        0.90,
+        10,
+        0.10,
+        50,
+    )
+    assert (
+        AGGRESSIVE.min_precision,
+        AGGRESSIVE.max_ham_hits,
+        AGGRESSIVE.max_coverage,
+        AGGRESSIVE.min_hits,
+    ) == (
+        0.85,
+        20,
+        0.20,
+        30,
+    )
+    assert not BALANCED.use_wilson and not AGGRESSIVE.use_wilson
+
+
+def test_custom_profile_file_adds_and_overrides(tmp_path: Path) -> None:
+    user = tmp_path / "safety_profiles.toml"
+    user.write_text(
+        'default_profile = "strict"\n'
+        "[profiles.strict]\nmin_precision = 0.99\nmax_ham_hits = 0\nmax_coverage = 0.01\nuse_wilson = true\n"
+        "fp_budget = 3\n"
+        "[profiles.balanced]\nmin_hits = 80\n"
+        "[tiers]\nsafe_auto_min_precision = 0.99\n"
+    )
+    cfg = load_profiles(user)
+    assert cfg.get().name == "strict" and cfg.get().fp_budget == 3
+    assert cfg.get("balanced").min_hits == 80 and cfg.get("balanced").min_precision == 0.90
+    assert cfg.tiers.safe_auto_min_precision == 0.99
+    assert load_profiles(tmp_path / "missing.toml").default_profile == "conservative"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[profiles.x]\nmin_precision = 0.9\n",  # missing keys
+        "[profiles.x]\nmin_precision = 1.5\nmax_ham_hits = 1\nmax_coverage = 0.1\n",
+        "[profiles.x]\nmin_precision = 0.9\nmax_ham_hits = 1\nmax_coverage = 0.9\n",  # match everything
+        "[profiles.x]\nmin_precision = 0.9\nmax_ham_hits = 1\nmax_coverage = 0.1\ncolour = 1\n",
+        "[unknown]\n",
+        "not toml [",
+        'default_profile = "nope"\n',
+    ],
+)
+def test_bad_profile_files_are_refused(tmp_path: Path, body: str) -> None:
+    user = tmp_path / "p.toml"
+    user.write_text(body)
+    with pytest.raises(ProfileError):
+        load_profiles(user)
+
+
+def test_unknown_profile_name() -> None:
+    with pytest.raises(ProfileError, match="unknown safety profile"):
+        CONFIG.get("reckless")
+
+
+def test_tiers() -> None:
+    assert tier_for(m(500, 0)) == "SAFE_AUTO"  # fpr upper bound 3/7000
+    assert tier_for(m(99, 1, all_ham=100)) == "REVIEW_ONLY"  # precise, but the FPR bound is high
+    assert tier_for(m(95, 5)) == "REVIEW_ONLY"
+    assert tier_for(m(80, 20)) == "FEATURE_ONLY"
+    assert tier_for(m(0, 0, 5)) == "FEATURE_ONLY"
+    assert tier_for(None) == "FEATURE_ONLY"
+    assert tier_for(m(95, 5), TierThresholds(review_only_min_precision=0.96)) == "FEATURE_ONLY"
+
+
+def test_conservative_needs_the_wilson_bound_to_clear_the_bar() -> None:
+    assert lc.promotion_failures(m(73, 0), CONSERVATIVE) == []
+    fails = lc.promotion_failures(m(72, 0), CONSERVATIVE)
+    assert len(fails) == 1 and fails[0].startswith("precision_lower_bound_below_profile")
+    # Balanced looks at the point precision, with min_hits instead.
+    assert lc.promotion_failures(m(50, 0), BALANCED) == []
+    assert lc.promotion_failures(m(49, 0), BALANCED)[0].startswith("too_few_hits")
+
+
+def test_promotion_failures_name_every_reason() -> None:
+    codes = {f.split(":")[0] for f in lc.promotion_failures(m(900, 100), CONSERVATIVE)}
+    assert codes == {
+        "precision_lower_bound_below_profile",
+        "ham_hits_above_profile",
+        "coverage_above_profile",
+    }
+    assert lc.promotion_failures(m(0, 0, 40), AGGRESSIVE)[0].startswith("no_labelled_hits")
+    assert lc.promotion_failures(None, AGGRESSIVE)[0].startswith("not_evaluated")
+
+
+def test_deprecation_reasons() -> None:
+    promoted = m(200, 0)
+    assert lc.deprecation_reason(m(200, 2), promoted, CONSERVATIVE) is None
+    assert lc.deprecation_reason(m(9, 1), promoted, CONSERVATIVE).startswith("precision_below_profile")
+    assert lc.deprecation_reason(m(180, 6), promoted, CONSERVATIVE).startswith("ham_hits_above_profile")
+    # Aggressive keeps 0.85, but precision fell more than 10% relative to promotion (1.0 -> 0.88).
+    assert lc.deprecation_reason(m(88, 12), promoted, AGGRESSIVE).startswith("precision_dropped")
+    # Coverage more than twice the profile's maximum (5% -> 10.5%); precision still fine.
+    assert lc.deprecation_reason(m(1050, 0), promoted, CONSERVATIVE).startswith(
+        "coverage_above_twice_profile"
+    )
+    assert lc.deprecation_reason(m(0, 0), promoted, CONSERVATIVE) is None  # a quiet window is no evidence
+    idle = SafetyProfile("idle", 0.9, 5, 0.05, max_idle_runs=2)
+    assert lc.deprecation_reason(m(0, 0), promoted, idle, idle_runs=1) is None
+    assert lc.deprecation_reason(m(0, 0), promoted, idle, idle_runs=2).startswith("idle")
+
+
+def _states(**statuses: str) -> dict[str, lc.RuleState]:
+    return {rid: lc.RuleState(rid, 1, st) for rid, st in statuses.items()}
+
+
+def test_plan_moves_candidates_to_shadow_and_promotes_in_one_run() -> None:
+    states = _states(r_a="candidate", r_b="candidate", r_c="shadow")
+    evals = {"r_a": m(100, 0), "r_b": m(30, 0), "r_c": m(300, 1)}
+    plan = lc.plan_transitions(states, evals, CONSERVATIVE)
+    moves = [(d.rule_id, d.from_status, d.to_status) for d in plan.decisions]
+    assert moves == [
+        ("r_a", "candidate", "shadow"),
+        ("r_b", "candidate", "shadow"),
+        ("r_a", "shadow", "active"),
+        ("r_c", "shadow", "active"),
+    ]
+    assert plan.held["r_b"].startswith("precision_lower_bound_below_profile")
+    assert all(d.reason.startswith(("evaluated", "meets_profile")) for d in plan.decisions)
+    assert plan.tiers == {"r_a": "SAFE_AUTO", "r_b": "SAFE_AUTO", "r_c": "SAFE_AUTO"}
+
+
+def test_plan_deprecates_decayed_active_rules_and_leaves_pinned_ones() -> None:
+    promoted = m(200, 0)
+    states = {
+        "r_bad": lc.RuleState("r_bad", 1, "active", False, promoted),
+        "r_pinned": lc.RuleState("r_pinned", 1, "active", True, promoted),
+        "r_ok": lc.RuleState("r_ok", 1, "active", False, promoted),
+        "r_gone": lc.RuleState("r_gone", 1, "deprecated"),
+    }
+    evals = {"r_bad": m(10, 9), "r_pinned": m(10, 9), "r_ok": m(150, 0), "r_gone": m(500, 0)}
+    plan = lc.plan_transitions(states, evals, CONSERVATIVE)
+    assert [(d.rule_id, d.to_status) for d in plan.decisions] == [("r_bad", "deprecated")]
+    assert plan.decisions[0].reason.startswith("precision_below_profile")
+
+
+def test_plan_without_evaluation_changes_nothing() -> None:
+    plan = lc.plan_transitions(_states(r_a="candidate", r_b="active"), {}, CONSERVATIVE)
+    assert plan.decisions == []
+
+
+def test_greedy_selection_skips_redundant_rules_and_respects_the_budget() -> None:
+    hits = {
+        "r_big": lc.HitSets(frozenset(range(100)), frozenset({1000})),
+        "r_inside": lc.HitSets(frozenset(range(50)), frozenset()),  # adds no new spam
+        "r_new": lc.HitSets(frozenset(range(100, 180)), frozenset({1001, 1002})),
+        "r_more": lc.HitSets(frozenset(range(200, 290)), frozenset({1003})),
+    }
+    evals = {
+        "r_big": m(100, 1),
+        "r_inside": m(50, 0),
+        "r_new": m(80, 2),
+        "r_more": m(90, 1),
+    }
+    chosen, skipped = lc.greedy_select(evals, hits, fp_budget=2)
+    assert chosen == ["r_big", "r_more"]
+    assert skipped["r_inside"].startswith("redundant")
+    assert skipped["r_new"].startswith("fp_budget")
+    # Rules already active count first.
+    chosen, skipped = lc.greedy_select(evals, hits, fp_budget=10, already_active=["r_big"])
+    assert "r_big" not in chosen and "r_inside" in skipped
+
+
+def test_would_be_active_sets_per_profile() -> None:
+    states = {
+        "r_a": lc.RuleState("r_a", 1, "shadow"),
+        "r_b": lc.RuleState("r_b", 1, "shadow"),
+        "r_pin": lc.RuleState("r_pin", 1, "active", True),
+        "r_dep": lc.RuleState("r_dep", 1, "deprecated"),
+    }
+    evals = {"r_a": m(100, 0), "r_b": m(60, 4), "r_pin": m(1, 5), "r_dep": m(500, 0)}
+    assert lc.would_be_active(states, evals, CONSERVATIVE) == ["r_a", "r_pin"]
+    assert lc.would_be_active(states, evals, AGGRESSIVE) == ["r_a", "r_b", "r_pin"]
+
+
+def test_budget_profile_needs_hits() -> None:
+    prof = SafetyProfile("b", 0.9, 5, 0.05, fp_budget=1)
+    with pytest.raises(lc.LifecycleError):
+        lc.plan_transitions(_states(r_a="shadow"), {"r_a": m(100, 0)}, prof)
