@@ -5,14 +5,22 @@ import dagster as dg
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.assets.ingestion import raw_messages
 from patas_dagster.assets.lifecycle import rule_exports, rule_lifecycle, run_report
-from patas_dagster.assets.rules import rule_drafts
+from patas_dagster.assets.rules import rule_drafts, semantic_clusters
 from patas_dagster.checks import all_checks
 from patas_dagster.jobs import patas_pipeline
 from patas_dagster.resources import WarehouseResource, dbt_resource
 from patas_dagster.sensors import inbox_sensor, nightly_schedule
 
 defs = dg.Definitions(
-    assets=[raw_messages, patas_dbt_models, rule_drafts, rule_lifecycle, rule_exports, run_report],
+    assets=[
+        raw_messages,
+        patas_dbt_models,
+        semantic_clusters,
+        rule_drafts,
+        rule_lifecycle,
+        rule_exports,
+        run_report,
+    ],
     asset_checks=all_checks,
     jobs=[patas_pipeline],
     sensors=[inbox_sensor],

@@ -319,5 +319,17 @@ def _prepare_manifest(env: dict[str, str]) -> None:
     ensure_manifest(env)
 
 
+def _attach_subcommands() -> None:
+    from python_steps.cli_rules import rules
+
+    main.add_command(rules)
+    from python_steps.bench.cli import bench
+
+    main.add_command(bench)
+
+
+_attach_subcommands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -282,3 +282,19 @@ def cluster_rules(clusters: list[Cluster], *, max_ham: int = 0, min_cover: float
 
 def summary_dict(c: Cluster) -> dict:
     return asdict(c) | {"size": c.size}
+
+
+def load_clusters(conn: psycopg.Connection) -> list[Cluster]:
+    """The clusters stage 2 wrote last, largest first (members included)."""
+    if not conn.execute("select to_regclass('patas.semantic_clusters') is not null").fetchone()[0]:
+        return []
+    rows = conn.execute(
+        """
+        select c.cluster_id, c.top_entities, c.top_phrases, c.examples, c.counter_examples,
+               array(select message_id from patas.semantic_cluster_members as m
+                     where m.cluster_id = c.cluster_id order by message_id)
+        from patas.semantic_clusters as c
+        order by c.message_count desc, c.cluster_id
+        """
+    ).fetchall()
+    return [Cluster(cid, list(ids), ents, phr, ex, cex) for cid, ents, phr, ex, cex, ids in rows]

@@ -23,7 +23,7 @@ class LifecycleConfig(dg.Config):
             description="One row per rule: status (candidate/shadow/active/deprecated), tier, pin, promotion metrics.",
             deps=[
                 get_asset_key_for_model([patas_dbt_models], "rule_evaluations"),
-                get_asset_key_for_model([patas_dbt_models], "ruleset_evaluation"),
+                get_asset_key_for_model([patas_dbt_models], "rule_hits"),
             ],
         ),
         dg.AssetSpec(
@@ -36,6 +36,12 @@ class LifecycleConfig(dg.Config):
             ["patas", "rule_metrics_history"],
             group_name="lifecycle",
             description="One row per rule, run and window: the metrics each run measured.",
+            deps=[["patas", "rule_lifecycle"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "ruleset_members"],
+            group_name="lifecycle",
+            description="One row per would-be ruleset (one per safety profile) and member rule.",
             deps=[["patas", "rule_lifecycle"]],
         ),
     ],
@@ -73,7 +79,7 @@ def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     key=["patas", "run_report"],
     group_name="publishing",
     description="The run's figures: messages, windows, rules drafted and promoted, ruleset precision and recall.",
-    deps=[["patas", "rule_exports"]],
+    deps=[["patas", "rule_exports"], get_asset_key_for_model([patas_dbt_models], "ruleset_evaluation")],
 )
 def run_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     out_dir = load_settings().home / "reports"

@@ -7,7 +7,46 @@ from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import WarehouseResource
-from python_steps import drafting
+from python_steps import clustering, drafting
+
+
+class ClusteringConfig(dg.Config):
+    sample_size: int = 4000
+    eps: float = 0.30
+    min_samples: int = 6
+
+
+@dg.asset(
+    key=["patas", "semantic_clusters"],
+    group_name="rules",
+    description="One row per semantic cluster (stage 2) of mining-window spam, summarized by aggregated signals.",
+    deps=[
+        get_asset_key_for_model([patas_dbt_models], "stage1_uncovered_spam"),
+        get_asset_key_for_model([patas_dbt_models], "signal_label_counts"),
+        get_asset_key_for_model([patas_dbt_models], "int_messages_windowed"),
+    ],
+)
+def semantic_clusters(
+    context: dg.AssetExecutionContext, config: ClusteringConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    cfg = clustering.ClusterConfig(
+        sample_size=config.sample_size, eps=config.eps, min_samples=config.min_samples
+    )
+    with warehouse.connect() as conn:
+        clusters = clustering.build_clusters(conn, cfg)
+        clustering.write_clusters(conn, clusters, context.run_id, cfg.sample_size)
+        conn.commit()
+    preview = "\n".join(
+        f"- `{c.cluster_id}` {c.size} msgs: " + ", ".join(p["phrase"] for p in c.top_phrases[:3])
+        for c in clusters[:10]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "clusters": len(clusters),
+            "clustered_messages": sum(c.size for c in clusters),
+            "preview": dg.MetadataValue.md(preview or "(none)"),
+        }
+    )
 
 
 class DraftingConfig(dg.Config):
@@ -24,6 +63,7 @@ class DraftingConfig(dg.Config):
                 get_asset_key_for_model([patas_dbt_models], "stage1_candidates"),
                 get_asset_key_for_model([patas_dbt_models], "signal_label_counts"),
                 get_asset_key_for_model([patas_dbt_models], "int_message_signals_extracted"),
+                dg.AssetKey(["patas", "semantic_clusters"]),
             ],
         ),
         dg.AssetSpec(
