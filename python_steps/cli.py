@@ -323,9 +323,12 @@ def _attach_subcommands() -> None:
     from python_steps.cli_rules import rules
 
     main.add_command(rules)
-    from python_steps.bench.cli import bench
+    import importlib.util
 
-    main.add_command(bench)
+    if importlib.util.find_spec("python_steps.bench.cli") is not None:
+        from python_steps.bench.cli import bench
+
+        main.add_command(bench)
 
 
 _attach_subcommands()
