@@ -1,0 +1,33 @@
+{#- Money amounts with a currency as a sorted distinct text[] of '<iso code> <amount>'
+    (python_steps.normalize.extract_money): '£1,000' -> 'gbp 1000', '500 euros' -> 'eur 500'.
+    Arguments: prepared - prepare_text output. -#}
+{% macro extract_money(prepared) -%}
+    {{ return(adapter.dispatch('extract_money', 'patas')(prepared)) }}
+{%- endmacro %}
+
+{% macro default__extract_money(prepared) -%}
+    {{ exceptions.raise_compiler_error('extract_money needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__extract_money(prepared) -%}
+array(
+    select distinct (c.code || ' ' || regexp_replace(r.m[1], {{ text_pattern('money_amount_strip') }}, '', 'g')) collate "C"
+    from (
+        select m from regexp_matches(({{ prepared }}), {{ text_pattern('money_prefix') }}, 'g') as p (m)
+        union all
+        select m from regexp_matches(({{ prepared }}), {{ text_pattern('money_suffix') }}, 'g') as s (m)
+    ) as r (m)
+    cross join lateral (
+        select
+            case regexp_replace(r.m[1], {{ text_pattern('money_currency_strip') }}, '', 'g')
+                when '$' then 'usd' when 'usd' then 'usd' when 'dollars' then 'usd'
+                when '£' then 'gbp' when 'gbp' then 'gbp' when 'pounds' then 'gbp'
+                when '€' then 'eur' when 'eur' then 'eur' when 'euro' then 'eur' when 'euros' then 'eur'
+                when '₽' then 'rub' when 'rub' then 'rub' when 'руб' then 'rub'
+                when '¥' then 'jpy'
+            end as code
+    ) as c
+    where c.code is not null
+    order by 1
+)
+{%- endmacro %}

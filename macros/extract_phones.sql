@@ -1,0 +1,35 @@
+{#- Phone numbers as a sorted distinct text[] of canonical digits (python_steps.normalize.extract_phones):
+    national and international formats, separators, brackets, '+' (and '+44 (0)...' trunk zeros),
+    look-alike digits o->0, l/i->1 inside the number, a leading '00' dropped; 7-15 digits only,
+    so a short run of digits is never a phone. Arguments: prepared - prepare_text output. -#}
+{% macro extract_phones(prepared) -%}
+    {{ return(adapter.dispatch('extract_phones', 'patas')(prepared)) }}
+{%- endmacro %}
+
+{% macro default__extract_phones(prepared) -%}
+    {{ exceptions.raise_compiler_error('extract_phones needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__extract_phones(prepared) -%}
+array(
+    select distinct p.phone collate "C"
+    from regexp_matches(({{ prepared }}), {{ text_pattern('phone') }}, 'g') as r (m)
+    cross join lateral (
+        select
+            case
+                when r.m[1] like '+%'
+                    then regexp_replace(translate(replace(r.m[1], '(0)', ''), 'oli', '011'), {{ text_pattern('non_digit') }}, '', 'g')
+                else regexp_replace(translate(r.m[1], 'oli', '011'), {{ text_pattern('non_digit') }}, '', 'g')
+            end as digits
+    ) as d
+    cross join lateral (
+        select
+            case
+                when r.m[1] not like '+%' and d.digits like '00%' then substr(d.digits, 3)
+                else d.digits
+            end as phone
+    ) as p
+    where length(p.phone) between 7 and 15
+    order by 1
+)
+{%- endmacro %}

@@ -1,0 +1,21 @@
+{#- URLs as a sorted distinct text[] (python_steps.normalize.extract_urls): with or without
+    scheme, www., bare domain.tld/path (path, or a common TLD, required when there is no scheme or
+    www.), trailing punctuation dropped, 'http://' added when no scheme. Lower case throughout
+    (the text is case-folded). Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). -#}
+{% macro extract_urls(deobfuscated) -%}
+    {{ return(adapter.dispatch('extract_urls', 'patas')(deobfuscated)) }}
+{%- endmacro %}
+
+{% macro default__extract_urls(deobfuscated) -%}
+    {{ exceptions.raise_compiler_error('extract_urls needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__extract_urls(deobfuscated) -%}
+array(
+    select distinct (case when u.url ~ {{ text_pattern('has_scheme') }} then u.url else 'http://' || u.url end) collate "C"
+    from regexp_matches(({{ deobfuscated }}), {{ text_pattern('url') }}, 'g') as r (m)
+    cross join lateral (select regexp_replace(r.m[1], {{ text_pattern('trailing_punct') }}, '') as url) as u
+    where u.url ~ {{ text_pattern('url_keep') }}
+    order by 1
+)
+{%- endmacro %}

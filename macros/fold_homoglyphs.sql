@@ -1,0 +1,39 @@
+{#- Homoglyph folding (python_steps.normalize.fold_homoglyphs): inside a word that mixes Latin
+    with Cyrillic/Greek letters, look-alikes of the minority script are folded into the majority
+    script; single-script words are untouched (Russian stays Russian).
+    Arguments: column - case-folded text (prepare_text output). -#}
+{% macro fold_homoglyphs(column) -%}
+    {{ return(adapter.dispatch('fold_homoglyphs', 'patas')(column)) }}
+{%- endmacro %}
+
+{% macro default__fold_homoglyphs(column) -%}
+    {{ exceptions.raise_compiler_error('fold_homoglyphs needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__fold_homoglyphs(column) -%}
+case
+    when ({{ column }}) !~ {{ text_pattern('mixed_script') }} then ({{ column }})
+    else (
+        select string_agg(
+            case
+                when w.latin_count = 0 or w.latin_count = length(w.word) then w.word
+                when w.latin_count >= length(w.word) - w.latin_count
+                    then translate(w.word, {{ text_pattern('to_latin_from') }}, {{ text_pattern('to_latin_to') }})
+                when length(regexp_replace(w.word, {{ text_pattern('not_cyrillic') }}, '', 'g'))
+                    >= length(regexp_replace(w.word, {{ text_pattern('not_greek') }}, '', 'g'))
+                    then translate(w.word, {{ text_pattern('to_cyrillic_from') }}, {{ text_pattern('to_cyrillic_to') }})
+                else w.word
+            end,
+            '' order by w.word_no
+        )
+        from (
+            select
+                r.m[1] as word,
+                r.word_no,
+                length(regexp_replace(r.m[1], {{ text_pattern('not_latin') }}, '', 'g')) as latin_count
+            from regexp_matches(({{ column }}), {{ text_pattern('script_word_or_gap') }}, 'g')
+                with ordinality as r (m, word_no)
+        ) as w
+    )
+end
+{%- endmacro %}

@@ -1,0 +1,17 @@
+{#- The PATAS normalizer (python_steps.normalize.normalize_text, version NORMALIZER_VERSION):
+    NFKC, case folding, zero-width/bidi removal, homoglyph and digit look-alike folding, squeezing,
+    whitespace collapse. Arguments: column - a text SQL expression. -#}
+{% macro normalize_text(column) -%}
+    {{ return(adapter.dispatch('normalize_text', 'patas')(column)) }}
+{%- endmacro %}
+
+{% macro default__normalize_text(column) -%}
+    {{ exceptions.raise_compiler_error('normalize_text needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__normalize_text(column) -%}
+(
+    select {{ normalize_prepared_text('p.prepared_text') }}
+    from (select {{ prepare_text('r.raw_text') }} as prepared_text from (select ({{ column }}) as raw_text offset 0) as r offset 0) as p
+)
+{%- endmacro %}

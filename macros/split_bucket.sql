@@ -1,0 +1,13 @@
+{#- Hash-split bucket 0..99 of a template signature (docs/contracts.md "Windows"); Python:
+    python_steps.normalize.split_bucket. Arguments: signature - template_signature output. -#}
+{% macro split_bucket(signature) -%}
+    {{ return(adapter.dispatch('split_bucket', 'patas')(signature)) }}
+{%- endmacro %}
+
+{% macro default__split_bucket(signature) -%}
+    {{ exceptions.raise_compiler_error('split_bucket needs a port for ' ~ target.type) }}
+{%- endmacro %}
+
+{% macro postgres__split_bucket(signature) -%}
+(('x' || substr(md5({{ signature }}), 1, 8))::bit(32)::bigint % 100)::int
+{%- endmacro %}
