@@ -179,24 +179,71 @@ def best_recall_at_precision(
     return OperatingPoint(float(s_sorted[best]), float(precision[best]), float(tp[best] / total_spam))
 
 
+@dataclass(frozen=True)
+class LogisticBaseline:
+    """A fitted logistic-regression baseline: scores on the test side and out-of-fold scores on the
+    training side, so figures at any precision cost no refit."""
+
+    test_scores: np.ndarray
+    test_labels: np.ndarray
+    train_oof_scores: np.ndarray
+    train_labels: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        train_texts: Sequence[str],
+        train_labels: Sequence[bool],
+        test_texts: Sequence[str],
+        test_labels: Sequence[bool],
+    ) -> LogisticBaseline:
+        return cls(
+            test_scores=lr_scores(train_texts, train_labels, test_texts),
+            test_labels=np.asarray(test_labels, dtype=bool),
+            train_oof_scores=lr_out_of_fold_scores(train_texts, train_labels),
+            train_labels=np.asarray(train_labels, dtype=bool),
+        )
+
+    def at_precision(self, min_precision: float) -> dict[str, float]:
+        """Oracle ceiling (threshold chosen on the test side) and the honest variant (threshold
+        chosen on the training side's out-of-fold scores, applied to the test side)."""
+        oracle = best_recall_at_precision(self.test_scores, self.test_labels, min_precision)
+        chosen = best_recall_at_precision(self.train_oof_scores, self.train_labels, min_precision)
+        honest = binary_metrics(
+            [bool(v >= chosen.threshold) for v in self.test_scores], list(self.test_labels)
+        )
+        return {
+            "target_precision": round(min_precision, 6),
+            "oracle_recall": round(oracle.recall, 6),
+            "oracle_precision": round(oracle.precision, 6),
+            "cv_threshold_precision": round(honest.precision, 6),
+            "cv_threshold_recall": round(honest.recall, 6),
+            "cv_threshold_fpr": round(honest.false_positive_rate, 6),
+        }
+
+    def pr_curve(self, points: int = 200) -> list[tuple[float, float]]:
+        """(recall, precision) pairs along the test-side ranking, at most ``points`` of them."""
+        order = np.argsort(-self.test_scores, kind="stable")
+        y = self.test_labels[order]
+        total = int(y.sum())
+        if not total:
+            return []
+        tp = np.cumsum(y)
+        precision = tp / np.arange(1, len(y) + 1)
+        recall = tp / total
+        step = max(1, len(y) // points)
+        idx = sorted({*range(0, len(y), step), len(y) - 1})
+        return [(round(float(recall[i]), 5), round(float(precision[i]), 5)) for i in idx]
+
+
 def lr_baseline(
     train_texts: Sequence[str],
     train_labels: Sequence[bool],
     test_texts: Sequence[str],
     test_labels: Sequence[bool],
     min_precision: float,
-) -> dict[str, float | None]:
+) -> dict[str, float]:
     """The logistic-regression figures at ``min_precision``: oracle ceiling and honest variant."""
-    scores = lr_scores(train_texts, train_labels, test_texts)
-    oracle = best_recall_at_precision(scores, test_labels, min_precision)
-    oof = lr_out_of_fold_scores(train_texts, train_labels)
-    chosen = best_recall_at_precision(oof, train_labels, min_precision)
-    honest = binary_metrics([bool(v >= chosen.threshold) for v in scores], test_labels)
-    return {
-        "target_precision": round(min_precision, 6),
-        "oracle_recall": round(oracle.recall, 6),
-        "oracle_precision": round(oracle.precision, 6),
-        "cv_threshold_precision": round(honest.precision, 6),
-        "cv_threshold_recall": round(honest.recall, 6),
-        "cv_threshold_fpr": round(honest.false_positive_rate, 6),
-    }
+    return LogisticBaseline.fit(train_texts, train_labels, test_texts, test_labels).at_precision(
+        min_precision
+    )

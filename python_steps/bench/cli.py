@@ -1,0 +1,109 @@
+"""``patas bench``: the speed and quality benchmarks (attached to the main ``patas`` group)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _server_url() -> str:
+    from python_steps.warehouse import database_url
+
+    return database_url()
+
+
+def _echo_figures(result: dict, keys: tuple[str, ...]) -> None:
+    click.echo(json.dumps({k: result.get(k) for k in keys}, indent=2))
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: stage speed against physical floors, rule quality against baselines.
+
+    Both create databases of their own on the warehouse server (PATAS_DATABASE_URL or the embedded
+    Postgres) and drop them afterwards; your data is not touched.
+    """
+
+
+@bench.command()
+@click.option("--rows", type=int, required=True, help="Messages in the generated corpus.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
+@click.option("--rules", "target_rules", type=int, default=1000, show_default=True,
+              help="Shadow-evaluate at least this many rules (drafted rules padded if fewer).")  # fmt: skip
+@click.option("--profile", default="conservative", show_default=True)
+@click.option("--no-end-to-end", is_flag=True, help="Skip the separate end-to-end run through Dagster.")
+@click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+def speed(
+    rows: int,
+    seed: int,
+    out: Path,
+    target_rules: int,
+    profile: str,
+    no_end_to_end: bool,
+    keep_databases: bool,
+) -> None:
+    """Time every stage on N generated messages, next to a bare COPY and a sequential scan."""
+    from python_steps.bench.speed import run_speed_bench
+
+    result = run_speed_bench(
+        rows,
+        seed,
+        out,
+        server_url=_server_url(),
+        target_rules=target_rules,
+        profile=profile,
+        end_to_end=not no_end_to_end,
+        keep_databases=keep_databases,
+    )
+    _echo_figures(
+        result,
+        ("rows", "ingest_s", "copy_floor_s", "stage1_s", "scan_floor_s", "stage2_s", "drafting_s",
+         "shadow_eval_s", "rules_evaluated", "promotion_s", "exports_s", "end_to_end_s", "peak_rss_mb"),
+    )  # fmt: skip
+    click.echo(f"written to {out}")
+
+
+@bench.command()
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--split", type=click.Choice(["hash", "time"]), default="hash", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
+@click.option("--profile", "profiles", multiple=True, help="Profiles to measure (default: all three).")
+@click.option("--one-run", is_flag=True, help="One pipeline run; every profile from its would-be ruleset.")
+@click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+def quality(
+    data: Path, split: str, out: Path, profiles: tuple[str, ...], one_run: bool, keep_databases: bool
+) -> None:
+    """Per-profile precision/recall on held-out messages, next to the two baselines."""
+    from python_steps.bench.quality import PROFILES, run_quality_bench
+
+    result = run_quality_bench(
+        data,
+        out,
+        split=split,
+        server_url=_server_url(),
+        profiles=profiles or PROFILES,
+        one_run=one_run,
+        keep_databases=keep_databases,
+    )
+    keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
+            "baseline_naive_precision", "baseline_naive_recall")  # fmt: skip
+    click.echo(json.dumps([{k: p.get(k) for k in keys} for p in result["profiles"]], indent=2))
+    click.echo(f"written to {out}")
+
+
+@bench.command()
+@click.option("--speed", "speed_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Speed JSON files (one per corpus size).")  # fmt: skip
+@click.option("--quality", "quality_file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("docs"))
+def plots(speed_files: tuple[Path, ...], quality_file: Path | None, out_dir: Path) -> None:
+    """Draw docs/bench_stage_times.png and docs/bench_quality_pr.png from benchmark JSON files."""
+    from python_steps.bench.plots import plot_quality, plot_stage_times
+
+    if speed_files:
+        click.echo(plot_stage_times(list(speed_files), out_dir / "bench_stage_times.png"))
+    if quality_file:
+        click.echo(plot_quality(quality_file, out_dir / "bench_quality_pr.png"))

@@ -1,0 +1,275 @@
+"""``patas bench quality``: rule quality on held-out messages, per safety profile, against baselines.
+
+For each safety profile, on a fresh database: ingest the data, run the whole pipeline (``patas
+run`` through Dagster) with that profile and the requested split, and measure the **active
+ruleset** (the union of the active rules) on the labelled messages of the evaluation window:
+precision, recall, false positive rate, F1, and the same per ``meta.language`` where the data
+has one.
+
+The baselines run on the *same* split: the window assignment is read back from
+``intermediate.int_messages_windowed`` after the run (the benchmark checks that every profile's
+run saw the same evaluation messages).
+
+- ``baseline_lr_recall_at_precision``: TF-IDF + logistic regression trained on the labelled mining
+  side; the best recall any threshold reaches on the evaluation side at the precision PATAS
+  reached. The threshold is picked on the evaluation side: an **oracle ceiling**, not a deployable
+  figure. ``baseline_lr_cv_*`` is the deployable variant (threshold from 5-fold cross-validation on
+  the mining side).
+- ``baseline_naive_*``: every exact URL and phone-like string of a mining-side spam is a rule (the
+  seed project's approach); its precision and recall on the evaluation side.
+
+``one_run=True`` measures every profile from a single pipeline run instead: the lifecycle step
+records, for each profile, the set it would make active from that evaluation
+(``patas.ruleset_members``); on a fresh database that is the set a run with that profile promotes.
+It is what the CI test uses (one pipeline run instead of three).
+
+The JSON holds one object per profile under ``profiles`` (keys ``profile``, ``rules``,
+``precision``, ``recall``, ``fpr``, ``f1``, ``baseline_lr_recall_at_precision``,
+``baseline_naive_precision``, ``baseline_naive_recall``, ...), plus the split, the window sizes,
+the baselines' own figures and the logistic regression's precision-recall curve (for the plot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from python_steps.bench.baselines import BinaryMetrics, LogisticBaseline, NaiveEntityMiner, binary_metrics
+from python_steps.bench.harness import fresh_database, machine_info, patched_environ
+from python_steps.settings import load_settings
+
+PROFILES = ("conservative", "balanced", "aggressive")
+
+MESSAGES_SQL = """
+select e.external_id, e.text, e.is_spam, e.meta ->> 'language' as language, w.window_name
+from intermediate.int_messages_windowed as w
+inner join intermediate.int_messages_enriched as e
+    on w.message_id = e.message_id
+where e.is_spam is not null
+order by e.external_id
+"""
+
+FLAGGED_SQL = """
+select distinct e.external_id
+from marts.rule_hits as h
+inner join intermediate.int_messages_enriched as e
+    on h.message_id = e.message_id
+where h.window_name = 'evaluation' and h.rule_id = any(%s)
+"""
+
+
+@dataclass(frozen=True)
+class Message:
+    external_id: str
+    text: str
+    is_spam: bool
+    language: str | None
+    window: str
+
+
+@dataclass(frozen=True)
+class Split:
+    mining: tuple[Message, ...]
+    evaluation: tuple[Message, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        ids = "\n".join(m.external_id for m in self.evaluation)
+        return hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({m.language for m in self.evaluation if m.language})
+
+
+def read_split(conn: psycopg.Connection) -> Split:
+    rows = [Message(*r) for r in conn.execute(MESSAGES_SQL).fetchall()]
+    return Split(
+        mining=tuple(m for m in rows if m.window == "mining"),
+        evaluation=tuple(m for m in rows if m.window == "evaluation"),
+    )
+
+
+def _metrics(flags: Sequence[bool], messages: Sequence[Message]) -> BinaryMetrics:
+    return binary_metrics(list(flags), [m.is_spam for m in messages])
+
+
+def _per_language(flags: Sequence[bool], messages: Sequence[Message], languages: list[str]) -> dict:
+    out = {}
+    for lang in languages:
+        idx = [i for i, m in enumerate(messages) if m.language == lang]
+        out[lang] = {
+            "messages": len(idx),
+            **_metrics([flags[i] for i in idx], [messages[i] for i in idx]).as_dict(),
+        }
+    return out
+
+
+def _ruleset_flags(conn: psycopg.Connection, rule_ids: Sequence[str], split: Split) -> list[bool]:
+    flagged = {r[0] for r in conn.execute(FLAGGED_SQL, (list(rule_ids),))}
+    return [m.external_id in flagged for m in split.evaluation]
+
+
+def _active_rule_ids(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute("select rule_id from patas.rule_lifecycle where status = 'active' order by 1")
+    return [r[0] for r in rows]
+
+
+def _profile_rule_ids(conn: psycopg.Connection, profile: str) -> list[str]:
+    rows = conn.execute(
+        "select rule_id from patas.ruleset_members where ruleset_name = %s order by 1",
+        ("profile:" + profile,),
+    )
+    return [r[0] for r in rows]
+
+
+def _run(url: str, data_path: Path, *, split: str, profile: str, work_dir: Path) -> dict[str, Any]:
+    from patas_dagster.runner import run_pipeline
+    from python_steps.ingest import ingest_file
+
+    ingest = ingest_file(url, data_path).as_dict()
+    home = work_dir / "home"
+    env = {"PATAS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PATAS_DATABASE_URL": url}
+    with patched_environ(env):
+        t0 = time.perf_counter()
+        summary = run_pipeline(load_settings(), url, split=split, profile=profile)
+        elapsed = time.perf_counter() - t0
+    if not summary.get("success"):
+        raise RuntimeError(f"pipeline run ({profile}) failed: {summary.get('failures')}")
+    return {"ingest": ingest, "run_seconds": round(elapsed, 1), "summary": summary}
+
+
+def _profile_record(
+    profile: str,
+    rule_ids: list[str],
+    flags: list[bool],
+    split: Split,
+    lr: LogisticBaseline,
+    naive: dict[str, Any],
+) -> dict[str, Any]:
+    m = _metrics(flags, split.evaluation)
+    lr_fig = lr.at_precision(m.precision) if rule_ids and m.true_positives else None
+    return {
+        "profile": profile,
+        "rules": len(rule_ids),
+        **{k: v for k, v in m.as_dict().items()},
+        "per_language": _per_language(flags, split.evaluation, split.languages),
+        "baseline_lr_recall_at_precision": lr_fig["oracle_recall"] if lr_fig else None,
+        "baseline_lr_oracle_precision": lr_fig["oracle_precision"] if lr_fig else None,
+        "baseline_lr_cv_precision": lr_fig["cv_threshold_precision"] if lr_fig else None,
+        "baseline_lr_cv_recall": lr_fig["cv_threshold_recall"] if lr_fig else None,
+        "baseline_naive_precision": naive["precision"],
+        "baseline_naive_recall": naive["recall"],
+        "baseline_naive_fpr": naive["fpr"],
+        "baseline_naive_rules": naive["rules"],
+    }
+
+
+def _baselines(split: Split) -> tuple[LogisticBaseline, dict[str, Any]]:
+    train_texts = [m.text for m in split.mining]
+    train_labels = [m.is_spam for m in split.mining]
+    lr = LogisticBaseline.fit(
+        train_texts, train_labels, [m.text for m in split.evaluation], [m.is_spam for m in split.evaluation]
+    )
+    miner = NaiveEntityMiner.fit(train_texts, train_labels)
+    flags = miner.predict(m.text for m in split.evaluation)
+    naive = {
+        "rules": len(miner.rules),
+        **_metrics(flags, split.evaluation).as_dict(),
+        "per_language": _per_language(flags, split.evaluation, split.languages),
+    }
+    return lr, naive
+
+
+def run_quality_bench(
+    data_path: str | Path,
+    out_path: str | Path,
+    *,
+    split: str = "hash",
+    server_url: str,
+    profiles: Sequence[str] = PROFILES,
+    one_run: bool = False,
+    cache_dir: Path | None = None,
+    keep_databases: bool = False,
+) -> dict[str, Any]:
+    """Measure each profile's active ruleset and both baselines on the held-out side; write JSON."""
+    if split not in ("hash", "time"):
+        raise ValueError(f"split must be 'hash' or 'time', not {split!r}")
+    data_path = Path(data_path)
+    if not data_path.exists():
+        raise FileNotFoundError(f"no such data file: {data_path}")
+    cache_dir = cache_dir or load_settings().home / "bench"
+    work_dir = cache_dir / f"quality_{os.getpid()}"
+    records: list[dict[str, Any]] = []
+    runs: dict[str, Any] = {}
+    split_data: Split | None = None
+    lr: LogisticBaseline | None = None
+    naive: dict[str, Any] = {}
+    windows: Any = None
+    machine: dict[str, Any] = {}
+    run_profiles = [profiles[0]] if one_run else list(profiles)
+    for run_profile in run_profiles:
+        name = f"patas_bench_quality_{run_profile}_{os.getpid()}"
+        with fresh_database(server_url, name, keep=keep_databases) as url:
+            run = _run(url, data_path, split=split, profile=run_profile, work_dir=work_dir)
+            with psycopg.connect(url) as conn:
+                this_split = read_split(conn)
+                if split_data is None:
+                    split_data = this_split
+                    lr, naive = _baselines(split_data)
+                    windows = run["summary"].get("windows")
+                    machine = machine_info(url)
+                elif this_split.fingerprint != split_data.fingerprint:
+                    raise RuntimeError(f"the {run_profile} run saw a different evaluation side")
+                measured = profiles if one_run else [run_profile]
+                for profile in measured:
+                    rule_ids = _profile_rule_ids(conn, profile) if one_run else _active_rule_ids(conn)
+                    flags = _ruleset_flags(conn, rule_ids, split_data)
+                    record = _profile_record(profile, rule_ids, flags, split_data, lr, naive)
+                    if not one_run:
+                        record["ruleset_members_agree"] = sorted(rule_ids) == _profile_rule_ids(conn, profile)
+                    records.append(record)
+            runs[run_profile] = {
+                "run_seconds": run["run_seconds"],
+                "ingest": run["ingest"],
+                "rules_drafted": run["summary"].get("rules_drafted"),
+                "rules_by_status": run["summary"].get("rules_by_status"),
+            }
+    assert split_data is not None and lr is not None
+    mining_spam = sum(m.is_spam for m in split_data.mining)
+    eval_spam = sum(m.is_spam for m in split_data.evaluation)
+    result = {
+        "benchmark": "quality",
+        "data": str(data_path),
+        "split": split,
+        "windows": windows,
+        "one_run": one_run,
+        "evaluation_fingerprint": split_data.fingerprint,
+        "mining_messages": len(split_data.mining),
+        "mining_spam": mining_spam,
+        "evaluation_messages": len(split_data.evaluation),
+        "evaluation_spam": eval_spam,
+        "languages": split_data.languages,
+        "profiles": records,
+        "baselines": {
+            "naive": naive,
+            "lr": {
+                "model": "tfidf word 1-2 + char_wb 3-5, logistic regression C=4 (liblinear)",
+                "pr_curve": lr.pr_curve(),
+            },
+        },
+        "runs": runs,
+        "machine": machine,
+    }
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return result

@@ -1,0 +1,419 @@
+"""``patas bench speed``: every stage timed on a fresh database, next to its physical floor.
+
+How stages are timed (the simplest robust choice): the staged run calls the same functions the
+Dagster assets call (``python_steps.ingest``, ``clustering``, ``drafting``, ``lifecycle``,
+``exports``) and runs dbt as a subprocess with ``dbt build --select <the stage's models>`` and the
+run's window vars, exactly as the ``patas_dbt_models`` asset does for the whole project (dbt
+``build`` runs the models' tests too, as the pipeline does). The one-time ``dbt parse`` is timed
+apart. The end-to-end figure is a separate run of the real thing, ``patas run`` through Dagster
+(``patas_dagster.runner.run_pipeline``), from the file to the exports, on a second fresh database.
+
+Floors, measured in the same run on the same server:
+
+- ``copy_floor_s``: a bare ``COPY`` of the corpus's lines (each JSONL line one text value) into an
+  unindexed table: the cost of moving those bytes into Postgres, nothing parsed or checked;
+- ``scan_floor_s``: one sequential scan of ``raw.messages`` with a ``GROUP BY`` (parallel query
+  allowed): the least a stage that reads every message can cost.
+
+To measure shadow evaluation at a fixed rule count (``target_rules``, 1,000 by default), drafted
+rules are padded, when drafting yields fewer, with further single-signal rules from the stage-1
+signal counts (strongest spam signals first, one in ten as a ``text contains`` predicate so both
+evaluation paths are exercised). ``rules_drafted``, ``rules_padded`` and ``rules_evaluated`` say
+exactly how many of each there were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from python_steps.bench.harness import (
+    cached_corpus,
+    fresh_database,
+    machine_info,
+    patched_environ,
+    ratio,
+    rounded,
+    run_dbt,
+    server_pid,
+)
+from python_steps.bench.memory import MemorySampler, PhasePeak
+from python_steps.settings import load_settings
+
+# dbt selections of the stages (model names from docs/contracts.md); '+' takes the upstream closure.
+STAGE1_SELECT = ("+signal_label_counts", "+stage1_candidates", "+stage1_uncovered_spam")
+SHADOW_SELECT = ("rule_hits", "rule_evaluations", "rule_overlaps")
+POST_LIFECYCLE_SELECT = ("ruleset_evaluation", "active_rules", "rule_history")
+
+PAD_KINDS = ("domain", "host", "phone", "short_code", "handle", "email", "signature", "ngram")
+PAD_PREDICATE_EVERY = 10  # one padded rule in ten is a text_contains predicate
+PAD_MIN_SPAM = 2
+
+
+@dataclass
+class StageRecord:
+    stage: str
+    seconds: float
+    rows: int | None = None
+    reference: str | None = None
+    reference_s: float | None = None
+    peak: PhasePeak = field(default_factory=PhasePeak)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "seconds": round(self.seconds, 3),
+            "rows": self.rows,
+            "rows_per_s": round(self.rows / self.seconds) if self.rows and self.seconds else None,
+            "reference": self.reference,
+            "reference_s": rounded(self.reference_s),
+            "ratio_to_reference": ratio(self.seconds, self.reference_s),
+            **self.peak.as_dict(),
+            **self.detail,
+        }
+
+
+class _Stages:
+    def __init__(self, sampler: MemorySampler) -> None:
+        self.sampler = sampler
+        self.records: dict[str, StageRecord] = {}
+
+    def run(self, name: str, fn: Callable[[], Any], rows: int | None = None) -> Any:
+        with self.sampler.phase() as peak:
+            t0 = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - t0
+        self.records[name] = StageRecord(name, elapsed, rows, peak=peak)
+        return result
+
+
+# ---- floors ------------------------------------------------------------------------------------
+
+
+def copy_floor(url: str, corpus: Path, block: int = 1 << 20) -> float:
+    """Seconds to COPY the corpus's lines, one text value each, into a new unindexed table."""
+    with psycopg.connect(url) as conn:
+        conn.execute("create schema if not exists bench")
+        conn.execute("drop table if exists bench.copy_floor")
+        conn.execute("create table bench.copy_floor (line text)")
+        conn.commit()
+        t0 = time.perf_counter()
+        # JSON escapes control characters, so \x01 and \x02 never occur in a JSONL line: each line
+        # is one CSV field, taken verbatim.
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "copy bench.copy_floor (line) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02')"
+            ) as cp,
+            open(corpus, "rb") as fh,
+        ):
+            while chunk := fh.read(block):
+                cp.write(chunk)
+        conn.commit()
+        elapsed = time.perf_counter() - t0
+        conn.execute("drop table bench.copy_floor")
+        conn.commit()
+    return elapsed
+
+
+def scan_floor(url: str) -> tuple[float, int]:
+    """Seconds for one sequential scan of raw.messages with a GROUP BY; and the rows it read."""
+    with psycopg.connect(url) as conn:
+        t0 = time.perf_counter()
+        rows = conn.execute(
+            "select is_spam, count(*), sum(octet_length(text)) from raw.messages group by is_spam"
+        ).fetchall()
+        elapsed = time.perf_counter() - t0
+    return elapsed, sum(r[1] for r in rows)
+
+
+# ---- padding to a fixed rule count -------------------------------------------------------------
+
+
+def _pad_rule_json(kind: str, value: str, predicate: bool) -> dict[str, str]:
+    if kind == "ngram":
+        return {"kind": "text_contains" if predicate else "text_phrase", "value": value}
+    return {"kind": kind, "op": "eq", "value": value}
+
+
+def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
+    """Add single-signal rules from the stage-1 counts until ``patas.rule_drafts`` holds ``target``
+    rules; returns how many were added. Only valid rules (``parse_rule``) are written."""
+    from python_steps import rules as rl
+
+    have = conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
+    need = target - have
+    if need <= 0:
+        return 0
+    known = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_drafts")}
+    candidates = conn.execute(
+        """
+        select signal_kind, signal_value
+        from marts.signal_label_counts
+        where signal_kind = any(%s) and spam_count >= %s
+        order by spam_count desc, ham_count, signal_kind, signal_value
+        limit %s
+        """,
+        (list(PAD_KINDS), PAD_MIN_SPAM, need * 4),
+    ).fetchall()
+    added = 0
+    drafts, clauses = [], []
+    for i, (kind, value) in enumerate(candidates):
+        if added >= need:
+            break
+        try:
+            rule = rl.parse_rule(_pad_rule_json(kind, value, predicate=i % PAD_PREDICATE_EVERY == 0))
+        except (rl.RuleError, rl.RegexError):
+            continue
+        rid = rl.rule_id(rule)
+        if rid in known:
+            continue
+        known.add(rid)
+        rule_clauses = rl.signal_clauses(rule)
+        drafts.append(
+            (
+                rid,
+                Jsonb(rl.to_json(rule)),
+                rl.canonical_json(rule),
+                rl.describe(rule),
+                rl.compile_sql_predicate(rule),
+                rl.to_python_regex(rule),
+                f"bench_padding:{kind}",
+                "signal" if rule_clauses is not None else "predicate",
+                run_id,
+            )
+        )
+        clauses.extend((rid, no, k, v) for no, k, v in rule_clauses or [])
+        added += 1
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
+                sql_expression, regex, origin, pattern_id, evaluation_kind, drafted_run_id)
+            values (%s, 1, %s, %s, %s, %s, %s, 'pattern_mining', %s, %s, %s)
+            """,
+            drafts,
+        )
+        cur.executemany(
+            "insert into patas.rule_signal_clauses (rule_id, clause_no, signal_kind, signal_value)"
+            " values (%s, %s, %s, %s)",
+            clauses,
+        )
+    conn.commit()
+    return added
+
+
+# ---- the staged run ----------------------------------------------------------------------------
+
+
+def _staged_run(
+    url: str, corpus: Path, *, run_id: str, work_dir: Path, target_rules: int, profile: str, stages: _Stages
+) -> dict[str, Any]:
+    from python_steps import clustering, drafting, exports, lifecycle, runs
+    from python_steps.ingest import ingest_file
+    from python_steps.windows import resolve_windows
+
+    out: dict[str, Any] = {}
+    report = stages.run("ingest", lambda: ingest_file(url, corpus).as_dict())
+    rows = report["loaded"]
+    stages.records["ingest"].rows = report["read"]
+    out["ingest_report"] = report
+
+    with psycopg.connect(url) as conn:
+        windows = resolve_windows(conn, split="auto")
+        runs.record_run(conn, run_id, windows)
+    dbt_vars = windows.dbt_vars(run_id)
+    out["windows"] = json.loads(windows.to_json())
+    out["dbt_parse_s"] = round(run_dbt(url, ["parse"], work_dir=work_dir, dbt_vars=dbt_vars), 3)
+    # What one dbt invocation costs before any model runs (start-up, manifest, connection).
+    noop = ["run", "--select", "fqn:__bench_selects_nothing__"]
+    out["dbt_noop_s"] = round(run_dbt(url, noop, work_dir=work_dir, dbt_vars=dbt_vars), 3)
+
+    stages.run(
+        "stage1",
+        lambda: run_dbt(url, ["build", "--select", *STAGE1_SELECT], work_dir=work_dir, dbt_vars=dbt_vars),
+        rows=rows,
+    )
+
+    def stage2() -> int:
+        cfg = clustering.ClusterConfig()
+        with psycopg.connect(url) as conn:
+            found = clustering.build_clusters(conn, cfg)
+            clustering.write_clusters(conn, found, run_id, cfg.sample_size)
+            conn.commit()
+        return len(found)
+
+    out["clusters"] = stages.run("stage2", stage2)
+
+    def draft() -> int:
+        with psycopg.connect(url) as conn:
+            drafts = drafting.draft_rules(conn, run_id=run_id, max_rules=target_rules)
+            drafting.write_drafts(conn, drafts, run_id)
+            conn.commit()
+            return conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
+
+    out["rules_drafted"] = stages.run("drafting", draft)
+    with psycopg.connect(url) as conn:
+        out["rules_padded"] = pad_rules(conn, target_rules, run_id)
+        lifecycle.ensure_schema(conn)
+        conn.commit()
+        out["rules_evaluated"] = conn.execute(
+            "select count(distinct rule_id) from patas.rule_drafts"
+        ).fetchone()[0]
+
+    stages.run(
+        "shadow_eval",
+        lambda: run_dbt(url, ["build", "--select", *SHADOW_SELECT], work_dir=work_dir, dbt_vars=dbt_vars),
+        rows=rows,
+    )
+    with psycopg.connect(url) as conn:
+        out["evaluation_window_messages"] = conn.execute(
+            "select count(*) from intermediate.int_messages_windowed where window_name = 'evaluation'"
+        ).fetchone()[0]
+        out["rule_hits"] = conn.execute("select count(*) from marts.rule_hits").fetchone()[0]
+
+    def promote() -> dict[str, Any]:
+        with psycopg.connect(url) as conn:
+            summary = lifecycle.apply_lifecycle(conn, run_id=run_id, profile=profile)
+            conn.commit()
+        run_dbt(url, ["build", "--select", *POST_LIFECYCLE_SELECT], work_dir=work_dir, dbt_vars=dbt_vars)
+        return summary
+
+    summary = stages.run("promotion", promote)
+    out["rules_active"] = summary.get("status_counts", {}).get("active", 0)
+
+    def export() -> int:
+        with psycopg.connect(url) as conn:
+            return len(exports.write_exports(conn, work_dir / "exports"))
+
+    out["export_files"] = stages.run("exports", export)
+    return out
+
+
+def _end_to_end(url: str, corpus: Path, *, work_dir: Path, profile: str) -> dict[str, Any]:
+    """``patas run`` through Dagster, from the file to the exports, on ``url`` (a fresh database)."""
+    from patas_dagster.runner import run_pipeline
+
+    home = work_dir / "home"
+    env = {"PATAS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PATAS_DATABASE_URL": url}
+    with patched_environ(env):
+        settings = load_settings()
+        t0 = time.perf_counter()
+        summary = run_pipeline(settings, url, ingest_paths=[str(corpus)], profile=profile)
+        elapsed = time.perf_counter() - t0
+    if not summary.get("success"):
+        raise RuntimeError(f"end-to-end run failed: {summary.get('failures')}")
+    return {
+        "seconds": elapsed,
+        "rules_drafted": summary.get("rules_drafted"),
+        "rules_by_status": summary.get("rules_by_status"),
+        "rulesets": summary.get("rulesets"),
+    }
+
+
+def run_speed_bench(
+    rows: int,
+    seed: int,
+    out_path: str | Path,
+    *,
+    server_url: str,
+    cache_dir: Path | None = None,
+    target_rules: int = 1000,
+    profile: str = "conservative",
+    end_to_end: bool = True,
+    keep_databases: bool = False,
+) -> dict[str, Any]:
+    """Time every stage on ``rows`` generated messages (seed ``seed``) and write the JSON figures.
+
+    ``server_url``: any database URL on the Postgres server to use; the benchmark creates (and
+    drops) databases of its own there. ``cache_dir``: where corpora are cached and dbt writes its
+    target (default ``$PATAS_HOME/bench``).
+    """
+    cache_dir = cache_dir or load_settings().home / "bench"
+    corpus, generated = cached_corpus(rows, seed, cache_dir)
+    tag = f"{rows}_{seed}_{os.getpid()}"
+    work_dir = cache_dir / f"run_{tag}"
+    run_id = f"bench_speed_{rows}_{seed}"
+    result: dict[str, Any] = {
+        "benchmark": "speed",
+        "rows": rows,
+        "seed": seed,
+        "corpus": {"path": str(corpus), "bytes": corpus.stat().st_size, "generated_now": generated},
+        "profile": profile,
+        "target_rules": target_rules,
+        "method": "staged: python_steps functions + `dbt build --select` per stage; "
+        "end_to_end: patas_dagster.runner.run_pipeline on a second fresh database",
+    }
+    with MemorySampler(server_pid(server_url)) as sampler:
+        result["server_idle_pss_mb"] = rounded(sampler.overall.server_mb, 1)
+        stages = _Stages(sampler)
+        with fresh_database(server_url, f"patas_bench_speed_{tag}", keep=keep_databases) as url:
+            result["machine"] = machine_info(url)
+            result.update(
+                _staged_run(
+                    url,
+                    corpus,
+                    run_id=run_id,
+                    work_dir=work_dir,
+                    target_rules=target_rules,
+                    profile=profile,
+                    stages=stages,
+                )
+            )
+            copy_s = copy_floor(url, corpus)
+            scan_s, scanned = scan_floor(url)
+        staged_peak = sampler.overall
+        e2e: dict[str, Any] | None = None
+        if end_to_end:
+            with (
+                fresh_database(server_url, f"patas_bench_e2e_{tag}", keep=keep_databases) as url,
+                sampler.phase() as e2e_peak,
+            ):
+                e2e = _end_to_end(url, corpus, work_dir=work_dir, profile=profile)
+            e2e.update(e2e_peak.as_dict())
+        overall = sampler.overall
+
+    records = stages.records
+    records["ingest"].reference, records["ingest"].reference_s = "copy_floor", copy_s
+    records["stage1"].reference, records["stage1"].reference_s = "scan_floor", scan_s
+    staged_total = sum(r.seconds for r in records.values())
+    result.update(
+        {
+            "ingest_s": round(records["ingest"].seconds, 3),
+            "copy_floor_s": round(copy_s, 3),
+            "ingest_vs_copy_floor": ratio(records["ingest"].seconds, copy_s),
+            "stage1_s": round(records["stage1"].seconds, 3),
+            "scan_floor_s": round(scan_s, 3),
+            "scan_floor_rows": scanned,
+            "stage1_vs_scan_floor": ratio(records["stage1"].seconds, scan_s),
+            "stage2_s": round(records["stage2"].seconds, 3),
+            "drafting_s": round(records["drafting"].seconds, 3),
+            "shadow_eval_s": round(records["shadow_eval"].seconds, 3),
+            "promotion_s": round(records["promotion"].seconds, 3),
+            "exports_s": round(records["exports"].seconds, 3),
+            "staged_total_s": round(staged_total, 3),
+            "end_to_end_s": round(e2e["seconds"], 3) if e2e else None,
+            "end_to_end": e2e,
+            "stages": [r.as_dict() for r in records.values()],
+            "peak_rss_mb": round(overall.client_mb, 1),
+            "peak_rss_staged_mb": round(staged_peak.client_mb, 1),
+            "peak_rss_self_mb": round(overall.self_peak_mb, 1),
+            "peak_server_pss_mb": rounded(overall.server_mb, 1),
+            "rows_per_s_end_to_end": round(rows / e2e["seconds"]) if e2e else None,
+        }
+    )
+    if e2e:
+        e2e["seconds"] = round(e2e["seconds"], 3)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return result
