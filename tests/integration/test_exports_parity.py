@@ -1,0 +1,221 @@
+"""Export parity: each export, applied to the same messages, selects exactly what shadow evaluation
+counted (Postgres and SQLite for the SQL export, Python ``re`` for ROL, the reference evaluator for
+the typed JSON).
+
+The messages table of the exports holds normalized text (see ``python_steps.exports``); the
+fixture's normalized text carries LIKE wildcards, quotes, backslashes and non-Latin letters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from test_shadow_eval_support import (
+    MESSAGES,
+    RULES,
+    create_database,
+    create_fixture,
+    draft_rule,
+    drop_database,
+    message,
+    run_shadow_evaluation,
+    scratch_project,
+)
+
+from python_steps import exports as ex
+from python_steps import lifecycle as lc
+from python_steps import rules as rl
+from python_steps.profiles import ProfileConfig, SafetyProfile, TierThresholds
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "run-export-1"
+PROFILE = SafetyProfile("small", min_precision=0.9, max_ham_hits=0, max_coverage=0.5, min_hits=2)
+CONFIG = ProfileConfig(profiles={"small": PROFILE}, default_profile="small", tiers=TierThresholds())
+
+TRICKY = [
+    message(201, "get 50%_off today", True),
+    message(202, "get 50% off today", False),
+    message(203, "it's free, o'neil", True),
+    message(204, "path a\\b\\c wins", True),
+    message(205, "abc_def xyz", False),
+    message(206, "бесплатно приз ждёт", True),
+    message(207, "free entry!! claim now", True),
+    message(208, "claimed nothing", False),
+]
+
+TEXT_RULES = {
+    "wildcards": {"kind": "text_contains", "value": "50%_off"},
+    "quote": {"kind": "text_contains", "value": "it's free"},
+    "backslash": {"kind": "text_contains", "value": "a\\b"},
+    "underscore": {"kind": "text_contains", "value": "_"},
+    "cyrillic": {"kind": "text_contains", "value": "приз"},
+    "and_not": {
+        "all": [
+            {"kind": "text_contains", "value": "free"},
+            {"not": {"kind": "text_contains", "value": "entry"}},
+        ]
+    },
+    "or": {
+        "any": [{"kind": "text_contains", "value": "claim now"}, {"kind": "text_contains", "value": "museum"}]
+    },
+    "phrase": {"kind": "text_phrase", "value": "claim"},
+    "regex": {"kind": "text_regex", "value": "free entry!+"},
+    "mixed": {
+        "all": [{"kind": "text_contains", "value": "win"}, {"kind": "domain", "value": "spam.example"}]
+    },
+    "meta": {"kind": "meta", "key": "channel", "value": "sms"},
+}
+
+
+@pytest.fixture(scope="module")
+def exported(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    name = f"patas_exports_{os.getpid()}"
+    url = create_database(server_url, name)
+    project = scratch_project(tmp_path_factory.mktemp("exports"))
+    corpus = MESSAGES + TRICKY
+    with psycopg.connect(url) as conn:
+        create_fixture(conn, corpus)
+        ids = {key: draft_rule(conn, obj) for key, obj in {**RULES, **TEXT_RULES}.items()}
+    run_shadow_evaluation(project, url, RUN_ID)
+    with psycopg.connect(url) as conn:
+        lc.apply_lifecycle(conn, run_id=RUN_ID, profile="small", config=CONFIG)
+        hits: dict[str, set[int]] = {rid: set() for rid in ids.values()}
+        for rid, mid in conn.execute(
+            "select rule_id, message_id from marts.rule_hits where window_name = 'evaluation'"
+        ).fetchall():
+            hits[rid].add(mid)
+        docs = {fmt: ex.export_rules(conn, fmt, status="all") for fmt in ex.FORMATS}
+    evaluation = [m for m in corpus if m["window"] == "evaluation"]
+    yield {"url": url, "ids": ids, "hits": hits, "docs": docs, "messages": evaluation}
+    drop_database(server_url, name)
+
+
+def test_the_fixture_hits_what_it_should(exported: dict) -> None:
+    ids, hits = exported["ids"], exported["hits"]
+    assert hits[ids["wildcards"]] == {201}  # not 202: '%' and '_' are literal
+    assert hits[ids["quote"]] == {203}
+    assert hits[ids["backslash"]] == {204}
+    assert hits[ids["underscore"]] == {4, 201, 205}  # 4: @promo_bot
+    assert hits[ids["cyrillic"]] == {206}
+    assert hits[ids["or"]] == {8, 207}  # 8: the museum
+
+
+def test_sql_sections(exported: dict) -> None:
+    ids = exported["ids"]
+    statements = {s["rule_id"]: s for s in ex.parse_sql_export(exported["docs"]["sql"])}
+    assert set(statements) == set(ids.values())
+    section = {key: statements[rid]["section"] for key, rid in ids.items()}
+    for key in ("wildcards", "quote", "backslash", "underscore", "cyrillic", "and_not", "or", "free_entry"):
+        assert section[key] == ex.PORTABLE, key
+    for key in ("phrase", "regex", "win_regex"):
+        assert section[key] == ex.POSTGRES, key
+    for key in ("mixed", "meta", "domain", "phone_and_handle", "code_or_handle", "nothing", "call_not_bot"):
+        assert section[key] == ex.WAREHOUSE, key
+    assert exported["docs"]["sql"].count(";\n") == len(ids)
+
+
+def _sqlite(messages: list[dict]) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    db.execute("create table messages (id integer primary key, text text not null)")
+    db.executemany(
+        "insert into messages values (?, ?)", [(m["message_id"], m["normalized_text"]) for m in messages]
+    )
+    return db
+
+
+def test_portable_sql_runs_unchanged_on_sqlite_and_postgres(exported: dict) -> None:
+    statements = ex.parse_sql_export(exported["docs"]["sql"])
+    db = _sqlite(exported["messages"])
+    checked = 0
+    with psycopg.connect(exported["url"]) as conn:
+        conn.execute("create temporary table messages (id bigint primary key, text text not null)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into pg_temp.messages values (%s, %s)",
+                [(m["message_id"], m["normalized_text"]) for m in exported["messages"]],
+            )
+        for s in statements:
+            expected = exported["hits"][s["rule_id"]]
+            if s["section"] in (ex.PORTABLE, ex.POSTGRES):
+                got_pg = {r[0] for r in conn.execute(s["sql"].rstrip(";")).fetchall()}
+                assert got_pg == expected, s
+                checked += 1
+            if s["section"] == ex.PORTABLE:
+                got_lite = {r[0] for r in db.execute(s["sql"]).fetchall()}
+                assert got_lite == expected, s
+                checked += 1
+    assert checked == 2 * 8 + 3  # 8 portable rules on both engines, 3 postgres-only
+
+
+def test_warehouse_sql_selects_the_shadow_hits(exported: dict) -> None:
+    window = {m["message_id"] for m in exported["messages"]}
+    with psycopg.connect(exported["url"]) as conn:
+        for s in ex.parse_sql_export(exported["docs"]["sql"]):
+            if s["section"] != ex.WAREHOUSE:
+                continue
+            got = {r[0] for r in conn.execute(s["sql"].rstrip(";")).fetchall()} & window
+            assert got == exported["hits"][s["rule_id"]], s
+
+
+def test_rol_regexes_select_the_shadow_hits(exported: dict) -> None:
+    doc = json.loads(exported["docs"]["rol"])
+    assert set(doc) >= {"version", "created_at", "description", "rules"}
+    ids = exported["ids"]
+    exported_ids = {r["id"] for r in doc["rules"]}
+    skipped = {s["id"] for s in doc["skipped"]}
+    assert exported_ids | skipped == set(ids.values()) and not exported_ids & skipped
+    assert ids["mixed"] in skipped and ids["meta"] in skipped and ids["domain"] in skipped
+    for r in doc["rules"]:
+        assert r["type"] == "regex" and r["category"] == "spam"
+        assert set(r) == {
+            "id",
+            "name",
+            "type",
+            "pattern",
+            "flags",
+            "weight",
+            "enabled",
+            "category",
+            "metadata",
+        }
+        pattern = re.compile(r["pattern"])
+        got = {m["message_id"] for m in exported["messages"] if pattern.search(m["normalized_text"])}
+        assert got == exported["hits"][r["id"]], r
+
+
+def test_json_rules_evaluate_to_the_shadow_hits(exported: dict) -> None:
+    doc = json.loads(exported["docs"]["json"])
+    assert len(doc["rules"]) == len(exported["ids"])
+    for r in doc["rules"]:
+        rule = rl.parse_rule(r["rule"])
+        assert rl.rule_id(rule) == r["id"]
+        got = {m["message_id"] for m in exported["messages"] if rl.evaluate(rule, m)}
+        assert got == exported["hits"][r["id"]], r["id"]
+        assert r["latest_metrics"]["hit_count"] == len(got)
+
+
+def test_exports_are_deterministic(exported: dict, tmp_path) -> None:
+    with psycopg.connect(exported["url"]) as conn:
+        again = {fmt: ex.export_rules(conn, fmt, status="all") for fmt in ex.FORMATS}
+        written = ex.write_exports(conn, tmp_path, status="all")
+    assert again == exported["docs"]
+    assert {p.name for p in written.values()} == {"rules.sql", "rules.rol.json", "rules.json"}
+    assert written["rol"].read_text() == exported["docs"]["rol"]
+
+
+def test_active_export_only_holds_active_rules(exported: dict) -> None:
+    with psycopg.connect(exported["url"]) as conn:
+        active = {
+            r[0] for r in conn.execute("select rule_id from patas.rule_lifecycle where status = 'active'")
+        }
+        doc = json.loads(ex.export_rules(conn, "json"))
+    assert {r["id"] for r in doc["rules"]} == active and active
+    with pytest.raises(ex.ExportError):
+        ex.export_rules(None, "xml")  # type: ignore[arg-type]
