@@ -1,0 +1,467 @@
+"""Deterministic rule drafting from the stage-1 candidates.
+
+Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham counts) and drafts:
+
+- one rule per strong entity (registrable domain, phone, handle, short code, email, template
+  signature): spam share at least ``min_spam_share`` over at least ``min_spam_count`` spam;
+- one ``text_phrase`` rule per n-gram that is frequent in spam and rare in ham (same bar, and at
+  most ``max_phrase_ham_count`` ham);
+- conjunctions ``A AND B`` for signals that are suspicious but not precise enough alone: the
+  partner B is the co-occurring signal (on the mining window, ``int_message_signals_extracted``)
+  that makes the pair clear the bar with the most spam; one set-based query for all of them.
+
+Then: duplicates merged (same canonical rule id), subsumed rules dropped (a conjunction when one of
+its parts is already a rule; a phrase when a shorter phrase inside it is), a complexity budget, and
+at most ``max_rules`` rules, ranked by (Wilson lower bound, spam count, rule id). Every draft goes
+through ``parse_rule`` (validation) and the one compiler. Same data and config, same rules, byte
+for byte: every query and list is ordered, nothing reads the clock.
+
+:func:`write_drafts` upserts ``patas.rule_drafts`` (a new version only when the compiled form of a
+rule id changes), ``patas.rule_signal_clauses`` and ``patas.rule_counterexamples`` (per rule, the
+ham it matches and the nearest ham it does not: ham sharing the most of the signals typical of its
+spam hits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from python_steps import rules as rl
+
+CANDIDATES = "marts.stage1_candidates"
+SIGNALS = "intermediate.int_message_signals_extracted"
+MESSAGES = "intermediate.int_messages_enriched"
+WINDOWED = "intermediate.int_messages_windowed"
+
+ENTITY_KINDS = ("domain", "phone", "handle", "short_code", "email", "signature")
+
+DDL = """
+create schema if not exists patas;
+
+create table if not exists patas.rule_drafts (
+    rule_id text not null,
+    version integer not null,
+    rule_json jsonb not null,
+    rule_canonical text not null,
+    description text not null,
+    sql_expression text not null,
+    regex text,
+    origin text not null check (origin in ('pattern_mining', 'semantic', 'llm', 'manual')),
+    pattern_id text,
+    evaluation_kind text not null check (evaluation_kind in ('signal', 'predicate')),
+    complexity integer,
+    drafted_run_id text,
+    created_at timestamptz not null default now(),
+    primary key (rule_id, version)
+);
+
+create table if not exists patas.rule_signal_clauses (
+    rule_id text not null,
+    clause_no integer not null,
+    signal_kind text not null,
+    signal_value text not null,
+    primary key (rule_id, clause_no, signal_kind, signal_value)
+);
+create index if not exists rule_signal_clauses_signal_idx
+    on patas.rule_signal_clauses (signal_kind, signal_value);
+
+create table if not exists patas.rule_counterexamples (
+    rule_id text not null,
+    example_kind text not null check (example_kind in ('matched_ham', 'nearest_unmatched_ham')),
+    rank integer not null,
+    message_id bigint not null,
+    shared_signal_count integer,
+    drafted_run_id text,
+    primary key (rule_id, example_kind, rank)
+);
+"""
+
+
+@dataclass(frozen=True)
+class DraftingConfig:
+    min_spam_count: int = 3
+    min_spam_share: float = 0.95
+    max_phrase_ham_count: int = 1
+    max_phrase_words: int = 3
+    # conjunctions: base signals with at least this spam share (but below the bar) get a partner
+    min_conjunction_base_share: float = 0.5
+    max_conjunction_bases: int = 200
+    partner_kinds: tuple[str, ...] = ("ngram", *ENTITY_KINDS)
+    max_complexity: int = 4  # leaves + depth: a leaf is 2, a two-leaf conjunction 4
+    counterexamples: int = 3
+    profile_signals: int = 20
+
+
+@dataclass(frozen=True)
+class DraftedRule:
+    rule_id: str
+    rule: rl.Rule
+    rule_json: dict[str, Any]
+    rule_canonical: str
+    description: str
+    sql_expression: str
+    regex: str | None
+    evaluation_kind: str
+    complexity: int
+    pattern_id: str
+    spam_count: int
+    ham_count: int
+    clauses: list[tuple[int, str, str]] | None = field(default=None, compare=False)
+    origin: str = "pattern_mining"
+
+    @property
+    def lower_bound(self) -> float:
+        return wilson_lower_bound(self.spam_count, self.spam_count + self.ham_count)
+
+
+def wilson_lower_bound(successes: int, n: int, z: float = 1.959963984540054) -> float:
+    if n == 0:
+        return 0.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / denom
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    conn.execute(DDL)
+
+
+def _leaf_json(kind: str, value: str) -> dict[str, Any]:
+    if kind == "ngram":
+        return {"kind": "text_phrase", "value": value}
+    return {"kind": kind, "op": "eq", "value": value}
+
+
+def _make(rule_json: dict[str, Any], pattern_id: str, spam: int, ham: int) -> DraftedRule | None:
+    try:
+        rule = rl.parse_rule(rule_json)
+    except rl.RuleError:
+        return None  # a signal value the rule language refuses (e.g. a 2-digit "phone"): skip it
+    clauses = rl.signal_clauses(rule)
+    return DraftedRule(
+        rule_id=rl.rule_id(rule),
+        rule=rule,
+        rule_json=rl.to_json(rule),
+        rule_canonical=rl.canonical_json(rule),
+        description=rl.describe(rule),
+        sql_expression=rl.compile_sql_predicate(rule),
+        regex=rl.to_python_regex(rule),
+        evaluation_kind="signal" if clauses is not None else "predicate",
+        complexity=rl.complexity(rule)["score"],
+        pattern_id=pattern_id,
+        spam_count=spam,
+        ham_count=ham,
+        clauses=clauses,
+    )
+
+
+def _strong(spam: int, ham: int, cfg: DraftingConfig) -> bool:
+    return spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_spam_share
+
+
+def _read_candidates(conn: psycopg.Connection) -> list[tuple[str, str, int, int]]:
+    rows = conn.execute(
+        f"""
+        select signal_kind, signal_value, spam_count::bigint, ham_count::bigint
+        from {CANDIDATES}
+        """
+    ).fetchall()
+    return sorted((k, v, int(s), int(h)) for k, v, s, h in rows)  # code-point order
+
+
+def _conjunction_pairs(
+    conn: psycopg.Connection, bases: list[tuple[str, str]], cfg: DraftingConfig
+) -> list[tuple[str, str, str, str, int, int]]:
+    """(base kind, base value, partner kind, partner value, spam, ham) on the mining window, for
+    every base signal and co-occurring partner with at least ``min_spam_count`` joint spam."""
+    if not bases:
+        return []
+    rows = conn.execute(
+        f"""
+        with bases as (
+            select * from unnest(%(kinds)s::text[], %(values)s::text[]) as b (signal_kind, signal_value)
+        ),
+        mining as (
+            select m.message_id, m.is_spam
+            from {MESSAGES} as m
+            inner join {WINDOWED} as w on w.message_id = m.message_id
+            where w.window_name = 'mining' and m.is_spam is not null
+        ),
+        base_hits as (
+            select s.message_id, s.signal_kind, s.signal_value, mn.is_spam
+            from {SIGNALS} as s
+            inner join bases as b on b.signal_kind = s.signal_kind and b.signal_value = s.signal_value
+            inner join mining as mn on mn.message_id = s.message_id
+        )
+        select
+            h.signal_kind, h.signal_value, p.signal_kind, p.signal_value,
+            count(*) filter (where h.is_spam) as spam_count,
+            count(*) filter (where not h.is_spam) as ham_count
+        from base_hits as h
+        inner join {SIGNALS} as p on p.message_id = h.message_id
+        where p.signal_kind = any(%(partners)s::text[])
+            and (p.signal_kind, p.signal_value) <> (h.signal_kind, h.signal_value)
+        group by 1, 2, 3, 4
+        having count(*) filter (where h.is_spam) >= %(min_spam)s
+        """,
+        {
+            "kinds": [k for k, _ in bases],
+            "values": [v for _, v in bases],
+            "partners": list(cfg.partner_kinds),
+            "min_spam": cfg.min_spam_count,
+        },
+    ).fetchall()
+    return sorted((a, b, c, d, int(s), int(h)) for a, b, c, d, s, h in rows)  # code-point order
+
+
+def _sub_phrases(words: list[str]) -> list[str]:
+    n = len(words)
+    return [" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if (i, j) != (0, n)]
+
+
+def draft_rules(
+    conn: psycopg.Connection,
+    *,
+    run_id: str,
+    max_rules: int = 200,
+    config: DraftingConfig | None = None,
+) -> list[DraftedRule]:
+    """Draft typed rules from the stage-1 candidates; sorted by rule id."""
+    cfg = config or DraftingConfig()
+    _ = run_id  # recorded by write_drafts; drafting itself depends only on the data and config
+    singles: dict[str, DraftedRule] = {}
+    bases: list[tuple[str, str]] = []
+    for kind, value, spam, ham in _read_candidates(conn):
+        if kind not in ENTITY_KINDS and kind != "ngram":
+            continue
+        if kind == "ngram" and (
+            ham > cfg.max_phrase_ham_count or len(value.split(" ")) > cfg.max_phrase_words
+        ):
+            if spam + ham > 0 and spam / (spam + ham) >= cfg.min_conjunction_base_share:
+                bases.append((kind, value))
+            continue
+        if _strong(spam, ham, cfg):
+            d = _make(_leaf_json(kind, value), f"signal:{kind}:{value}", spam, ham)
+            if d is not None:
+                _keep(singles, d)
+        elif spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_conjunction_base_share:
+            bases.append((kind, value))
+
+    # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset).
+    phrase_values = {
+        d.rule.value for d in singles.values() if isinstance(d.rule, rl.Leaf) and d.rule.kind == "text_phrase"
+    }
+    for rid in sorted(singles):
+        d = singles[rid]
+        words = (
+            d.rule.value.split(" ") if isinstance(d.rule, rl.Leaf) and d.rule.kind == "text_phrase" else []
+        )
+        if any(p in phrase_values for p in _sub_phrases(words)):
+            del singles[rid]
+
+    single_signals = {
+        (c[1], c[2]) for d in singles.values() if d.clauses and len(d.clauses) == 1 for c in d.clauses
+    }
+    bases = sorted(set(bases))[: cfg.max_conjunction_bases]
+    best: dict[tuple[str, str], tuple[tuple[float, int, str, str], DraftedRule]] = {}
+    phrase_values = {v for k, v in single_signals if k == "ngram"}
+
+    def covered(kind: str, value: str) -> bool:
+        """An existing single rule already hits every message carrying this signal."""
+        if (kind, value) in single_signals:
+            return True
+        return kind == "ngram" and any(p in phrase_values for p in _sub_phrases(value.split(" ")))
+
+    for bk, bv, pk, pv, spam, ham in _conjunction_pairs(conn, bases, cfg):
+        if covered(pk, pv) or covered(bk, bv) or not _strong(spam, ham, cfg):
+            continue  # subsumed by an existing rule, or still not precise enough
+        if bk == pk == "ngram" and (f" {bv} " in f" {pv} " or f" {pv} " in f" {bv} "):
+            continue  # one phrase inside the other: the pair is just the longer phrase
+        if pk == "ngram" and pv.count(" ") + 1 > cfg.max_phrase_words:
+            continue
+        d = _make(
+            {"all": [_leaf_json(bk, bv), _leaf_json(pk, pv)]}, f"conjunction:{bk}:{bv}+{pk}:{pv}", spam, ham
+        )
+        if d is None:
+            continue
+        key = (-d.lower_bound, -spam, pk, pv)
+        if (bk, bv) not in best or key < best[(bk, bv)][0]:
+            best[(bk, bv)] = (key, d)
+    drafts = dict(singles)
+    for _, d in (best[k] for k in sorted(best)):
+        _keep(drafts, d)
+
+    kept = [d for d in drafts.values() if d.complexity <= cfg.max_complexity]
+    kept.sort(key=lambda d: (-d.lower_bound, -d.spam_count, d.rule_id))
+    return sorted(kept[:max_rules], key=lambda d: d.rule_id)
+
+
+def _keep(drafts: dict[str, DraftedRule], d: DraftedRule) -> None:
+    """Merge duplicates: one draft per rule id, the best-supported origin pattern wins."""
+    old = drafts.get(d.rule_id)
+    if old is None or (-d.spam_count, d.pattern_id) < (-old.spam_count, old.pattern_id):
+        drafts[d.rule_id] = d
+
+
+def write_drafts(
+    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, *, config: DraftingConfig | None = None
+) -> dict[str, int]:
+    """Upsert drafts, their signal clauses and counter-examples; returns counts."""
+    cfg = config or DraftingConfig()
+    inserted = 0
+    with conn.transaction():
+        ensure_schema(conn)
+        for d in sorted(drafts, key=lambda x: x.rule_id):
+            row = conn.execute(
+                """
+                select version, rule_canonical, description, sql_expression, regex, evaluation_kind
+                from patas.rule_drafts where rule_id = %s order by version desc limit 1
+                """,
+                (d.rule_id,),
+            ).fetchone()
+            current = (d.rule_canonical, d.description, d.sql_expression, d.regex, d.evaluation_kind)
+            if row is not None and tuple(row[1:]) == current:
+                continue
+            conn.execute(
+                """
+                insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
+                    sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    d.rule_id,
+                    1 if row is None else row[0] + 1,
+                    Jsonb(d.rule_json),
+                    d.rule_canonical,
+                    d.description,
+                    d.sql_expression,
+                    d.regex,
+                    d.origin,
+                    d.pattern_id,
+                    d.evaluation_kind,
+                    d.complexity,
+                    run_id,
+                ),
+            )
+            inserted += 1
+        ids = [d.rule_id for d in drafts]
+        conn.execute("delete from patas.rule_signal_clauses where rule_id = any(%s)", (ids,))
+        clause_rows = sorted((d.rule_id, *c) for d in drafts if d.clauses for c in d.clauses)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into patas.rule_signal_clauses (rule_id, clause_no, signal_kind, signal_value) "
+                "values (%s, %s, %s, %s)",
+                clause_rows,
+            )
+        examples = store_counterexamples(conn, drafts, run_id, cfg)
+    return {
+        "drafts": len(drafts),
+        "versions_inserted": inserted,
+        "clauses": len(clause_rows),
+        "counterexamples": examples,
+    }
+
+
+def store_counterexamples(
+    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, cfg: DraftingConfig
+) -> int:
+    """Per signal-evaluable rule, on the mining window: the ham it matches (lowest ids first) and
+    the nearest ham it does not match (most signals shared with its spam hits' typical signals)."""
+    ids = [d.rule_id for d in drafts]
+    conn.execute("delete from patas.rule_counterexamples where rule_id = any(%s)", (ids,))
+    clause_rows = sorted((d.rule_id, *c) for d in drafts if d.clauses for c in d.clauses)
+    if not clause_rows:
+        return 0
+    cols = list(zip(*clause_rows, strict=True))
+    cur = conn.execute(
+        f"""
+        insert into patas.rule_counterexamples
+            (rule_id, example_kind, rank, message_id, shared_signal_count, drafted_run_id)
+        with clauses as (
+            select * from unnest(%(r)s::text[], %(n)s::int[], %(k)s::text[], %(v)s::text[])
+                as c (rule_id, clause_no, signal_kind, signal_value)
+        ),
+        clause_sizes as (
+            select rule_id, clause_no, count(*) as size from clauses group by 1, 2
+        ),
+        mining as (
+            select m.message_id, m.is_spam
+            from {MESSAGES} as m
+            inner join {WINDOWED} as w on w.message_id = m.message_id
+            where w.window_name = 'mining' and m.is_spam is not null
+        ),
+        clause_hits as (
+            select c.rule_id, c.clause_no, s.message_id, count(*) as matched
+            from clauses as c
+            inner join {SIGNALS} as s on s.signal_kind = c.signal_kind and s.signal_value = c.signal_value
+            group by 1, 2, 3
+        ),
+        hits as (
+            select distinct h.rule_id, h.message_id, mn.is_spam
+            from clause_hits as h
+            inner join clause_sizes as z on z.rule_id = h.rule_id and z.clause_no = h.clause_no
+            inner join mining as mn on mn.message_id = h.message_id
+            where h.matched = z.size
+        ),
+        matched_ham as (
+            select rule_id, 'matched_ham' as example_kind,
+                row_number() over (partition by rule_id order by message_id) as rank,
+                message_id, null::int as shared_signal_count
+            from hits where not is_spam
+        ),
+        profile as (
+            select rule_id, signal_kind, signal_value from (
+                select h.rule_id, s.signal_kind, s.signal_value,
+                    row_number() over (
+                        partition by h.rule_id
+                        order by count(*) desc, s.signal_kind collate "C", s.signal_value collate "C"
+                    ) as pos
+                from hits as h
+                inner join {SIGNALS} as s on s.message_id = h.message_id
+                where h.is_spam
+                    and not exists (
+                        select 1 from clauses as c
+                        where c.rule_id = h.rule_id and c.signal_kind = s.signal_kind
+                            and c.signal_value = s.signal_value
+                    )
+                group by 1, 2, 3
+            ) as ranked
+            where pos <= %(profile)s
+        ),
+        nearest as (
+            select p.rule_id, s.message_id, count(*) as shared
+            from profile as p
+            inner join {SIGNALS} as s on s.signal_kind = p.signal_kind and s.signal_value = p.signal_value
+            inner join mining as mn on mn.message_id = s.message_id and not mn.is_spam
+            where not exists (select 1 from hits as h where h.rule_id = p.rule_id and h.message_id = s.message_id)
+            group by 1, 2
+        ),
+        nearest_ranked as (
+            select rule_id, 'nearest_unmatched_ham' as example_kind,
+                row_number() over (partition by rule_id order by shared desc, message_id) as rank,
+                message_id, shared::int as shared_signal_count
+            from nearest
+        )
+        select *, %(run)s from matched_ham where rank <= %(k_examples)s
+        union all
+        select *, %(run)s from nearest_ranked where rank <= %(k_examples)s
+        order by 1, 2, 3
+        """,
+        {
+            "r": list(cols[0]),
+            "n": list(cols[1]),
+            "k": list(cols[2]),
+            "v": list(cols[3]),
+            "profile": cfg.profile_signals,
+            "k_examples": cfg.counterexamples,
+            "run": run_id,
+        },
+    )
+    return cur.rowcount
