@@ -25,7 +25,7 @@ spam hits).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -465,3 +465,49 @@ def store_counterexamples(
         },
     )
     return cur.rowcount
+
+
+def make_draft(
+    rule_json: dict[str, Any], *, origin: str, pattern_id: str, spam: int = 0, ham: int = 0
+) -> DraftedRule | None:
+    """A draft from a typed rule proposed elsewhere (stage-2 clusters, the LLM, a person); None when
+    the rule does not validate."""
+    d = _make(rule_json, pattern_id, spam, ham)
+    return None if d is None else replace(d, origin=origin)
+
+
+def draft_with_stage2(
+    conn: psycopg.Connection,
+    *,
+    run_id: str,
+    max_rules: int = 200,
+    config: DraftingConfig | None = None,
+    llm_config: Any = None,
+) -> tuple[list[DraftedRule], dict[str, Any]]:
+    """Deterministic drafts from stage 1, plus rules proposed from the stage-2 clusters and,
+    when ``llm_config`` is given, by the LLM from the clusters' aggregated signals. A proposal
+    equal to a deterministic draft keeps the deterministic origin. Sorted by rule id."""
+    from python_steps import clustering
+
+    drafts = {d.rule_id: d for d in draft_rules(conn, run_id=run_id, max_rules=max_rules, config=config)}
+    info: dict[str, Any] = {"pattern_mining": len(drafts), "semantic": 0, "llm": 0}
+    clusters = clustering.load_clusters(conn)
+    for p in clustering.cluster_rules(clusters):
+        d = make_draft(
+            p["rule"], origin="semantic", pattern_id=f"cluster:{p['cluster_id']}", spam=p["cluster_size"]
+        )
+        if d is not None and d.rule_id not in drafts:
+            drafts[d.rule_id] = d
+            info["semantic"] += 1
+    if llm_config is not None and clusters:
+        from python_steps.llm import LlmDrafter
+
+        outcome = LlmDrafter(conn, llm_config, run_id).draft([c.signals() for c in clusters])
+        for p in outcome.proposals:
+            d = make_draft(p.rule_json, origin="llm", pattern_id=f"llm:{p.cluster_id}")
+            if d is not None and d.rule_id not in drafts:
+                drafts[d.rule_id] = d
+                info["llm"] += 1
+        info["llm_calls"] = dict(sorted(outcome.calls.items()))
+        info["llm_tokens"] = outcome.tokens
+    return [drafts[k] for k in sorted(drafts)], info

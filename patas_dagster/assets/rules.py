@@ -8,6 +8,8 @@ from dagster_dbt import get_asset_key_for_model
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import WarehouseResource
 from python_steps import clustering, drafting
+from python_steps.llm import LlmConfig
+from python_steps.settings import load_settings
 
 
 class ClusteringConfig(dg.Config):
@@ -51,6 +53,7 @@ def semantic_clusters(
 
 class DraftingConfig(dg.Config):
     max_rules: int = 1000
+    use_llm: bool = True  # only when PATAS_LLM_ENABLED is set: the LLM is off by default
 
 
 @dg.multi_asset(
@@ -82,17 +85,30 @@ class DraftingConfig(dg.Config):
     name="rule_drafts",
 )
 def rule_drafts(context: dg.AssetExecutionContext, config: DraftingConfig, warehouse: WarehouseResource):
+    settings = load_settings()
+    llm_config = (
+        LlmConfig(
+            settings.llm_base_url,
+            settings.llm_api_key,
+            settings.llm_model,
+            budget_tokens=settings.llm_budget_tokens,
+        )
+        if settings.llm_enabled and config.use_llm
+        else None
+    )
     with warehouse.connect() as conn:
-        drafts = drafting.draft_rules(conn, run_id=context.run_id, max_rules=config.max_rules)
+        drafts, info = drafting.draft_with_stage2(
+            conn, run_id=context.run_id, max_rules=config.max_rules, llm_config=llm_config
+        )
         written = drafting.write_drafts(conn, drafts, context.run_id)
         conn.commit()
-    by_origin: dict[str, int] = {}
-    for d in drafts:
-        by_origin[d.origin] = by_origin.get(d.origin, 0) + 1
+    by_origin = {k: v for k, v in info.items() if isinstance(v, int)}
     preview = "\n".join(f"- `{d.rule_id}` {d.description}" for d in drafts[:10])
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_drafts"],
-        metadata={"rules_drafted": len(drafts), **{f"origin_{k}": v for k, v in sorted(by_origin.items())},
+        metadata={"rules_drafted": len(drafts), "versions_inserted": written["versions_inserted"],
+                  **{f"origin_{k}": v for k, v in sorted(by_origin.items())},
+                  "llm": "on" if llm_config else "off", "llm_calls": str(info.get("llm_calls", {})),
                   "preview": dg.MetadataValue.md(preview or "(none)")},
     )  # fmt: skip
     yield dg.MaterializeResult(
