@@ -511,3 +511,35 @@ def draft_with_stage2(
         info["llm_calls"] = dict(sorted(outcome.calls.items()))
         info["llm_tokens"] = outcome.tokens
     return [drafts[k] for k in sorted(drafts)], info
+
+
+def audit_stored_drafts(conn: psycopg.Connection) -> list[str]:
+    """Problems with the stored drafts (empty = safe): every typed rule must recompile to exactly its
+    stored SQL, and every stored predicate (typed or raw manual SQL) must pass the safety validator."""
+    from python_steps import sql_safety
+
+    if not conn.execute("select to_regclass('patas.rule_drafts') is not null").fetchone()[0]:
+        return []
+    problems: list[str] = []
+    rows = conn.execute(
+        """
+        select distinct on (rule_id) rule_id, version, rule_json, sql_expression
+        from patas.rule_drafts order by rule_id, version desc
+        """
+    ).fetchall()
+    for rid, version, rule_json, sql in rows:
+        where = f"{rid} v{version}"
+        if isinstance(rule_json, dict) and set(rule_json) != {"raw_sql"}:
+            try:
+                rule = rl.parse_rule(rule_json)
+            except rl.RuleError as exc:
+                problems.append(f"{where}: stored rule no longer validates: {exc}")
+                continue
+            if rl.rule_id(rule) != rid:
+                problems.append(f"{where}: rule id does not match its canonical form ({rl.rule_id(rule)})")
+            if rl.compile_sql_predicate(rule) != sql:
+                problems.append(f"{where}: stored SQL differs from the compiler's output")
+        verdict = sql_safety.validate_sql(sql, mode="predicate")
+        if not verdict.ok:
+            problems.append(f"{where}: unsafe SQL: {'; '.join(verdict.reasons)}")
+    return problems
