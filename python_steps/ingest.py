@@ -263,6 +263,8 @@ def parse_timestamp(value: object) -> str | None:
             else:
                 try:
                     dt = datetime.fromisoformat(value)
+                    if dt.tzinfo is UTC and len(value) == 20 and value[10] == "T" and value[19] == "Z":
+                        return value[:19] + "+00:00"  # the common case, as isoformat() would write it
                 except ValueError:  # surrounding blanks, signed or fractional epochs
                     text = value.strip()
                     try:
@@ -531,23 +533,31 @@ def _read_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[bytes, bool]]:
         if len(line) < limit or line.endswith(b"\n"):
             yield line, False
             continue
-        while True:  # skip the rest of an oversize line, memory stays flat
-            rest = readline(limit)
-            if not rest or rest.endswith(b"\n"):
-                break
+        _skip_rest_of_line(readline, limit)
         yield line, True
+
+
+def _skip_rest_of_line(readline: Callable[[int], bytes], limit: int) -> None:
+    """Skip the rest of an oversize line in ``limit``-sized pieces: memory stays flat."""
+    while True:
+        rest = readline(limit)
+        if not rest or rest.endswith(b"\n"):
+            return
 
 
 Emit = Callable[[tuple[Any, ...] | None, int, bytes, Reject | None], None]
 
 
-def _parse_jsonl(source: _Source, emit: Emit, mapper: FieldMapper, max_text_bytes: int) -> None:
+def _parse_jsonl(source: _Source, emit: Emit, mapper: FieldMapper, max_text_bytes: int) -> int:
+    """Parse every line, hand each to ``emit``; return the number of lines."""
     limit = _line_limit(max_text_bytes)
+    readline = source.stream.readline
     line_no = 0
-    for line, oversize in _read_lines(source.stream, limit):
+    while line := readline(limit):
         line_no += 1
         try:
-            if oversize:
+            if len(line) == limit and not line.endswith(b"\n"):
+                _skip_rest_of_line(readline, limit)
                 raise Reject(
                     "text_too_large", f"the line is over {limit} bytes (stored cut to {limit} bytes)"
                 )
@@ -556,6 +566,7 @@ def _parse_jsonl(source: _Source, emit: Emit, mapper: FieldMapper, max_text_byte
             emit(None, line_no, line, rej)
             continue
         emit(row, line_no, line, None)
+    return line_no
 
 
 class _CsvFeed:
@@ -612,7 +623,7 @@ def _parse_csv(
     emit: Emit,
     mapper: FieldMapper,
     max_text_bytes: int,
-) -> None:
+) -> int:
     limit = _line_limit(max_text_bytes)
     csv.field_size_limit(max(csv.field_size_limit(), limit))
     feed = _CsvFeed(lines, limit)
@@ -624,7 +635,7 @@ def _parse_csv(
             record = next(reader)
             rej = feed.problem
         except StopIteration:
-            return
+            return record_no
         except _RecordTooLarge:  # the next physical line starts a new record
             record_no += 1
             assert feed.problem is not None
@@ -680,29 +691,28 @@ class _Loader:
         self._tick = tick
         self._copy_cm: Any = None
         self._copy: Any = None
-        self._chunk_left = 1_000  # a small first chunk: a re-ingest finds its first duplicate early
+        self._boundary = 1_000  # a small first chunk: a re-ingest meets its first duplicate early
         self._pending: list[tuple[Any, ...]] = []
         self.lines = self.good = self.quarantined = 0
 
     def emit(self, row: tuple[Any, ...] | None, line_no: int, raw: bytes, reject: Reject | None) -> None:
-        self.lines += 1
-        if not self.lines & 0x3FFF:
-            self._tick()
         if reject is None:
             if self._copy is None:
                 self._copy_cm = self._cur.copy(self._copy_sql)
                 self._copy = self._copy_cm.__enter__()
             self._copy.write_row((*row, self._batch_id))  # type: ignore[misc]
-            self.good += 1
-            self._chunk_left -= 1
-            if not self._chunk_left:
-                self._end_copy()
-                self._chunk_left = CHUNK_ROWS
-            return
-        self._pending.append(quarantine_row(self._batch_id, line_no, raw, reject))
-        self.quarantined += 1
-        if len(self._pending) >= QUARANTINE_BUFFER:
+        else:
+            self._pending.append(quarantine_row(self._batch_id, line_no, raw, reject))
+            self.quarantined += 1
+        if line_no >= self._boundary or len(self._pending) >= QUARANTINE_BUFFER:
+            self._tick()
             self._end_copy()
+            self._boundary = line_no + CHUNK_ROWS
+
+    def finish(self, lines: int) -> None:
+        self._end_copy()
+        self.lines = lines
+        self.good = lines - self.quarantined
 
     def _end_copy(self) -> None:
         if self._copy is not None:
@@ -716,9 +726,6 @@ class _Loader:
                 for q in self._pending:
                     cp.write_row(q)
             self._pending.clear()
-
-    def finish(self) -> None:
-        self._end_copy()
 
     def abort(self, exc: BaseException) -> None:
         if self._copy is not None:
@@ -762,12 +769,11 @@ def _one_pass(
     loader = _Loader(conn, batch_id, sql.Identifier("raw", "messages") if direct else stage, bar.tick)
     try:
         if fmt == "jsonl":
-            _parse_jsonl(source, loader.emit, mapper, max_text_bytes)
+            count = _parse_jsonl(source, loader.emit, mapper, max_text_bytes)
         else:
             header, lines = _csv_header(source, _line_limit(max_text_bytes))
-            if header:
-                _parse_csv(header, lines, loader.emit, mapper, max_text_bytes)
-        loader.finish()
+            count = _parse_csv(header, lines, loader.emit, mapper, max_text_bytes) if header else 0
+        loader.finish(count)
     except BaseException as exc:
         loader.abort(exc)
         raise

@@ -133,6 +133,8 @@ def test_gzip_jsonl_fast_path_and_connection_argument(fresh_db: str, tmp_path: P
         assert conn.execute(
             "select count(*), count(*) filter (where is_spam) from raw.messages"
         ).fetchone() == (50, 33)
+        with psycopg.connect(fresh_db) as other:  # committed, not left in the caller's transaction
+            assert other.execute("select count(*) from raw.messages").fetchone()[0] == 50
         conn.execute("select 1")  # an open transaction is refused, not committed behind the caller's back
         with pytest.raises(ValueError, match="open transaction"):
             ingest_file(conn, path)
