@@ -138,7 +138,7 @@ MESSAGE_COLUMNS = (
 )
 QUARANTINE_COLUMNS = ("batch_id", "line_number", "reason_code", "reason", "raw_line", "raw_bytes")
 CHUNK_ROWS = 100_000  # rows per COPY statement; quarantine rows are flushed between statements
-QUARANTINE_BUFFER = 5_000
+QUARANTINE_BUFFER_BYTES = 16 << 20  # quarantined lines held in memory before they are written
 
 # Field name -> canonical field; the order within a field is its precedence.
 DEFAULT_ALIASES: dict[str, str] = {
@@ -693,6 +693,7 @@ class _Loader:
         self._copy: Any = None
         self._boundary = 1_000  # a small first chunk: a re-ingest meets its first duplicate early
         self._pending: list[tuple[Any, ...]] = []
+        self._pending_bytes = 0
         self.lines = self.good = self.quarantined = 0
 
     def emit(self, row: tuple[Any, ...] | None, line_no: int, raw: bytes, reject: Reject | None) -> None:
@@ -703,8 +704,9 @@ class _Loader:
             self._copy.write_row((*row, self._batch_id))  # type: ignore[misc]
         else:
             self._pending.append(quarantine_row(self._batch_id, line_no, raw, reject))
+            self._pending_bytes += len(raw)
             self.quarantined += 1
-        if line_no >= self._boundary or len(self._pending) >= QUARANTINE_BUFFER:
+        if line_no >= self._boundary or self._pending_bytes >= QUARANTINE_BUFFER_BYTES:
             self._tick()
             self._end_copy()
             self._boundary = line_no + CHUNK_ROWS
@@ -726,6 +728,7 @@ class _Loader:
                 for q in self._pending:
                     cp.write_row(q)
             self._pending.clear()
+            self._pending_bytes = 0
 
     def abort(self, exc: BaseException) -> None:
         if self._copy is not None:
