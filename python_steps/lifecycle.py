@@ -928,6 +928,8 @@ def add_manual_rule(
     reason = _need_reason(reason)
     if (rule is None) == (raw_sql is None):
         raise LifecycleError("give either a typed rule or raw_sql")
+    if raw_sql is not None and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise LifecycleError("adding a raw SQL rule needs a connection without an open transaction")
     if rule is not None:
         parsed = rl.parse_rule(json.loads(rule) if isinstance(rule, str) else rule)
         draft = {
@@ -941,7 +943,7 @@ def add_manual_rule(
         }
         clauses = rl.signal_clauses(parsed)
     else:
-        draft, clauses = _raw_sql_draft(raw_sql or "", description), None
+        draft, clauses = _raw_sql_draft(conn, raw_sql or "", description), None
     draft["evaluation_kind"] = "signal" if clauses else "predicate"
     with conn.transaction():
         ensure_schema(conn)
@@ -1025,23 +1027,55 @@ def _ensure_drafts_table(conn: psycopg.Connection) -> None:
     drafting.ensure_schema(conn)
 
 
-def _raw_sql_draft(raw_sql: str, description: str | None) -> dict[str, Any]:
-    """A predicate rule from raw SQL that passed the safety validator."""
+_WHERE_RE = re.compile(r"\bwhere\b", re.IGNORECASE)
+
+
+def _raw_sql_draft(conn: psycopg.Connection, raw_sql: str, description: str | None) -> dict[str, Any]:
+    """A predicate rule from raw SQL: a bare predicate over ``m``, or a SELECT whose WHERE clause
+    is one. Both must pass ``sql_safety.validate_sql``; the predicate is then dry-run read-only
+    with a timeout (it must run over ``m`` and hit at most 80% of the messages)."""
     import hashlib
 
     from python_steps import sql_safety
 
-    verdict = sql_safety.validate_sql(raw_sql)
+    body = raw_sql.strip().rstrip(";").strip()
+    verdict = sql_safety.validate_sql(body, mode="predicate")
+    predicate = body
     if not verdict.ok:
-        raise LifecycleError("raw SQL rejected by the safety validator: " + "; ".join(verdict.reasons))
-    predicate = sql_safety.predicate_of(raw_sql)
-    canonical = json.dumps({"raw_sql": " ".join(raw_sql.split())}, sort_keys=True, ensure_ascii=False)
+        as_select = sql_safety.validate_sql(raw_sql, mode="select")
+        if not as_select.ok:
+            raise LifecycleError(
+                "raw SQL rejected by the safety validator: " + "; ".join(as_select.reasons or verdict.reasons)
+            )
+        found = _WHERE_RE.search(body)  # no string literal can precede the WHERE of a valid SELECT
+        predicate = body[found.end() :].strip() if found else ""
+        verdict = sql_safety.validate_sql(predicate, mode="predicate")
+        if not verdict.ok:
+            raise LifecycleError("the WHERE clause is not a valid predicate: " + "; ".join(verdict.reasons))
+    predicate = " ".join(predicate.split())
+    try:
+        with conn.transaction():
+            conn.execute("set transaction read only")
+            conn.execute("set local statement_timeout = 30000")
+            counts = None
+            if _relation_exists(conn, "intermediate.int_messages_enriched"):
+                counts = conn.execute(
+                    f"select count(*) filter (where ({predicate})), count(*) "  # validated above
+                    "from intermediate.int_messages_enriched as m"
+                ).fetchone()
+    except psycopg.Error as e:
+        raise LifecycleError(f"the rule does not run over the message relation (alias m): {e}") from None
+    if counts and counts[1] and counts[0] / counts[1] > MATCH_EVERYTHING_COVERAGE:
+        raise LifecycleError(
+            f"the rule hits {counts[0]} of {counts[1]} messages: above the 80% match-everything guard"
+        )
+    canonical = json.dumps({"raw_sql": predicate}, sort_keys=True, ensure_ascii=False)
     return {
         "rule_id": "r_" + hashlib.sha256(canonical.encode()).hexdigest()[:16],
-        "rule_json": {"raw_sql": " ".join(raw_sql.split())},
+        "rule_json": {"raw_sql": predicate},
         "rule_canonical": canonical,
-        "description": description or "hand-written SQL rule",
+        "description": description or f"SQL: {predicate}"[:200],
         "sql_expression": predicate,
         "regex": None,
-        "complexity": {"leaves": 0},
+        "complexity": {"leaves": 1, "depth": 1, "score": 2},
     }

@@ -292,3 +292,71 @@ def test_consistency_check_finds_problems(world: dict) -> None:
         problems = lc.check_evaluation_consistency(conn, "period-2")
         assert any("disagree" in p for p in problems)
         conn.rollback()
+
+
+def test_raw_sql_rules_go_through_the_validator(world: dict) -> None:
+    url = world["url"]
+    with psycopg.connect(url) as conn:
+        for bad in (
+            "select id from messages where true",
+            "select id from users where text like '%x%'",
+            "strpos(m.normalized_text, 'x') > 0; drop table raw.messages",
+            "pg_sleep(10) is not null",
+            "m.is_spam",
+        ):
+            with pytest.raises(lc.LifecycleError, match=r"rejected|not a valid predicate"):
+                lc.add_manual_rule(conn, raw_sql=bad, reason="try", actor="cli:mallory")
+        with pytest.raises(lc.LifecycleError, match="80%"):
+            lc.add_manual_rule(conn, raw_sql="m.normalized_text like '% %'", reason="wide", actor="cli:bob")
+        out = lc.add_manual_rule(
+            conn,
+            raw_sql="SELECT id FROM messages WHERE normalized_text LIKE '%bus times%'",
+            reason="from the ops wiki",
+            actor="cli:bob",
+        )
+        assert out["created"] and out["evaluation_kind"] == "predicate"
+        row = conn.execute(
+            "select sql_expression, origin, rule_json from patas.rule_drafts where rule_id = %s",
+            (out["rule_id"],),
+        ).fetchone()
+    assert row[0] == "normalized_text LIKE '%bus times%'" and row[1] == "manual"
+    assert row[2] == {"raw_sql": row[0]}
+    # The next shadow evaluation measures it with the other predicate rules.
+    run_shadow_evaluation(world["project"], url, "period-3")
+    with psycopg.connect(url) as conn:
+        hits = {
+            r[0]
+            for r in conn.execute(
+                "select message_id from marts.rule_hits where rule_id = %s", (out["rule_id"],)
+            )
+        }
+    assert hits == {101}
+
+
+def test_rule_cards(world: dict) -> None:
+    from python_steps import rule_cards
+
+    url, ids = world["url"], world["ids"]
+    code_rule = ids["code_or_handle"]
+    with psycopg.connect(url) as conn:
+        listed = rule_cards.list_rules(conn)
+        active = rule_cards.list_rules(conn, status="active")
+        card = rule_cards.rule_card(conn, code_rule)
+        prefix_card = rule_cards.rule_card(conn, code_rule[:10])
+        with pytest.raises(rule_cards.RuleNotFound):
+            rule_cards.rule_card(conn, "r_")  # ambiguous
+        with pytest.raises(rule_cards.RuleNotFound):
+            rule_cards.rule_card(conn, "r_ffffffffffffffff")
+    assert [r["rule_id"] for r in listed] == sorted(r["rule_id"] for r in listed)
+    assert {r["rule_id"] for r in active} == {ids["win_regex"]}
+    assert prefix_card["rule_id"] == code_rule
+    assert card["status"] == "deprecated" and card["description"] and card["rule"]
+    assert [m["run_id"] for m in card["metrics_over_time"]] == ["period-1", "period-2"]
+    assert card["promoted_metrics"]["precision"] == 1.0
+    assert [a["to_status"] for a in card["audit"]] == ["candidate", "shadow", "active", "deprecated"]
+    assert card["lineage"]["signals"] == [
+        {"clause_no": 1, "signal_kind": "handle", "signal_value": "bonus_bot"},
+        {"clause_no": 2, "signal_kind": "short_code", "signal_value": "87121"},
+    ]
+    assert {h["message_id"] for h in card["example_hits"]} == {103}
+    assert {h["message_id"] for h in card["ham_matched"]} == {101, 102}
