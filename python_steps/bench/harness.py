@@ -102,6 +102,24 @@ def run_dbt(
     return elapsed
 
 
+def dbt_node_timings(work_dir: Path, top: int = 5) -> dict[str, object]:
+    """From the last dbt call's ``run_results.json``: dbt's own elapsed time (models and tests
+    running, without start-up) and the slowest nodes."""
+    path = work_dir / "target" / "run_results.json"
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())
+    nodes = sorted(results["results"], key=lambda r: (-r["execution_time"], r["unique_id"]))
+    return {
+        "dbt_elapsed_s": round(results["elapsed_time"], 3),
+        "dbt_nodes": len(nodes),
+        "slowest_nodes": [
+            {"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 3)}
+            for r in nodes[:top]
+        ],
+    }
+
+
 def machine_info(url: str | None = None) -> dict[str, object]:
     """CPU, memory, OS, Python and (when reachable) Postgres version, for the benchmark record."""
     cpu = platform.processor() or platform.machine()

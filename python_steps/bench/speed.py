@@ -16,16 +16,19 @@ Floors, measured in the same run on the same server:
   allowed): the least a stage that reads every message can cost.
 
 To measure shadow evaluation at a fixed rule count (``target_rules``, 1,000 by default), drafted
-rules are padded, when drafting yields fewer, with further single-signal rules from the stage-1
-signal counts (strongest spam signals first, one in ten as a ``text contains`` predicate so both
-evaluation paths are exercised). ``rules_drafted``, ``rules_padded`` and ``rules_evaluated`` say
-exactly how many of each there were.
+rules are padded when drafting yields fewer: first by drafting again with a lower bar (more
+phrases, less precise signals: :data:`RELAXED_DRAFTING`), then, if still short, with single-signal
+rules from the stage-1 signal counts (strongest spam signals first, one in ten a ``text contains``
+predicate so both evaluation paths are exercised). ``rules_drafted``, ``rules_padded``
+(``rules_padded_from``) and ``rules_evaluated`` say exactly how many of each there were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from psycopg.types.json import Jsonb
 
 from python_steps.bench.harness import (
     cached_corpus,
+    dbt_node_timings,
     fresh_database,
     machine_info,
     patched_environ,
@@ -52,10 +56,15 @@ from python_steps.settings import load_settings
 STAGE1_SELECT = ("+signal_label_counts", "+stage1_candidates", "+stage1_uncovered_spam")
 SHADOW_SELECT = ("rule_hits", "rule_evaluations", "rule_overlaps")
 POST_LIFECYCLE_SELECT = ("ruleset_evaluation", "active_rules", "rule_history")
+# A data test runs with a stage only when all the models it reads are built by then: stage 1 and
+# shadow evaluation take only tests whose parents are all selected ("cautious"); the last dbt step
+# (after the lifecycle) takes every test that touches its models ("eager"), the rest already built.
+CAUTIOUS = ("--indirect-selection", "cautious")
 
 PAD_KINDS = ("domain", "host", "phone", "short_code", "handle", "email", "signature", "ngram")
 PAD_PREDICATE_EVERY = 10  # one padded rule in ten is a text_contains predicate
 PAD_MIN_SPAM = 2
+DRAFT_MAX_RULES = 1000  # as the rule_drafts asset (patas_dagster.assets.rules.DraftingConfig)
 
 
 @dataclass
@@ -82,13 +91,16 @@ class StageRecord:
         }
 
 
-class _Stages:
-    def __init__(self, sampler: MemorySampler) -> None:
+class Stages:
+    """Times named stages (and their memory peaks when a sampler is given)."""
+
+    def __init__(self, sampler: MemorySampler | None = None) -> None:
         self.sampler = sampler
         self.records: dict[str, StageRecord] = {}
 
     def run(self, name: str, fn: Callable[[], Any], rows: int | None = None) -> Any:
-        with self.sampler.phase() as peak:
+        phase = self.sampler.phase() if self.sampler else contextlib.nullcontext(PhasePeak())
+        with phase as peak:
             t0 = time.perf_counter()
             result = fn()
             elapsed = time.perf_counter() - t0
@@ -138,6 +150,19 @@ def scan_floor(url: str) -> tuple[float, int]:
 
 # ---- padding to a fixed rule count -------------------------------------------------------------
 
+# Drafting with a lower bar (more phrases, less precise signals): the first source of extra rules.
+RELAXED_DRAFTING = {
+    "min_spam_count": 2,
+    "min_spam_share": 0.6,
+    "max_phrase_ham_count": 50,
+    "min_conjunction_base_share": 0.3,
+    "max_conjunction_bases": 2000,
+}
+
+
+def _rule_count(conn: psycopg.Connection) -> int:
+    return conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
+
 
 def _pad_rule_json(kind: str, value: str, predicate: bool) -> dict[str, str]:
     if kind == "ngram":
@@ -145,15 +170,10 @@ def _pad_rule_json(kind: str, value: str, predicate: bool) -> dict[str, str]:
     return {"kind": kind, "op": "eq", "value": value}
 
 
-def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
-    """Add single-signal rules from the stage-1 counts until ``patas.rule_drafts`` holds ``target``
-    rules; returns how many were added. Only valid rules (``parse_rule``) are written."""
+def _pad_from_signal_counts(conn: psycopg.Connection, need: int, run_id: str) -> int:
+    """Single-signal rules from ``marts.signal_label_counts``, strongest spam signals first."""
     from python_steps import rules as rl
 
-    have = conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
-    need = target - have
-    if need <= 0:
-        return 0
     known = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_drafts")}
     candidates = conn.execute(
         """
@@ -165,10 +185,9 @@ def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
         """,
         (list(PAD_KINDS), PAD_MIN_SPAM, need * 4),
     ).fetchall()
-    added = 0
     drafts, clauses = [], []
     for i, (kind, value) in enumerate(candidates):
-        if added >= need:
+        if len(drafts) >= need:
             break
         try:
             rule = rl.parse_rule(_pad_rule_json(kind, value, predicate=i % PAD_PREDICATE_EVERY == 0))
@@ -187,19 +206,19 @@ def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
                 rl.describe(rule),
                 rl.compile_sql_predicate(rule),
                 rl.to_python_regex(rule),
-                f"bench_padding:{kind}",
+                f"bench_padding:{kind}:{value}",
                 "signal" if rule_clauses is not None else "predicate",
+                rl.complexity(rule)["score"],
                 run_id,
             )
         )
         clauses.extend((rid, no, k, v) for no, k, v in rule_clauses or [])
-        added += 1
     with conn.cursor() as cur:
         cur.executemany(
             """
             insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
-                sql_expression, regex, origin, pattern_id, evaluation_kind, drafted_run_id)
-            values (%s, 1, %s, %s, %s, %s, %s, 'pattern_mining', %s, %s, %s)
+                sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)
+            values (%s, 1, %s, %s, %s, %s, %s, 'pattern_mining', %s, %s, %s, %s)
             """,
             drafts,
         )
@@ -208,6 +227,31 @@ def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
             " values (%s, %s, %s, %s)",
             clauses,
         )
+    return len(drafts)
+
+
+def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> dict[str, int]:
+    """Top ``patas.rule_drafts`` up to ``target`` valid rules; returns how many came from where.
+
+    First drafting itself with a lower bar (:data:`RELAXED_DRAFTING`); then, if still short,
+    single-signal rules from the stage-1 signal counts (one in ten a ``text contains`` predicate).
+    """
+    from python_steps import drafting
+
+    added = {"relaxed_drafting": 0, "signal_counts": 0}
+    need = target - _rule_count(conn)
+    if need <= 0:
+        return added
+    known = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_drafts")}
+    relaxed = drafting.DraftingConfig(**RELAXED_DRAFTING)
+    extra = drafting.draft_rules(conn, run_id=run_id, max_rules=target * 2, config=relaxed)
+    extra = [d for d in extra if d.rule_id not in known][:need]
+    if extra:
+        drafting.write_drafts(conn, extra, run_id, config=relaxed)
+        added["relaxed_drafting"] = len(extra)
+    need = target - _rule_count(conn)
+    if need > 0:
+        added["signal_counts"] = _pad_from_signal_counts(conn, need, run_id)
     conn.commit()
     return added
 
@@ -215,9 +259,19 @@ def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> int:
 # ---- the staged run ----------------------------------------------------------------------------
 
 
-def _staged_run(
-    url: str, corpus: Path, *, run_id: str, work_dir: Path, target_rules: int, profile: str, stages: _Stages
+def staged_run(
+    url: str,
+    corpus: Path,
+    *,
+    run_id: str,
+    work_dir: Path,
+    profile: str,
+    stages: Stages,
+    split: str = "auto",
+    target_rules: int | None = None,
 ) -> dict[str, Any]:
+    """The pipeline, stage by stage, on ``url`` (a fresh database): the functions the Dagster assets
+    call, and dbt per stage. ``target_rules``: pad the drafted rules up to this many (None: never)."""
     from python_steps import clustering, drafting, exports, lifecycle, runs
     from python_steps.ingest import ingest_file
     from python_steps.windows import resolve_windows
@@ -229,20 +283,18 @@ def _staged_run(
     out["ingest_report"] = report
 
     with psycopg.connect(url) as conn:
-        windows = resolve_windows(conn, split="auto")
+        windows = resolve_windows(conn, split=split)
         runs.record_run(conn, run_id, windows)
-    dbt_vars = windows.dbt_vars(run_id)
     out["windows"] = json.loads(windows.to_json())
-    out["dbt_parse_s"] = round(run_dbt(url, ["parse"], work_dir=work_dir, dbt_vars=dbt_vars), 3)
+    dbt: dict[str, Any] = {"work_dir": work_dir, "dbt_vars": windows.dbt_vars(run_id)}
+    out["dbt_parse_s"] = round(run_dbt(url, ["parse"], **dbt), 3)
     # What one dbt invocation costs before any model runs (start-up, manifest, connection).
-    noop = ["run", "--select", "fqn:__bench_selects_nothing__"]
-    out["dbt_noop_s"] = round(run_dbt(url, noop, work_dir=work_dir, dbt_vars=dbt_vars), 3)
+    out["dbt_noop_s"] = round(run_dbt(url, ["run", "--select", "fqn:__bench_selects_nothing__"], **dbt), 3)
 
     stages.run(
-        "stage1",
-        lambda: run_dbt(url, ["build", "--select", *STAGE1_SELECT], work_dir=work_dir, dbt_vars=dbt_vars),
-        rows=rows,
+        "stage1", lambda: run_dbt(url, ["build", *CAUTIOUS, "--select", *STAGE1_SELECT], **dbt), rows=rows
     )
+    stages.records["stage1"].detail = dbt_node_timings(work_dir)
 
     def stage2() -> int:
         cfg = clustering.ClusterConfig()
@@ -256,25 +308,31 @@ def _staged_run(
 
     def draft() -> int:
         with psycopg.connect(url) as conn:
-            drafts = drafting.draft_rules(conn, run_id=run_id, max_rules=target_rules)
+            drafts = drafting.draft_rules(conn, run_id=run_id, max_rules=DRAFT_MAX_RULES)
             drafting.write_drafts(conn, drafts, run_id)
             conn.commit()
             return conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
 
     out["rules_drafted"] = stages.run("drafting", draft)
     with psycopg.connect(url) as conn:
-        out["rules_padded"] = pad_rules(conn, target_rules, run_id)
+        padded = pad_rules(conn, target_rules, run_id) if target_rules else {}
+        out["rules_padded"] = sum(padded.values())
+        out["rules_padded_from"] = padded
         lifecycle.ensure_schema(conn)
         conn.commit()
-        out["rules_evaluated"] = conn.execute(
-            "select count(distinct rule_id) from patas.rule_drafts"
-        ).fetchone()[0]
+        out["rules_evaluated"] = _rule_count(conn)
+        out["rules_by_evaluation_kind"] = dict(
+            conn.execute(
+                "select evaluation_kind, count(distinct rule_id) from patas.rule_drafts group by 1 order by 1"
+            ).fetchall()
+        )
 
     stages.run(
         "shadow_eval",
-        lambda: run_dbt(url, ["build", "--select", *SHADOW_SELECT], work_dir=work_dir, dbt_vars=dbt_vars),
+        lambda: run_dbt(url, ["build", *CAUTIOUS, "--select", *SHADOW_SELECT], **dbt),
         rows=rows,
     )
+    stages.records["shadow_eval"].detail = dbt_node_timings(work_dir)
     with psycopg.connect(url) as conn:
         out["evaluation_window_messages"] = conn.execute(
             "select count(*) from intermediate.int_messages_windowed where window_name = 'evaluation'"
@@ -285,10 +343,11 @@ def _staged_run(
         with psycopg.connect(url) as conn:
             summary = lifecycle.apply_lifecycle(conn, run_id=run_id, profile=profile)
             conn.commit()
-        run_dbt(url, ["build", "--select", *POST_LIFECYCLE_SELECT], work_dir=work_dir, dbt_vars=dbt_vars)
+        run_dbt(url, ["build", "--select", *POST_LIFECYCLE_SELECT], **dbt)
         return summary
 
     summary = stages.run("promotion", promote)
+    stages.records["promotion"].detail = dbt_node_timings(work_dir)
     out["rules_active"] = summary.get("status_counts", {}).get("active", 0)
 
     def export() -> int:
@@ -355,11 +414,11 @@ def run_speed_bench(
     }
     with MemorySampler(server_pid(server_url)) as sampler:
         result["server_idle_pss_mb"] = rounded(sampler.overall.server_mb, 1)
-        stages = _Stages(sampler)
+        stages = Stages(sampler)
         with fresh_database(server_url, f"patas_bench_speed_{tag}", keep=keep_databases) as url:
             result["machine"] = machine_info(url)
             result.update(
-                _staged_run(
+                staged_run(
                     url,
                     corpus,
                     run_id=run_id,
@@ -413,6 +472,8 @@ def run_speed_bench(
     )
     if e2e:
         e2e["seconds"] = round(e2e["seconds"], 3)
+    if not keep_databases:
+        shutil.rmtree(work_dir, ignore_errors=True)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
