@@ -100,10 +100,13 @@ def quality(
 @click.option("--quality", "quality_file", type=click.Path(exists=True, path_type=Path), default=None)
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("docs"))
 def plots(speed_files: tuple[Path, ...], quality_file: Path | None, out_dir: Path) -> None:
-    """Draw docs/bench_stage_times.png and docs/bench_quality_pr.png from benchmark JSON files."""
+    """Draw docs/bench_stage_times.png and docs/bench_quality_pr.png and print the Markdown tables."""
     from python_steps.bench.plots import plot_quality, plot_stage_times
+    from python_steps.bench.tables import quality_table, speed_table
 
     if speed_files:
         click.echo(plot_stage_times(list(speed_files), out_dir / "bench_stage_times.png"))
+        click.echo(speed_table([json.loads(Path(f).read_text()) for f in speed_files]))
     if quality_file:
         click.echo(plot_quality(quality_file, out_dir / "bench_quality_pr.png"))
+        click.echo(quality_table(json.loads(Path(quality_file).read_text())))

@@ -10,8 +10,9 @@ apart. The end-to-end figure is a separate run of the real thing, ``patas run`` 
 
 Floors, measured in the same run on the same server:
 
-- ``copy_floor_s``: a bare ``COPY`` of the corpus's lines (each JSONL line one text value) into an
-  unindexed table: the cost of moving those bytes into Postgres, nothing parsed or checked;
+- ``copy_floor_s``: a bare ``COPY`` of the same rows (parsed and formatted beforehand, untimed)
+  into an unindexed table with the same columns, as ``benchmarks/bench_ingest.py`` measures it;
+  ``copy_lines_floor_s``: a ``COPY`` of the raw JSONL lines as one text column (the bytes alone);
 - ``scan_floor_s``: one sequential scan of ``raw.messages`` with a ``GROUP BY`` (parallel query
   allowed): the least a stage that reads every message can cost.
 
@@ -26,6 +27,7 @@ predicate so both evaluation paths are exercised). ``rules_drafted``, ``rules_pa
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -50,7 +53,7 @@ from python_steps.bench.harness import (
     server_pid,
 )
 from python_steps.bench.memory import MemorySampler, PhasePeak
-from python_steps.settings import load_settings
+from python_steps.settings import PROJECT_ROOT, load_settings
 
 # dbt selections of the stages (model names from docs/contracts.md); '+' takes the upstream closure.
 STAGE1_SELECT = ("+signal_label_counts", "+stage1_candidates", "+stage1_uncovered_spam")
@@ -111,8 +114,36 @@ class Stages:
 # ---- floors ------------------------------------------------------------------------------------
 
 
-def copy_floor(url: str, corpus: Path, block: int = 1 << 20) -> float:
-    """Seconds to COPY the corpus's lines, one text value each, into a new unindexed table."""
+def _bench_ingest_module() -> ModuleType:
+    """``benchmarks/bench_ingest.py`` (the ingestion benchmark's floor, reused as is)."""
+    path = PROJECT_ROOT / "benchmarks" / "bench_ingest.py"
+    spec = importlib.util.spec_from_file_location("patas_benchmarks_bench_ingest", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_floor(url: str, corpus: Path, work_dir: Path) -> float:
+    """Seconds for a bare COPY of the rows ingestion loads (already parsed and formatted as COPY
+    text, untimed) into an unindexed table with the same columns: ``benchmarks/bench_ingest.py``'s
+    floor, so both benchmarks report the same reference."""
+    mod = _bench_ingest_module()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    copy_file = work_dir / "rows.copy"
+    try:
+        mod.write_copy_file(corpus, copy_file)
+        return mod.time_floor(url, copy_file)
+    finally:
+        copy_file.unlink(missing_ok=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("drop table if exists floor_messages")
+
+
+def copy_lines_floor(url: str, corpus: Path, block: int = 1 << 20) -> float:
+    """Seconds to COPY the corpus's raw lines, one text value each, into a new unindexed table:
+    the bytes alone, nothing parsed (a lower floor than :func:`copy_floor`)."""
     with psycopg.connect(url) as conn:
         conn.execute("create schema if not exists bench")
         conn.execute("drop table if exists bench.copy_floor")
@@ -428,7 +459,8 @@ def run_speed_bench(
                     stages=stages,
                 )
             )
-            copy_s = copy_floor(url, corpus)
+            copy_s = copy_floor(url, corpus, work_dir)
+            copy_lines_s = copy_lines_floor(url, corpus)
             scan_s, scanned = scan_floor(url)
         staged_peak = sampler.overall
         e2e: dict[str, Any] | None = None
@@ -450,6 +482,7 @@ def run_speed_bench(
             "ingest_s": round(records["ingest"].seconds, 3),
             "copy_floor_s": round(copy_s, 3),
             "ingest_vs_copy_floor": ratio(records["ingest"].seconds, copy_s),
+            "copy_lines_floor_s": round(copy_lines_s, 3),
             "stage1_s": round(records["stage1"].seconds, 3),
             "scan_floor_s": round(scan_s, 3),
             "scan_floor_rows": scanned,
