@@ -337,14 +337,17 @@ def staged_run(
 
     out["clusters"] = stages.run("stage2", stage2)
 
-    def draft() -> int:
+    def draft() -> dict[str, Any]:
         with psycopg.connect(url) as conn:
-            drafts = drafting.draft_rules(conn, run_id=run_id, max_rules=DRAFT_MAX_RULES)
+            drafts, info = drafting.draft_with_stage2(conn, run_id=run_id, max_rules=DRAFT_MAX_RULES)
             drafting.write_drafts(conn, drafts, run_id)
             conn.commit()
-            return conn.execute("select count(distinct rule_id) from patas.rule_drafts").fetchone()[0]
+        return info
 
-    out["rules_drafted"] = stages.run("drafting", draft)
+    info = stages.run("drafting", draft)
+    out["rules_drafted_by_origin"] = {k: v for k, v in sorted(info.items()) if isinstance(v, int)}
+    with psycopg.connect(url) as conn:
+        out["rules_drafted"] = _rule_count(conn)
     with psycopg.connect(url) as conn:
         padded = pad_rules(conn, target_rules, run_id) if target_rules else {}
         out["rules_padded"] = sum(padded.values())
