@@ -151,6 +151,8 @@ def ingest(
     Every line ends as loaded, duplicate or quarantined (with its line number and reason);
     re-ingesting a file loads nothing new.
     """
+    import psycopg
+
     from python_steps.ingest import ingest_file
 
     s = _settings()
@@ -168,8 +170,8 @@ def ingest(
                 max_text_bytes=max_text_bytes or s.max_text_bytes,
                 progress=sys.stderr.isatty() and not as_json,
             )
-        except (OSError, ValueError) as exc:
-            _fail(f"{path}: {exc}", 1)
+        except (OSError, ValueError, psycopg.Error) as exc:
+            _fail(f"{path}: {type(exc).__name__}: {exc}", 1)
         if as_json:
             click.echo(json.dumps(report.as_dict()))
         else:
