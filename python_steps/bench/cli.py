@@ -72,9 +72,17 @@ def speed(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
 @click.option("--profile", "profiles", multiple=True, help="Profiles to measure (default: all three).")
 @click.option("--one-run", is_flag=True, help="One pipeline run; every profile from its would-be ruleset.")
+@click.option("--engine", type=click.Choice(["dagster", "staged"]), default="dagster", show_default=True,
+              help="dagster: `patas run`; staged: the same steps without Dagster.")  # fmt: skip
 @click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
 def quality(
-    data: Path, split: str, out: Path, profiles: tuple[str, ...], one_run: bool, keep_databases: bool
+    data: Path,
+    split: str,
+    out: Path,
+    profiles: tuple[str, ...],
+    one_run: bool,
+    engine: str,
+    keep_databases: bool,
 ) -> None:
     """Per-profile precision/recall on held-out messages, next to the two baselines."""
     from python_steps.bench.quality import PROFILES, run_quality_bench
@@ -86,6 +94,7 @@ def quality(
         server_url=_server_url(),
         profiles=profiles or PROFILES,
         one_run=one_run,
+        engine=engine,
         keep_databases=keep_databases,
     )
     keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",

@@ -155,6 +155,17 @@ def machine_info(url: str | None = None) -> dict[str, object]:
     return info
 
 
+def code_version() -> dict[str, object]:
+    """The commit measured, and the tracked files that differed from it (others work in this tree)."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        return res.stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"git_commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted_changes": sorted(changed)}
+
+
 def rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 

@@ -48,7 +48,7 @@ from typing import Any
 import psycopg
 
 from python_steps.bench.baselines import BinaryMetrics, LogisticBaseline, NaiveEntityMiner, binary_metrics
-from python_steps.bench.harness import fresh_database, machine_info, patched_environ
+from python_steps.bench.harness import code_version, fresh_database, machine_info, patched_environ
 from python_steps.settings import load_settings
 
 PROFILES = ("conservative", "balanced", "aggressive")
@@ -302,6 +302,7 @@ def run_quality_bench(
         },
         "runs": runs,
         "machine": machine,
+        "code": code_version(),
     }
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

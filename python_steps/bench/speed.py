@@ -43,6 +43,7 @@ from psycopg.types.json import Jsonb
 
 from python_steps.bench.harness import (
     cached_corpus,
+    code_version,
     dbt_node_timings,
     fresh_database,
     machine_info,
@@ -401,10 +402,13 @@ def _end_to_end(url: str, corpus: Path, *, work_dir: Path, profile: str) -> dict
     with patched_environ(env):
         settings = load_settings()
         t0 = time.perf_counter()
-        summary = run_pipeline(settings, url, ingest_paths=[str(corpus)], profile=profile)
+        try:
+            summary = run_pipeline(settings, url, ingest_paths=[str(corpus)], profile=profile)
+        except Exception as exc:  # the staged figures stand on their own; say why this one is missing
+            return {"seconds": None, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
         elapsed = time.perf_counter() - t0
     if not summary.get("success"):
-        raise RuntimeError(f"end-to-end run failed: {summary.get('failures')}")
+        return {"seconds": None, "error": f"the run failed: {summary.get('failures')}"}
     return {
         "seconds": elapsed,
         "rules_drafted": summary.get("rules_drafted"),
@@ -451,6 +455,7 @@ def run_speed_bench(
         stages = Stages(sampler)
         with fresh_database(server_url, f"patas_bench_speed_{tag}", keep=keep_databases) as url:
             result["machine"] = machine_info(url)
+            result["code"] = code_version()
             result.update(
                 staged_run(
                     url,
@@ -496,18 +501,18 @@ def run_speed_bench(
             "promotion_s": round(records["promotion"].seconds, 3),
             "exports_s": round(records["exports"].seconds, 3),
             "staged_total_s": round(staged_total, 3),
-            "end_to_end_s": round(e2e["seconds"], 3) if e2e else None,
+            "end_to_end_s": rounded(e2e["seconds"]) if e2e else None,
             "end_to_end": e2e,
             "stages": [r.as_dict() for r in records.values()],
             "peak_rss_mb": round(overall.client_mb, 1),
             "peak_rss_staged_mb": round(staged_peak.client_mb, 1),
             "peak_rss_self_mb": round(overall.self_peak_mb, 1),
             "peak_server_pss_mb": rounded(overall.server_mb, 1),
-            "rows_per_s_end_to_end": round(rows / e2e["seconds"]) if e2e else None,
+            "rows_per_s_end_to_end": round(rows / e2e["seconds"]) if e2e and e2e["seconds"] else None,
         }
     )
     if e2e:
-        e2e["seconds"] = round(e2e["seconds"], 3)
+        e2e["seconds"] = rounded(e2e["seconds"])
     if not keep_databases:
         shutil.rmtree(work_dir, ignore_errors=True)
     out = Path(out_path)
