@@ -1,5 +1,6 @@
 {#-
-    The predicate rules to shadow-evaluate, read from patas.rule_drafts at compile time:
+    The predicate rules to shadow-evaluate, read from patas.rule_drafts (through its staging view) at
+    compile time:
     a list of (rule_id, sql_expression), the latest version of each rule whose evaluation_kind is
     'predicate', sorted by rule_id (deterministic SQL text). Empty at parse time and when the table
     does not exist yet.
@@ -9,7 +10,7 @@
     Rule ids are checked against a strict pattern before they become SQL literals.
 
     Arguments:
-        rule_drafts: the patas.rule_drafts relation (source('patas', 'rule_drafts'))
+        rule_drafts: the staged drafts relation (ref('stg_patas__rule_drafts'))
 -#}
 {% macro evaluated_predicate_rules(rule_drafts) -%}
     {%- if not execute -%}
@@ -28,7 +29,7 @@
                 evaluation_kind,
                 sql_expression
             from {{ rule_drafts }}
-            order by rule_id, version desc
+            order by rule_id, rule_version desc
         )
         select rule_id, sql_expression
         from latest

@@ -14,13 +14,13 @@ with
 
 lifecycle as (
 
-    select * from {{ source('patas', 'rule_lifecycle') }}
+    select * from {{ ref('stg_patas__rule_lifecycle') }}
 
 ),
 
 drafts as (
 
-    select * from {{ source('patas', 'rule_drafts') }}
+    select * from {{ ref('stg_patas__rule_drafts') }}
 
 ),
 
@@ -42,7 +42,7 @@ final as (
 
     select
         active.rule_id,
-        active.version as rule_version,
+        active.rule_version,
         drafts.description,
         drafts.rule_json,
         drafts.sql_expression,
@@ -74,7 +74,7 @@ final as (
     inner join drafts
         on
             active.rule_id = drafts.rule_id
-            and active.version = drafts.version
+            and active.rule_version = drafts.rule_version
     left join evaluations
         on active.rule_id = evaluations.rule_id
 

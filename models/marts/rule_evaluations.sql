@@ -9,7 +9,7 @@ with
 
 drafts as (
 
-    select * from {{ source('patas', 'rule_drafts') }}
+    select * from {{ ref('stg_patas__rule_drafts') }}
 
 ),
 
@@ -17,11 +17,11 @@ latest_rules as (
 
     select distinct on (rule_id)
         rule_id,
-        version as rule_version,
+        rule_version,
         evaluation_kind,
         origin
     from drafts
-    order by rule_id, version desc
+    order by rule_id, rule_version desc
 
 ),
 

@@ -8,7 +8,7 @@ with
 
 history as (
 
-    select * from {{ source('patas', 'rule_metrics_history') }}
+    select * from {{ ref('stg_patas__rule_metrics_history') }}
 
 ),
 

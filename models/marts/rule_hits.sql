@@ -6,7 +6,7 @@
       signals) joined to int_message_signals_extracted; a message hits a rule when it carries every
       signal of one of its clauses (group by rule, clause, message having count = clause size);
     - predicate rules: one scan of int_messages_enriched per batch of predicates
-      (macro rule_predicate_hits), the predicates read from patas.rule_drafts at compile time.
+      (macro rule_predicate_hits), the predicates read from patas.rule_drafts (via stg_patas__rule_drafts) at compile time.
 
     Every rule in patas.rule_drafts (its latest version) is evaluated, whatever its status, so
     this model does not depend on the lifecycle that reads it.
@@ -17,7 +17,7 @@
         {{ exceptions.raise_compiler_error("patas_shadow_windows may hold 'mining' and 'evaluation' only, not " ~ (w | tojson)) }}
     {%- endif -%}
 {%- endfor -%}
-{%- set predicate_rules = evaluated_predicate_rules(source('patas', 'rule_drafts')) -%}
+{%- set predicate_rules = evaluated_predicate_rules(ref('stg_patas__rule_drafts')) -%}
 
 {{ config(
     pre_hook="set local statement_timeout = '" ~ (var('patas_shadow_timeout_seconds', 900) | int) ~ "s'",
@@ -29,7 +29,7 @@ with
 
 drafts as (
 
-    select * from {{ source('patas', 'rule_drafts') }}
+    select * from {{ ref('stg_patas__rule_drafts') }}
 
 ),
 
@@ -39,7 +39,7 @@ latest_rules as (
         rule_id,
         evaluation_kind
     from drafts
-    order by rule_id, version desc
+    order by rule_id, rule_version desc
 
 ),
 
@@ -57,7 +57,7 @@ signal_clauses as (
         clauses.clause_no,
         clauses.signal_kind,
         clauses.signal_value
-    from {{ source('patas', 'rule_signal_clauses') }} as clauses
+    from {{ ref('stg_patas__rule_signal_clauses') }} as clauses
     inner join latest_rules
         on clauses.rule_id = latest_rules.rule_id
     where latest_rules.evaluation_kind = 'signal'

@@ -10,13 +10,13 @@ with
 
 lifecycle as (
 
-    select * from {{ source('patas', 'rule_lifecycle') }}
+    select * from {{ ref('stg_patas__rule_lifecycle') }}
 
 ),
 
 profile_members as (
 
-    select * from {{ source('patas', 'ruleset_members') }}
+    select * from {{ ref('stg_patas__ruleset_members') }}
 
 ),
 

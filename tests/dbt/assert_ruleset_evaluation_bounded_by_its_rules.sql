@@ -4,13 +4,13 @@ with
 members as (
 
     select 'active' as ruleset_name, rule_id
-    from {{ source('patas', 'rule_lifecycle') }}
+    from {{ ref('stg_patas__rule_lifecycle') }}
     where status = 'active'
 
     union
 
     select ruleset_name, rule_id
-    from {{ source('patas', 'ruleset_members') }}
+    from {{ ref('stg_patas__ruleset_members') }}
 
 ),
 

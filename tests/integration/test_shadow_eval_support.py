@@ -27,7 +27,13 @@ from python_steps.settings import dbt_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+SHADOW_STAGING = ("stg_patas__rule_drafts", "stg_patas__rule_signal_clauses")
 SHADOW_MODELS = ("rule_hits", "rule_evaluations", "rule_overlaps")
+POST_LIFECYCLE_STAGING = (
+    "stg_patas__rule_lifecycle",
+    "stg_patas__rule_metrics_history",
+    "stg_patas__ruleset_members",
+)
 POST_LIFECYCLE_MODELS = ("ruleset_evaluation", "active_rules", "rule_history")
 MY_MACROS = (
     "generate_schema_name",
@@ -242,12 +248,17 @@ def scratch_project(tmp: Path) -> Path:
     if proj.exists():
         return proj
     (proj / "models" / "marts").mkdir(parents=True)
+    (proj / "models" / "staging").mkdir(parents=True)
+    for name in (*SHADOW_STAGING, *POST_LIFECYCLE_STAGING):
+        shutil.copy(REPO_ROOT / "models" / "staging" / f"{name}.sql", proj / "models" / "staging")
+    for yml in ("_patas__sources.yml", "_patas__models.yml"):
+        shutil.copy(REPO_ROOT / "models" / "staging" / yml, proj / "models" / "staging")
     (proj / "macros").mkdir()
     (proj / "tests" / "dbt").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "dbt_project.yml", proj / "dbt_project.yml")
     for name in (*SHADOW_MODELS, *POST_LIFECYCLE_MODELS, "active_rules"):
         shutil.copy(REPO_ROOT / "models" / "marts" / f"{name}.sql", proj / "models" / "marts")
-    for yml in ("_rules__models.yml", "_patas__sources.yml"):
+    for yml in ("_rules__models.yml",):
         shutil.copy(REPO_ROOT / "models" / "marts" / yml, proj / "models" / "marts")
     for name in MY_MACROS:
         shutil.copy(REPO_ROOT / "macros" / f"{name}.sql", proj / "macros")
@@ -297,11 +308,17 @@ def run_dbt(
 
 
 def run_shadow_evaluation(project: Path, url: str, run_id: str, **kw: Any) -> subprocess.CompletedProcess:
-    return run_dbt(project, url, ["run", "--select", *SHADOW_MODELS], run_id=run_id, **kw)
+    return run_dbt(project, url, ["run", "--select", *SHADOW_STAGING, *SHADOW_MODELS], run_id=run_id, **kw)
 
 
 def run_post_lifecycle(project: Path, url: str, run_id: str, **kw: Any) -> subprocess.CompletedProcess:
-    return run_dbt(project, url, ["run", "--select", *POST_LIFECYCLE_MODELS], run_id=run_id, **kw)
+    return run_dbt(
+        project,
+        url,
+        ["run", "--select", *POST_LIFECYCLE_STAGING, *POST_LIFECYCLE_MODELS],
+        run_id=run_id,
+        **kw,
+    )
 
 
 # ---- databases ---------------------------------------------------------------------------------
