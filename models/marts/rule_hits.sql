@@ -121,6 +121,7 @@ predicate_hits as (
         ref('int_messages_windowed'),
         windows,
         var('patas_predicates_per_scan', 250),
+        var('patas_regexes_per_scan', 30),
     ) }}
 
 ),
