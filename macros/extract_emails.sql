@@ -1,5 +1,7 @@
-{#- Emails as a sorted distinct text[] (python_steps.normalize.extract_emails), lower case.
-    Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). -#}
+{#- Emails as rows (python_steps.normalize.extract_emails), lower case.
+    Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). 
+    Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
+    it in entity_array() for the sorted distinct array. -#}
 {% macro extract_emails(deobfuscated) -%}
     {{ return(adapter.dispatch('extract_emails', 'patas')(deobfuscated)) }}
 {%- endmacro %}
@@ -9,9 +11,6 @@
 {%- endmacro %}
 
 {% macro postgres__extract_emails(deobfuscated) -%}
-array(
-    select distinct r.m[1] collate "C"
-    from regexp_matches(({{ deobfuscated }}), {{ text_pattern('email') }}, 'g') as r (m)
-    order by 1
-)
+select r.m[1] as entity_value
+from regexp_matches({{ deobfuscated }}, {{ text_pattern('email') }}, 'g') as r (m)
 {%- endmacro %}

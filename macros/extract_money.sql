@@ -1,6 +1,8 @@
-{#- Money amounts with a currency as a sorted distinct text[] of '<iso code> <amount>'
+{#- Money amounts with a currency as rows of '<iso code> <amount>'
     (python_steps.normalize.extract_money): '£1,000' -> 'gbp 1000', '500 euros' -> 'eur 500'.
-    Arguments: prepared - prepare_text output. -#}
+    Arguments: prepared - prepare_text output. 
+    Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
+    it in entity_array() for the sorted distinct array. -#}
 {% macro extract_money(prepared) -%}
     {{ return(adapter.dispatch('extract_money', 'patas')(prepared)) }}
 {%- endmacro %}
@@ -10,12 +12,11 @@
 {%- endmacro %}
 
 {% macro postgres__extract_money(prepared) -%}
-array(
-    select distinct (c.code || ' ' || regexp_replace(r.m[1], {{ text_pattern('money_amount_strip') }}, '', 'g')) collate "C"
+select c.code || ' ' || regexp_replace(r.m[1], {{ text_pattern('money_amount_strip') }}, '', 'g') as entity_value
     from (
-        select m from regexp_matches(({{ prepared }}), {{ text_pattern('money_prefix') }}, 'g') as p (m)
+        select m from regexp_matches({{ prepared }}, {{ text_pattern('money_prefix') }}, 'g') as p (m)
         union all
-        select m from regexp_matches(({{ prepared }}), {{ text_pattern('money_suffix') }}, 'g') as s (m)
+        select m from regexp_matches({{ prepared }}, {{ text_pattern('money_suffix') }}, 'g') as s (m)
     ) as r (m)
     cross join lateral (
         select
@@ -28,6 +29,4 @@ array(
             end as code
     ) as c
     where c.code is not null
-    order by 1
-)
 {%- endmacro %}

@@ -1,18 +1,19 @@
 {#- Homoglyph folding (python_steps.normalize.fold_homoglyphs): inside a word that mixes Latin
     with Cyrillic/Greek letters, look-alikes of the minority script are folded into the majority
     script; single-script words are untouched (Russian stays Russian).
-    Arguments: column - case-folded text (prepare_text output). -#}
-{% macro fold_homoglyphs(column) -%}
-    {{ return(adapter.dispatch('fold_homoglyphs', 'patas')(column)) }}
+    Arguments: column - case-folded text; check_column - a column with the same script mix (the
+    prepared text), tested first so most rows skip the work. -#}
+{% macro fold_homoglyphs(column, check_column=none) -%}
+    {{ return(adapter.dispatch('fold_homoglyphs', 'patas')(column, check_column)) }}
 {%- endmacro %}
 
-{% macro default__fold_homoglyphs(column) -%}
+{% macro default__fold_homoglyphs(column, check_column=none) -%}
     {{ exceptions.raise_compiler_error('fold_homoglyphs needs a port for ' ~ target.type) }}
 {%- endmacro %}
 
-{% macro postgres__fold_homoglyphs(column) -%}
+{% macro postgres__fold_homoglyphs(column, check_column=none) -%}
 case
-    when ({{ column }}) !~ {{ text_pattern('mixed_script') }} then ({{ column }})
+    when {{ check_column or column }} !~ {{ text_pattern('mixed_script') }} then ({{ column }})
     else (
         select string_agg(
             case

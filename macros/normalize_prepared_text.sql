@@ -1,7 +1,9 @@
-{#- Steps 2-5 of normalization (python_steps.normalize.normalize_prepared) over prepare_text
-    output: homoglyphs, digit look-alikes between Latin letters (0->o, 1->l, 3->e, 5->s), runs of
-    3+ identical non-digit characters squeezed to two, whitespace collapsed.
-    Arguments: column - prepare_text output (a column). -#}
+{#- Steps 2-4 of normalization (python_steps.normalize.normalize_prepared) over prepare_text
+    output: repeated characters squeezed, homoglyphs folded, digit look-alikes between Latin
+    letters folded (0->o, 1->l, 3->e, 5->s). Each step is guarded by a cheap test on the prepared
+    text, which is enough: squeezing keeps every pair of adjacent distinct characters, so the
+    script-mix and digit-run tests give the same answer before and after it.
+    Arguments: column - prepare_text output, a column (referenced many times). -#}
 {% macro normalize_prepared_text(column) -%}
     {{ return(adapter.dispatch('normalize_prepared_text', 'patas')(column)) }}
 {%- endmacro %}
@@ -11,21 +13,16 @@
 {%- endmacro %}
 
 {% macro postgres__normalize_prepared_text(column) -%}
-(
-    select btrim(regexp_replace({{ squeeze_repeats('d.digits_folded') }}, {{ text_pattern('space') }}, ' ', 'g'), ' ')
-    from (
-        select
-            case
-                when h.folded !~ {{ text_pattern('digit_run_check') }} then h.folded
-                else regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-                    h.folded,
-                    {{ text_pattern('digit_0') }}, 'o', 'g'),
-                    {{ text_pattern('digit_1') }}, 'l', 'g'),
-                    {{ text_pattern('digit_3') }}, 'e', 'g'),
-                    {{ text_pattern('digit_5') }}, 's', 'g')
-            end as digits_folded
-        from (select {{ fold_homoglyphs(column) }} as folded offset 0) as h
-        offset 0
-    ) as d
-)
+    {%- set squeezed = squeeze_repeats(column, column) -%}
+    {%- set folded = fold_homoglyphs(squeezed, column) -%}
+case
+    when {{ column }} ~ {{ text_pattern('digit_run_check') }}
+        then regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+            {{ folded }},
+            {{ text_pattern('digit_0') }}, 'o', 'g'),
+            {{ text_pattern('digit_1') }}, 'l', 'g'),
+            {{ text_pattern('digit_3') }}, 'e', 'g'),
+            {{ text_pattern('digit_5') }}, 's', 'g')
+    else {{ folded }}
+end
 {%- endmacro %}

@@ -5,7 +5,7 @@
 {%- endmacro %}
 
 {% macro default__normalizer_version() -%}
-'n3'
+'n4'
 {%- endmacro %}
 
 {% macro postgres__normalizer_version() -%}

@@ -1,9 +1,15 @@
 {#- Unicode-clean, case-folded, whitespace-collapsed text (python_steps.normalize.prepare_text):
     code points unassigned in Unicode 14 dropped, zero-width and bidi controls dropped, NFKC,
-    explicit locale-independent case folding (lower() under the "C" collation folds ASCII only;
-    fixed upper->lower tables per block, applied only when the text holds such a letter, fold the
-    rest), whitespace collapsed and trimmed. Entities are extracted from this text.
-    Arguments: column - a text column (referenced twice: pass a column, not a costly expression). -#}
+    explicit locale-independent case folding, whitespace collapsed and trimmed. Entities are
+    extracted from this text.
+
+    Case folding: lower() under the "C" collation folds ASCII only, whatever the database locale;
+    fixed upper->lower tables per script block (translate()) fold the rest. translate() costs
+    O(text x table), so a block's table is used only when the raw text holds a code point whose
+    NFKC has an upper-case letter of that block (a cheap regex test on the raw column).
+    Pure-ASCII text takes a short path (NFKC and the tables cannot change it).
+
+    Arguments: column - a text column (referenced many times: pass a column, not an expression). -#}
 {% macro prepare_text(column) -%}
     {{ return(adapter.dispatch('prepare_text', 'patas')(column)) }}
 {%- endmacro %}
@@ -14,35 +20,39 @@
 
 {% macro postgres__prepare_text(column) -%}
     {%- set blocks = ['latin1', 'latin_ext', 'greek', 'cyrillic', 'cyrillic_ext', 'armenian', 'latin_additional'] -%}
-(
-    select btrim(regexp_replace(
+case
+    when {{ column }} ~ {{ text_pattern('ascii_only') }} then
+        case
+            when {{ column }} ~ {{ text_pattern('space_needed') }}
+                then btrim(regexp_replace(lower({{ column }} collate "C"), {{ text_pattern('space') }}, ' ', 'g'), ' ')
+            else lower({{ column }} collate "C")
+        end
+    else btrim(regexp_replace(
         translate(
-            lower(n.nfkc_text collate "C"),
+            lower(
+                normalize(
+                    regexp_replace(
+                        case
+                            when {{ column }} ~ {{ text_pattern('common_only') }} then {{ column }}
+                            else regexp_replace({{ column }}, {{ text_pattern('unassigned') }}, '', 'g')
+                        end,
+                        {{ text_pattern('invisible') }}, '', 'g'
+                    ),
+                    nfkc
+                ) collate "C"
+            ),
             concat(
                 {%- for b in blocks %}
-                case when n.nfkc_text ~ {{ text_pattern('case_' ~ b ~ '_check') }} then {{ text_pattern('case_' ~ b ~ '_from') }} end{{ ',' if not loop.last }}
+                case when {{ column }} ~ {{ text_pattern('case_' ~ b ~ '_check') }} then {{ text_pattern('case_' ~ b ~ '_from') }} end{{ ',' if not loop.last }}
                 {%- endfor %}
             ),
             concat(
                 {%- for b in blocks %}
-                case when n.nfkc_text ~ {{ text_pattern('case_' ~ b ~ '_check') }} then {{ text_pattern('case_' ~ b ~ '_to') }} end{{ ',' if not loop.last }}
+                case when {{ column }} ~ {{ text_pattern('case_' ~ b ~ '_check') }} then {{ text_pattern('case_' ~ b ~ '_to') }} end{{ ',' if not loop.last }}
                 {%- endfor %}
             )
         ),
         {{ text_pattern('space') }}, ' ', 'g'
     ), ' ')
-    from (
-        select normalize(
-            regexp_replace(
-                case
-                    when ({{ column }}) ~ {{ text_pattern('common_only') }} then ({{ column }})
-                    else regexp_replace(({{ column }}), {{ text_pattern('unassigned') }}, '', 'g')
-                end,
-                {{ text_pattern('invisible') }}, '', 'g'
-            ),
-            nfkc
-        ) as nfkc_text
-        offset 0  -- an optimization fence: without it the planner inlines nfkc_text 15 times
-    ) as n
-)
+end
 {%- endmacro %}

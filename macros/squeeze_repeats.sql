@@ -1,19 +1,19 @@
-{#- Runs of 3+ identical non-digit characters squeezed to two (python_steps.normalize: the
-    pattern ([^0-9])\1\1+ -> \1\1). A quantified back reference is very slow in Postgres, so only
-    texts holding a triple are rewritten, character by character.
-    Arguments: column - a text column (referenced more than once). -#}
-{% macro squeeze_repeats(column) -%}
-    {{ return(adapter.dispatch('squeeze_repeats', 'patas')(column)) }}
+{#- Runs of 3+ identical characters other than digits and '.' squeezed to two
+    (python_steps.normalize: ([^0-9.])\1\1+ -> \1\1). A quantified back reference is very slow in
+    Postgres, so only texts holding such a triple are rewritten, character by character.
+    Arguments: column - the text to squeeze; check_column - a column on which the triple test is
+    run (the same text, or one with the same runs), referenced twice. -#}
+{% macro squeeze_repeats(column, check_column) -%}
+    {{ return(adapter.dispatch('squeeze_repeats', 'patas')(column, check_column)) }}
 {%- endmacro %}
 
-{% macro default__squeeze_repeats(column) -%}
+{% macro default__squeeze_repeats(column, check_column) -%}
     {{ exceptions.raise_compiler_error('squeeze_repeats needs a port for ' ~ target.type) }}
 {%- endmacro %}
 
-{% macro postgres__squeeze_repeats(column) -%}
+{% macro postgres__squeeze_repeats(column, check_column) -%}
 case
-    when ({{ column }}) !~ {{ text_pattern('triple') }} then ({{ column }})
-    else (
+    when {{ check_column }} ~ {{ text_pattern('triple') }} and {{ check_column }} ~ {{ text_pattern('squeezable_triple') }} then (
         select coalesce(string_agg(z.c, '' order by z.i), '')
         from (
             select
@@ -21,9 +21,10 @@ case
                 s.i,
                 lag(s.c, 1) over (order by s.i) as previous_1,
                 lag(s.c, 2) over (order by s.i) as previous_2
-            from regexp_split_to_table(({{ column }}), '') with ordinality as s (c, i)
+            from regexp_split_to_table({{ column }}, '') with ordinality as s (c, i)
         ) as z
-        where not (z.c = z.previous_1 and z.c = z.previous_2 and z.c !~ {{ text_pattern('digit') }})
+        where not (z.c = z.previous_1 and z.c = z.previous_2 and z.c !~ '[0-9.]')
     )
+    else {{ column }}
 end
 {%- endmacro %}

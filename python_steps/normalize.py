@@ -16,15 +16,18 @@ Pipeline (``normalize_text``):
    zero-width and bidi controls, NFKC, explicit case folding (a fixed upper->lower table over
    Latin, Greek, Cyrillic and Armenian: ``lower()`` in Postgres depends on the locale), whitespace
    collapsed. Entities (URLs, phones, ...) are extracted from this text.
-2. homoglyphs: inside a word that mixes Latin with Cyrillic/Greek letters, the minority script's
+2. runs of 3+ identical characters squeezed to two (``freeeee!!!!`` -> ``free!!``), except digits
+   (phone numbers and amounts stay intact) and dots (an ellipsis stays as typed).
+3. homoglyphs: inside a word that mixes Latin with Cyrillic/Greek letters, the minority script's
    look-alikes are folded into the majority script (``pаypal`` with a Cyrillic ``а`` becomes
    ``paypal``; ``прoдам`` with a Latin ``o`` becomes ``продам``). Words in one script are left
    alone, so Russian stays Russian and its n-grams stay meaningful.
-3. digit look-alikes between Latin letters: 0->o, 1->l, 3->e, 5->s (``c1aim`` -> ``claim``,
+4. digit look-alikes between Latin letters: 0->o, 1->l, 3->e, 5->s (``c1aim`` -> ``claim``,
    ``fr33`` is left alone: the 3s do not sit between letters).
-4. runs of 3+ identical non-digit characters squeezed to two (``freeeee!!!`` -> ``free!!``);
-   digits are never squeezed (phone numbers and amounts stay intact).
-5. whitespace collapsed again and trimmed.
+
+Steps 2-4 never create or remove spaces, so the text stays collapsed. Every step after 1 has a
+cheap pre-check on the prepared text, so the SQL twin does the costly part only on the few
+messages that need it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import hashlib
 import re
 import unicodedata
 
-NORMALIZER_VERSION = "n3"
+NORMALIZER_VERSION = "n4"
 
 # --------------------------------------------------------------------------------------------------
 # Character tables
@@ -153,10 +156,11 @@ def digit_pattern_sql(digit: str) -> str:
     return f"(?<=[a-z][0135]*){digit}(?=[0135]*[a-z])"
 
 
-SQUEEZE_PATTERN = "([^0-9])\\1\\1+"
+SQUEEZE_PATTERN = "([^0-9.])\\1\\1+"
 # SQL: backreferences with a quantifier are very slow in Postgres, so it checks for any triple
 # (fast) and squeezes those rows character by character (macros/squeeze_repeats.sql).
 TRIPLE_PATTERN = "(.)\\1\\1"
+SQUEEZABLE_TRIPLE_PATTERN = "([^0-9.])\\1\\1"
 
 # Word characters for n-grams and signatures: Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic,
 # Devanagari, Thai, CJK, kana, Hangul letters; digits; combining marks.
@@ -212,11 +216,10 @@ def fold_homoglyphs(s: str) -> str:
 
 
 def normalize_prepared(s: str) -> str:
-    """Steps 2-5 of the pipeline over ``prepare_text`` output."""
-    s = fold_homoglyphs(s)
-    s = _re_digit_run.sub(lambda m: m.group().translate(_DIGIT_TRANS), s)
+    """Steps 2-4 of the pipeline over ``prepare_text`` output."""
     s = _re_squeeze.sub(r"\1\1", s)
-    return _collapse(s)
+    s = fold_homoglyphs(s)
+    return _re_digit_run.sub(lambda m: m.group().translate(_DIGIT_TRANS), s)
 
 
 def normalize_text(s: str | None) -> str | None:
@@ -452,15 +455,48 @@ def message_entities(text: str) -> dict[str, object]:
     }
 
 
+def _case_check_classes() -> dict[str, str]:
+    """Per case block, a class of the code points whose NFKC holds an upper-case letter of the
+    block: the SQL twin tests the raw text with it before NFKC (cheap), then translates after."""
+    members: dict[str, list[int]] = {name: [] for name in CASE_BLOCK_TABLES}
+    for cp in range(0x80, 0x110000):
+        ch = chr(cp)
+        if unicodedata.category(ch) in ("Cn", "Cs"):
+            continue
+        folded = unicodedata.normalize("NFKC", ch)
+        for name, table in CASE_BLOCK_TABLES.items():
+            if any(c in table for c in folded):
+                members[name].append(cp)
+    out = {}
+    for name, cps in members.items():
+        ranges: list[tuple[int, int]] = []
+        for cp in cps:
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+        out[name] = "[" + _class(ranges) + "]"
+    return out
+
+
+def sql_text_patterns() -> dict[str, str]:
+    """Everything macros/text_pattern.sql embeds (slow to build: reference_data.py calls it)."""
+    patterns = dict(SQL_TEXT_PATTERNS)
+    for name, cls in _case_check_classes().items():
+        patterns[f"case_{name}_check"] = cls
+    return patterns
+
+
 # The strings the SQL macros embed (macros/text_pattern.sql is generated from this by
 # python_steps/reference_data.py; a test checks the generated file is current).
 SQL_TEXT_PATTERNS: dict[str, str] = {
     "unassigned": UNASSIGNED_PATTERN,
     "common_only": COMMON_ONLY_PATTERN,
+    "ascii_only": "^[\\u0001-\\u007f]*$",
+    "space_needed": "[\\u0001-\\u001f\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]|  |^ | $",
     "digit": "[0-9]",
     "invisible": INVISIBLE_PATTERN,
     "space": SPACE_PATTERN,
-    **{f"case_{name}_check": "[" + "".join(_esc(ord(c)) for c in t) + "]" for name, t in CASE_BLOCK_TABLES.items()},
     **{f"case_{name}_from": "".join(t) for name, t in CASE_BLOCK_TABLES.items()},
     **{f"case_{name}_to": "".join(t.values()) for name, t in CASE_BLOCK_TABLES.items()},
     "mixed_script": MIXED_SCRIPT_PATTERN,
@@ -474,12 +510,19 @@ SQL_TEXT_PATTERNS: dict[str, str] = {
     "to_cyrillic_to": TO_CYRILLIC_TO,
     **{f"digit_{d}": digit_pattern_sql(d) for d in DIGIT_LOOKALIKES},
     "triple": TRIPLE_PATTERN,
-    "digit_run_check": "[a-z][0135]+[a-z]",
+    "squeezable_triple": SQUEEZABLE_TRIPLE_PATTERN,
+    "digit_run_check": f"[a-z{TO_LATIN_FROM}][0135]+[a-z{TO_LATIN_FROM}]",
     "non_word": NON_WORD_PATTERN,
     "all_digits": ALL_DIGITS_PATTERN,
     "mask_at": MASK_AT_PATTERN,
     "mask_url": MASK_URL_PATTERN,
     "mask_number": MASK_NUMBER_PATTERN,
+    # Cheap necessary conditions: the SQL models run an extractor only on texts that pass these.
+    "deobfuscate_check": f"hxxp|\\[\\.\\]|\\(\\.\\)|\\{{\\.\\}}|\\[dot\\]|\\(dot\\)| \\.|\\. (?:{_TLD_ALT})",
+    "url_check": "\\.[a-z\\u0430-\\u044f\\u0451][a-z\\u0430-\\u044f\\u0451]",
+    "phone_check": "[0-9]" + "[0-9oli() .-]" * 5,
+    "short_code_check": " (?:to|2) [0-9][0-9][0-9][0-9]",
+    "money_check": "[$£€₽¥]|usd|eur|gbp|rub|руб|dollars|pounds|euro",
     "hxxp": HXXP_PATTERN,
     "obfuscated_dot": OBFUSCATED_DOT_PATTERN,
     "spaced_dot": SPACED_DOT_PATTERN,

@@ -104,7 +104,7 @@ def text_pattern_sql() -> str:
         "{% macro text_pattern(name) -%}",
         "{%- set patterns = {} -%}",
     ]
-    for key, value in normalize.SQL_TEXT_PATTERNS.items():
+    for key, value in normalize.sql_text_patterns().items():
         literal = "'" + value.replace("'", "''") + "'"
         if "{%" in literal or "%}" in literal or "{{" in literal or "}}" in literal or "{#" in literal:
             raise ValueError(f"pattern {key} collides with Jinja syntax")

@@ -11,7 +11,8 @@
 }}
 
 {#- The message relation the rule compiler targets (docs/contracts.md "Message relation for
-    rules"): staged messages plus registrable domains, split bucket and label. -#}
+    rules"): staged messages with their entity arrays (gathered from the extracted signals),
+    split bucket and label. Incremental on ingestion batches. -#}
 
 with
 
@@ -24,9 +25,23 @@ messages as (
 
 ),
 
-hosts as (
+entities as (
 
-    select * from {{ ref('int_hosts_resolved') }}
+    select
+        message_id,
+        {% for kind, column in [
+            ('url', 'urls'), ('host', 'hosts'), ('domain', 'domains'), ('phone', 'phones'),
+            ('short_code', 'short_codes'), ('handle', 'handles'), ('email', 'emails'),
+        ] %}
+        array_agg(signal_value collate "C" order by signal_value collate "C")
+            filter (where signal_kind = '{{ kind }}') as {{ column }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ ref('int_message_signals_extracted') }}
+    where signal_kind in ('url', 'host', 'domain', 'phone', 'short_code', 'handle', 'email')
+    {% if is_incremental() %}
+        and batch_id > (select coalesce(max(batch_id), 0) from {{ this }})
+    {% endif %}
+    group by message_id
 
 ),
 
@@ -48,21 +63,9 @@ enriched as (
         m.language,
 
         ---------- entities (sorted, distinct, never null)
-        m.urls,
-        {{ extract_hosts('m.urls') }} as hosts,
-        array(
-            select distinct h.registrable_domain collate "C"
-            from unnest(m.urls) as u (url)
-            inner join hosts as h
-                on h.host = regexp_replace(u.url, {{ text_pattern('host') }}, '\1')
-            where h.registrable_domain is not null
-            order by 1
-        ) as domains,
-        m.phones,
-        m.short_codes,
-        m.handles,
-        m.emails,
-        m.money,
+        {% for column in ['urls', 'hosts', 'domains', 'phones', 'short_codes', 'handles', 'emails'] %}
+        coalesce(e.{{ column }}, '{}'::text[]) as {{ column }},
+        {% endfor %}
 
         ---------- labels and split
         m.is_spam,
@@ -78,6 +81,8 @@ enriched as (
         m.event_at
 
     from messages as m
+    left join entities as e
+        on e.message_id = m.message_id
 
 )
 

@@ -11,8 +11,10 @@
 }}
 
 {#- Incremental on ingestion batches: batch ids only grow and a batch is committed whole, so a
-    run reads only the batches it has not seen. Normalization and entity extraction are per-row
-    functions of the text (no joins, no aggregates), done here once per message. -#}
+    run reads only the batches it has not seen. Normalization is a per-row function of the text
+    (no joins, no aggregates), done here once per message: prepared_text (the Unicode-clean,
+    case-folded text entities are extracted from), normalized_text, its word tokens and the
+    template signature. -#}
 
 with
 
@@ -27,10 +29,14 @@ source as (
 
 prepared as (
 
+    {#- offset 0 keeps each CTE a separate plan level, so a column computed here is computed once
+        (not inlined into every expression that reads it); this bottom level runs in parallel
+        workers. -#}
     select
         *,
         {{ prepare_text('text') }} as prepared_text
     from source
+    offset 0
 
 ),
 
@@ -38,9 +44,9 @@ cleaned as (
 
     select
         *,
-        {{ normalize_prepared_text('prepared_text') }} as normalized_text,
-        {{ deobfuscate_text('prepared_text') }} as deobfuscated_text
+        {{ normalize_prepared_text('prepared_text') }} as normalized_text
     from prepared
+    offset 0
 
 ),
 
@@ -64,13 +70,10 @@ renamed as (
         nullif(meta ->> 'channel', '') as channel,
         meta,
 
-        ---------- entities
-        {{ extract_urls('deobfuscated_text') }} as urls,
-        {{ extract_phones('prepared_text') }} as phones,
-        {{ extract_short_codes('prepared_text') }} as short_codes,
-        {{ extract_handles('deobfuscated_text') }} as handles,
-        {{ extract_emails('deobfuscated_text') }} as emails,
-        {{ extract_money('prepared_text') }} as money,
+        prepared_text,
+        string_to_array(
+            btrim(regexp_replace(normalized_text, {{ text_pattern('non_word') }}, ' ', 'g'), ' '), ' '
+        ) as word_tokens,
 
         ---------- labels and outcomes
         is_spam,
