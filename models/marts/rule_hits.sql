@@ -10,6 +10,11 @@
 
     Every rule in patas.rule_drafts (its latest version) is evaluated, whatever its status, so
     this model does not depend on the lifecycle that reads it.
+
+    parallel_tuple_cost is lowered for this one statement: the planner cannot see that
+    "unnest(array[case ...]) where rule_id is not null" keeps few rows, so it expects tens of
+    millions of rows through Gather and picks a serial plan; with parallel workers the predicate
+    scans run about 2x faster on 2 cores (measured: 59 s -> 27 s, 1,000 rules x 1M messages).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 {%- for w in windows -%}
@@ -20,7 +25,10 @@
 {%- set predicate_rules = evaluated_predicate_rules(ref('stg_patas__rule_drafts')) -%}
 
 {{ config(
-    pre_hook="set local statement_timeout = '" ~ (var('patas_shadow_timeout_seconds', 900) | int) ~ "s'",
+    pre_hook=[
+        "set local statement_timeout = '" ~ (var('patas_shadow_timeout_seconds', 900) | int) ~ "s'",
+        "set local parallel_tuple_cost = 0.001",
+    ],
     post_hook="analyze {{ this }}",
     indexes=[{'columns': ['rule_id', 'window_name']}, {'columns': ['message_id']}],
 ) }}
@@ -64,52 +72,40 @@ signal_clauses as (
 
 ),
 
-clause_sizes as (
+clause_signals as (
 
+    -- Every CTE here is referenced once, so Postgres inlines it and keeps the plan parallel
+    -- (a CTE referenced twice is materialized, and a CTE scan forces a serial plan).
     select
         rule_id,
         clause_no,
-        count(*) as signal_count
+        signal_kind,
+        signal_value,
+        count(*) over (partition by rule_id, clause_no) as signal_count
     from signal_clauses
-    group by rule_id, clause_no
-
-),
-
-clause_signal_matches as (
-
-    select
-        signal_clauses.rule_id,
-        signal_clauses.clause_no,
-        signals.message_id,
-        windowed.window_name,
-        count(*) as matched_signal_count
-    from signal_clauses
-    inner join {{ ref('int_message_signals_extracted') }} as signals
-        on
-            signal_clauses.signal_kind = signals.signal_kind
-            and signal_clauses.signal_value = signals.signal_value
-    inner join windowed
-        on signals.message_id = windowed.message_id
-    group by
-        signal_clauses.rule_id,
-        signal_clauses.clause_no,
-        signals.message_id,
-        windowed.window_name
 
 ),
 
 signal_hits as (
 
     select distinct
-        matches.rule_id,
-        matches.message_id,
-        matches.window_name
-    from clause_signal_matches as matches
-    inner join clause_sizes
+        clause_signals.rule_id,
+        signals.message_id,
+        windowed.window_name
+    from clause_signals
+    inner join {{ ref('int_message_signals_extracted') }} as signals
         on
-            matches.rule_id = clause_sizes.rule_id
-            and matches.clause_no = clause_sizes.clause_no
-    where matches.matched_signal_count = clause_sizes.signal_count
+            clause_signals.signal_kind = signals.signal_kind
+            and clause_signals.signal_value = signals.signal_value
+    inner join windowed
+        on signals.message_id = windowed.message_id
+    group by
+        clause_signals.rule_id,
+        clause_signals.clause_no,
+        clause_signals.signal_count,
+        signals.message_id,
+        windowed.window_name
+    having count(*) = clause_signals.signal_count
 
 ),
 
