@@ -178,15 +178,25 @@ def rule_card(conn: psycopg.Connection, ref: str, *, examples: int = 5) -> dict[
         card["example_hits"] = _rows(conn, hits.format(cond="m.is_spam is not false"), (rule_id, examples))
         card["ham_matched"] = _rows(conn, hits.format(cond="m.is_spam = false"), (rule_id, examples))
     if _exists(conn, "patas.rule_counterexamples"):
-        counter = _rows(conn, "select * from patas.rule_counterexamples where rule_id = %s", (rule_id,))
-        counter.sort(key=lambda r: tuple(str(r.get(k)) for k in sorted(r)))
-        kinds = {str(r.get("kind") or r.get("counterexample_kind") or "") for r in counter}
-        for r in counter:
-            kind = str(r.get("kind") or r.get("counterexample_kind") or "")
-            if "not" in kind or "near" in kind:
-                card["nearest_ham_not_matched"].append(r)
-            elif kinds != {""}:
-                if not any(h.get("message_id") == r.get("message_id") for h in card["ham_matched"]):
+        # drafting's table: example_kind 'matched_ham' | 'nearest_unmatched_ham', rank, message_id.
+        join_text = _exists(conn, "intermediate.int_messages_enriched")
+        counter = _rows(
+            conn,
+            "select c.*"
+            + (", m.text" if join_text else "")
+            + " from patas.rule_counterexamples as c"
+            + (
+                " left join intermediate.int_messages_enriched as m on m.message_id = c.message_id"
+                if join_text
+                else ""
+            )
+            + " where c.rule_id = %s order by c.example_kind, c.rank",
+            (rule_id,),
+        )
+        seen = {h["message_id"] for h in card["ham_matched"]}
+        for r in counter[: 4 * examples]:
+            if r.get("example_kind") == "matched_ham":
+                if r.get("message_id") not in seen:
                     card["ham_matched"].append(r)
             else:
                 card["nearest_ham_not_matched"].append(r)
