@@ -36,6 +36,8 @@ def bench() -> None:
 @click.option("--profile", default="conservative", show_default=True)
 @click.option("--no-end-to-end", is_flag=True, help="Skip the separate end-to-end run through Dagster.")
 @click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+@click.option("--statement-timeout", type=float, default=None,
+              help="Seconds: a stage-2/drafting statement running longer is cancelled and recorded.")  # fmt: skip
 def speed(
     rows: int,
     seed: int,
@@ -44,6 +46,7 @@ def speed(
     profile: str,
     no_end_to_end: bool,
     keep_databases: bool,
+    statement_timeout: float | None,
 ) -> None:
     """Time every stage on N generated messages, next to a bare COPY and a sequential scan."""
     from python_steps.bench.speed import run_speed_bench
@@ -57,6 +60,7 @@ def speed(
         profile=profile,
         end_to_end=not no_end_to_end,
         keep_databases=keep_databases,
+        statement_timeout_s=statement_timeout,
     )
     _echo_figures(
         result,

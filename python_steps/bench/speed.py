@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -104,13 +104,24 @@ class Stages:
         self.sampler = sampler
         self.records: dict[str, StageRecord] = {}
 
-    def run(self, name: str, fn: Callable[[], Any], rows: int | None = None) -> Any:
+    def run(
+        self, name: str, fn: Callable[[], Any], rows: int | None = None, *, may_time_out: bool = False
+    ) -> Any:
+        """Run and time ``fn``. With ``may_time_out``, a statement cancelled by the statement
+        timeout is recorded on the stage (``timed_out``) and the run goes on (result None)."""
         phase = self.sampler.phase() if self.sampler else contextlib.nullcontext(PhasePeak())
+        detail: dict[str, Any] = {}
+        result = None
         with phase as peak:
             t0 = time.perf_counter()
-            result = fn()
+            try:
+                result = fn()
+            except psycopg.errors.QueryCanceled as exc:
+                if not may_time_out:
+                    raise
+                detail = {"timed_out": True, "error": str(exc).strip().splitlines()[0]}
             elapsed = time.perf_counter() - t0
-        self.records[name] = StageRecord(name, elapsed, rows, peak=peak)
+        self.records[name] = StageRecord(name, elapsed, rows, peak=peak, detail=detail)
         return result
 
 
@@ -204,14 +215,38 @@ def _pad_rule_json(kind: str, value: str, predicate: bool) -> dict[str, str]:
     return {"kind": kind, "op": "eq", "value": value}
 
 
-def _pad_from_signal_counts(conn: psycopg.Connection, need: int, run_id: str) -> int:
-    """Single-signal rules from ``marts.signal_label_counts``, strongest spam signals first."""
-    from python_steps import rules as rl
+def _insert_drafts(conn: psycopg.Connection, drafts: Sequence[Any], run_id: str) -> None:
+    """Write padding drafts and their signal clauses (no counter-examples: evaluation does not
+    read them, and they are drafting's cost, not shadow evaluation's)."""
+    rows = [
+        (d.rule_id, Jsonb(d.rule_json), d.rule_canonical, d.description, d.sql_expression, d.regex,
+         d.origin, d.pattern_id, d.evaluation_kind, d.complexity, run_id)
+        for d in drafts
+    ]  # fmt: skip
+    clauses = [(d.rule_id, *c) for d in drafts for c in d.clauses or []]
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
+                sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)
+            values (%s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            rows,
+        )
+        cur.executemany(
+            "insert into patas.rule_signal_clauses (rule_id, clause_no, signal_kind, signal_value)"
+            " values (%s, %s, %s, %s)",
+            clauses,
+        )
 
-    known = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_drafts")}
+
+def _signal_count_drafts(conn: psycopg.Connection, need: int, known: set[str]) -> list[Any]:
+    """Single-signal rules from ``marts.signal_label_counts``, strongest spam signals first."""
+    from python_steps import drafting
+
     candidates = conn.execute(
         """
-        select signal_kind, signal_value
+        select signal_kind, signal_value, spam_count, ham_count
         from marts.signal_label_counts
         where signal_kind = any(%s) and spam_count >= %s
         order by spam_count desc, ham_count, signal_kind, signal_value
@@ -219,49 +254,18 @@ def _pad_from_signal_counts(conn: psycopg.Connection, need: int, run_id: str) ->
         """,
         (list(PAD_KINDS), PAD_MIN_SPAM, need * 4),
     ).fetchall()
-    drafts, clauses = [], []
-    for i, (kind, value) in enumerate(candidates):
-        if len(drafts) >= need:
+    out = []
+    for i, (kind, value, spam, ham) in enumerate(candidates):
+        if len(out) >= need:
             break
-        try:
-            rule = rl.parse_rule(_pad_rule_json(kind, value, predicate=i % PAD_PREDICATE_EVERY == 0))
-        except (rl.RuleError, rl.RegexError):
-            continue
-        rid = rl.rule_id(rule)
-        if rid in known:
-            continue
-        known.add(rid)
-        rule_clauses = rl.signal_clauses(rule)
-        drafts.append(
-            (
-                rid,
-                Jsonb(rl.to_json(rule)),
-                rl.canonical_json(rule),
-                rl.describe(rule),
-                rl.compile_sql_predicate(rule),
-                rl.to_python_regex(rule),
-                f"bench_padding:{kind}:{value}",
-                "signal" if rule_clauses is not None else "predicate",
-                rl.complexity(rule)["score"],
-                run_id,
-            )
+        rule_json = _pad_rule_json(kind, value, predicate=i % PAD_PREDICATE_EVERY == 0)
+        d = drafting.make_draft(
+            rule_json, origin="pattern_mining", pattern_id=f"bench_padding:{kind}:{value}", spam=spam, ham=ham
         )
-        clauses.extend((rid, no, k, v) for no, k, v in rule_clauses or [])
-    with conn.cursor() as cur:
-        cur.executemany(
-            """
-            insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
-                sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)
-            values (%s, 1, %s, %s, %s, %s, %s, 'pattern_mining', %s, %s, %s, %s)
-            """,
-            drafts,
-        )
-        cur.executemany(
-            "insert into patas.rule_signal_clauses (rule_id, clause_no, signal_kind, signal_value)"
-            " values (%s, %s, %s, %s)",
-            clauses,
-        )
-    return len(drafts)
+        if d is not None and d.rule_id not in known:
+            known.add(d.rule_id)
+            out.append(d)
+    return out
 
 
 def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> dict[str, int]:
@@ -269,23 +273,28 @@ def pad_rules(conn: psycopg.Connection, target: int, run_id: str) -> dict[str, i
 
     First drafting itself with a lower bar (:data:`RELAXED_DRAFTING`); then, if still short,
     single-signal rules from the stage-1 signal counts (one in ten a ``text contains`` predicate).
+    Every padded rule is validated and compiled by the rule compiler (``drafting.make_draft``).
     """
     from python_steps import drafting
 
+    drafting.ensure_schema(conn)
     added = {"relaxed_drafting": 0, "signal_counts": 0}
     need = target - _rule_count(conn)
     if need <= 0:
+        conn.commit()
         return added
     known = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_drafts")}
     relaxed = drafting.DraftingConfig(**RELAXED_DRAFTING)
-    extra = drafting.draft_rules(conn, run_id=run_id, max_rules=target * 2, config=relaxed)
-    extra = [d for d in extra if d.rule_id not in known][:need]
-    if extra:
-        drafting.write_drafts(conn, extra, run_id, config=relaxed)
-        added["relaxed_drafting"] = len(extra)
-    need = target - _rule_count(conn)
+    extra = [d for d in drafting.draft_rules(conn, run_id=run_id, max_rules=target * 2, config=relaxed)
+             if d.rule_id not in known][:need]  # fmt: skip
+    known.update(d.rule_id for d in extra)
+    _insert_drafts(conn, extra, run_id)
+    added["relaxed_drafting"] = len(extra)
+    need -= len(extra)
     if need > 0:
-        added["signal_counts"] = _pad_from_signal_counts(conn, need, run_id)
+        more = _signal_count_drafts(conn, need, known)
+        _insert_drafts(conn, more, run_id)
+        added["signal_counts"] = len(more)
     conn.commit()
     return added
 
@@ -303,9 +312,21 @@ def staged_run(
     stages: Stages,
     split: str = "auto",
     target_rules: int | None = None,
+    statement_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The pipeline, stage by stage, on ``url`` (a fresh database): the functions the Dagster assets
-    call, and dbt per stage. ``target_rules``: pad the drafted rules up to this many (None: never)."""
+    call, and dbt per stage. ``target_rules``: pad the drafted rules up to this many (None: never).
+    ``statement_timeout_s``: cancel a stage-2 or drafting statement running longer than this,
+    record the stage as timed out and go on (padding then supplies the rules to evaluate)."""
+
+    def connect() -> psycopg.Connection:
+        conn = psycopg.connect(url)
+        if statement_timeout_s:
+            conn.execute(
+                "select set_config('statement_timeout', %s, false)", (f"{int(statement_timeout_s * 1000)}ms",)
+            )
+        return conn
+
     from python_steps import clustering, drafting, exports, lifecycle, runs
     from python_steps.ingest import ingest_file
     from python_steps.windows import resolve_windows
@@ -332,24 +353,26 @@ def staged_run(
 
     def stage2() -> int:
         cfg = clustering.ClusterConfig()
-        with psycopg.connect(url) as conn:
+        with connect() as conn:
             found = clustering.build_clusters(conn, cfg)
             clustering.write_clusters(conn, found, run_id, cfg.sample_size)
             conn.commit()
         return len(found)
 
-    out["clusters"] = stages.run("stage2", stage2)
+    out["clusters"] = stages.run("stage2", stage2, may_time_out=True)
 
     def draft() -> dict[str, Any]:
-        with psycopg.connect(url) as conn:
+        with connect() as conn:
             drafts, info = drafting.draft_with_stage2(conn, run_id=run_id, max_rules=DRAFT_MAX_RULES)
             drafting.write_drafts(conn, drafts, run_id)
             conn.commit()
         return info
 
-    info = stages.run("drafting", draft)
+    info = stages.run("drafting", draft, may_time_out=True) or {}
     out["rules_drafted_by_origin"] = {k: v for k, v in sorted(info.items()) if isinstance(v, int)}
     with psycopg.connect(url) as conn:
+        drafting.ensure_schema(conn)
+        conn.commit()
         out["rules_drafted"] = _rule_count(conn)
     with psycopg.connect(url) as conn:
         padded = pad_rules(conn, target_rules, run_id) if target_rules else {}
@@ -430,6 +453,7 @@ def run_speed_bench(
     profile: str = "conservative",
     end_to_end: bool = True,
     keep_databases: bool = False,
+    statement_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Time every stage on ``rows`` generated messages (seed ``seed``) and write the JSON figures.
 
@@ -449,6 +473,7 @@ def run_speed_bench(
         "corpus": {"path": str(corpus), "bytes": corpus.stat().st_size, "generated_now": generated},
         "profile": profile,
         "target_rules": target_rules,
+        "statement_timeout_s": statement_timeout_s,
         "method": "staged: python_steps functions + `dbt build --select` per stage; "
         "end_to_end: patas_dagster.runner.run_pipeline on a second fresh database",
     }
@@ -467,6 +492,7 @@ def run_speed_bench(
                     target_rules=target_rules,
                     profile=profile,
                     stages=stages,
+                    statement_timeout_s=statement_timeout_s,
                 )
             )
             copy_s = copy_floor(url, corpus, work_dir)
