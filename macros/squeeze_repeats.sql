@@ -23,7 +23,7 @@ case
                 lag(s.c, 2) over (order by s.i) as previous_2
             from regexp_split_to_table({{ column }}, '') with ordinality as s (c, i)
         ) as z
-        where not (z.c = z.previous_1 and z.c = z.previous_2 and z.c !~ '[0-9.]')
+        where not coalesce(z.c = z.previous_1 and z.c = z.previous_2 and z.c !~ '[0-9.]', false)
     )
     else {{ column }}
 end

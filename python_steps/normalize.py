@@ -459,13 +459,18 @@ def _case_check_classes() -> dict[str, str]:
     """Per case block, a class of the code points whose NFKC holds an upper-case letter of the
     block: the SQL twin tests the raw text with it before NFKC (cheap), then translates after."""
     members: dict[str, list[int]] = {name: [] for name in CASE_BLOCK_TABLES}
+    # NFKC also composes across characters (У + U+0308 -> Ӱ): a text holding any non-initial
+    # character of the decomposition of some upper-case letter (a combining mark, in practice),
+    # or a character whose decomposition holds one, may gain an upper-case letter of any block.
+    marks = {c for t in CASE_BLOCK_TABLES.values() for k in t for c in unicodedata.normalize("NFKD", k)[1:]}
     for cp in range(0x80, 0x110000):
         ch = chr(cp)
         if unicodedata.category(ch) in ("Cn", "Cs"):
             continue
         folded = unicodedata.normalize("NFKC", ch)
+        composing = any(c in marks for c in unicodedata.normalize("NFKD", ch))
         for name, table in CASE_BLOCK_TABLES.items():
-            if any(c in table for c in folded):
+            if composing or any(c in table for c in folded):
                 members[name].append(cp)
     out = {}
     for name, cps in members.items():
