@@ -160,9 +160,9 @@ def code_version() -> dict[str, object]:
 
     def git(*args: str) -> str:
         res = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-        return res.stdout.strip()
+        return res.stdout.rstrip("\n")
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
     return {"git_commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted_changes": sorted(changed)}
 
 
