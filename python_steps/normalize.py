@@ -286,18 +286,14 @@ TRAILING_PUNCT_PATTERN = "[]),.;:!?}>\"'»]+$"
 HAS_SCHEME_PATTERN = "^[a-z]+://"
 HOST_PATTERN = "^[a-z]+://([^/:]+).*$"
 
-EMAIL_PATTERN = (
-    "(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\\.[a-z0-9-]+)*\\.[a-z]{2,24}(?![a-z0-9-])"
-)
+EMAIL_PATTERN = "(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\\.[a-z0-9-]+)*\\.[a-z]{2,24}(?![a-z0-9-])"
 HANDLE_PATTERN = "(?<![a-z0-9._@-])@([a-z0-9_]{3,32})(?![a-z0-9_@])"
 TME_PATTERN = "(?<![a-z0-9.-])(?:t|telegram)\\.me/([a-z0-9_]{3,32})(?![a-z0-9_])"
 TME_RESERVED = ("joinchat", "share", "addstickers", "proxy", "socks", "iv")
 
 PHONE_PATTERN = "(?<![0-9a-z+])(?:\\+|\\()?[0-9][0-9oli() .-]{5,20}[0-9](?![0-9a-z])"
 PHONE_NON_DIGIT_PATTERN = "[^0-9]"
-SHORT_CODE_PATTERN = (
-    "(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{0,30} (?:to|2) ([0-9]{4,6})(?![0-9])"
-)
+SHORT_CODE_PATTERN = "(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{0,30} (?:to|2) ([0-9]{4,6})(?![0-9])"
 
 _AMOUNT = "[0-9]+(?:,[0-9]{3})*(?:\\.[0-9]{1,2})?(?![0-9])"
 MONEY_PREFIX_PATTERN = f"(?<![a-z0-9])(?:[$£€₽¥]|usd|eur|gbp|rub) ?{_AMOUNT}"
