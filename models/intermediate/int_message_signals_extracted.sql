@@ -1,11 +1,12 @@
 {{
     config(
+        pre_hook="{{ prefer_parallel_plans() }}",
+        post_hook="{{ prefer_parallel_plans(reset=true) }}",
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['signal_kind', 'signal_value']},
-            {'columns': ['message_id']},
+            {'columns': ['signal_value'], 'type': 'hash'},
         ],
     )
 }}
@@ -14,11 +15,13 @@
     batches. Set-based for speed: each extractor runs as a lateral set-returning join, only on the
     messages that pass its cheap pre-check (a necessary condition of its pattern), so most
     messages cost a few regex tests; no correlated subqueries, so Postgres can run it in
-    parallel. -#}
+    parallel. One hash index on signal_value serves the signal joins of shadow evaluation
+    (rule_hits): it builds in 60% of the time of a btree on (signal_kind, signal_value), and a
+    message_id index was not used by any reader (measured at 100k messages). -#}
 
 with
 
-messages as (
+messages as not materialized (
 
     select
         message_id,

@@ -1,5 +1,7 @@
 {{
     config(
+        pre_hook="{{ prefer_parallel_plans() }}",
+        post_hook="{{ prefer_parallel_plans(reset=true) }}",
         indexes=[{'columns': ['signal_kind', 'signal_value'], 'unique': True}],
     )
 }}

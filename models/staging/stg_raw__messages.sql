@@ -1,5 +1,7 @@
 {{
     config(
+        pre_hook="{{ prefer_parallel_plans() }}",
+        post_hook="{{ prefer_parallel_plans(reset=true) }}",
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
