@@ -42,14 +42,24 @@ def speed_table(runs: Sequence[dict[str, Any]]) -> str:
             if s is None:
                 cells.append("–")
                 continue
+            if s.get("timed_out"):
+                cells.append(f"> {s['seconds']:.0f} s (cancelled: statement timeout)")
+                continue
             rate = f" ({s['rows_per_s']:,} rows/s)" if s.get("rows_per_s") else ""
             cells.append(f"{s['seconds']:.1f} s{rate}")
         row(label, cells)
-    row("**sum of stages**", [f"**{r['staged_total_s']:.1f} s**" for r in runs])
-    row(
-        "**end to end (`patas run` via Dagster, from the file)**",
-        [f"**{_f(r.get('end_to_end_s'))} s**" for r in runs],
-    )
+
+    def total(r: dict[str, Any]) -> str:
+        cut = any(x.get("timed_out") for x in r["stages"])
+        return f"**{'> ' if cut else ''}{r['staged_total_s']:.1f} s**"
+
+    def e2e(r: dict[str, Any]) -> str:
+        if r.get("end_to_end_s") is not None:
+            return f"**{r['end_to_end_s']:.1f} s**"
+        return "failed" if (r.get("end_to_end") or {}).get("error") else "not run"
+
+    row("**sum of stages**", [total(r) for r in runs])
+    row("**end to end (`patas run` via Dagster, from the file)**", [e2e(r) for r in runs])
     row("COPY floor (same rows, unindexed table)", [f"{r['copy_floor_s']:.2f} s" for r in runs])
     row("ingest / COPY floor", [f"{_f(r['ingest_vs_copy_floor'], 2)}x" for r in runs])
     row("scan floor (seq scan + GROUP BY)", [f"{r['scan_floor_s']:.2f} s" for r in runs])

@@ -80,8 +80,16 @@ def test_speed_table_has_a_column_per_size_and_a_row_per_stage():
     lines = table.splitlines()
     assert lines[0] == "| | 1,000 messages | 100,000 messages |"
     assert sum(line.startswith("| stage 1 (dbt") for line in lines) == 1
-    assert "| **end to end (`patas run` via Dagster, from the file)** | **– s** | **4,000.0 s** |" in lines
+    assert "| **end to end (`patas run` via Dagster, from the file)** | not run | **4000.0 s** |" in lines
     assert "1,000 (400 + 600)" in table
+
+
+def test_speed_table_marks_a_timed_out_stage():
+    run = _speed(1_000)
+    run["stages"][3]["timed_out"] = True
+    table = speed_table([run])
+    assert "| rule drafting | > 2 s (cancelled: statement timeout) |" in table
+    assert "| **sum of stages** | **> " in table
 
 
 def test_quality_table_lists_profiles_and_baselines():
