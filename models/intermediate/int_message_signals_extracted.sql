@@ -7,6 +7,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['signal_value'], 'type': 'hash'},
+            {'columns': ['batch_id']},
         ],
     )
 }}
@@ -17,7 +18,9 @@
     messages cost a few regex tests; no correlated subqueries, so Postgres can run it in
     parallel. One hash index on signal_value serves the signal joins of shadow evaluation
     (rule_hits): it builds in 60% of the time of a btree on (signal_kind, signal_value), and a
-    message_id index was not used by any reader (measured at 100k messages). -#}
+    message_id index was not used by any reader (measured at 100k messages). The batch_id index
+    makes the incremental filter (max batch_id of this table, read by every branch) an index
+    probe instead of a scan of millions of rows (38 s -> seconds for one extra day at 1M). -#}
 
 with
 
