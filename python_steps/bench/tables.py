@@ -75,6 +75,7 @@ def speed_table(runs: Sequence[dict[str, Any]]) -> str:
         "peak PSS, Postgres server (incl. shared buffers)",
         [f"{_f(r.get('peak_server_pss_mb'), 0)} MB" for r in runs],
     )
+    row("commit measured", [f"`{(r.get('code') or {}).get('git_commit') or '?'}`" for r in runs])
     return "\n".join(lines)
 
 
