@@ -245,6 +245,7 @@ def run_quality_bench(
     split_data: Split | None = None
     lr: LogisticBaseline | None = None
     naive: dict[str, Any] = {}
+    drafted_union: dict[str, Any] = {}
     windows: Any = None
     machine: dict[str, Any] = {}
     run_profiles = [profiles[0]] if one_run else list(profiles)
@@ -259,6 +260,13 @@ def run_quality_bench(
                     lr, naive = _baselines(split_data)
                     windows = run["summary"].get("windows")
                     machine = machine_info(url)
+                    # Diagnostic: every drafted rule at once, before any safety profile gates it.
+                    drafted = [
+                        r[0]
+                        for r in conn.execute("select distinct rule_id from patas.rule_drafts order by 1")
+                    ]
+                    union = _metrics(_ruleset_flags(conn, drafted, split_data), split_data.evaluation)
+                    drafted_union = {"rules": len(drafted), **union.as_dict()}
                 elif this_split.fingerprint != split_data.fingerprint:
                     raise RuntimeError(f"the {run_profile} run saw a different evaluation side")
                 measured = profiles if one_run else [run_profile]
@@ -292,6 +300,7 @@ def run_quality_bench(
         "evaluation_spam": eval_spam,
         "languages": split_data.languages,
         "profiles": records,
+        "drafted_union": drafted_union,
         "baselines": {
             "naive": naive,
             "lr": {

@@ -90,6 +90,12 @@ def quality_table(q: dict[str, Any]) -> str:
             f"| PATAS {p['profile']} | {p['rules']} | {p['precision']:.3f} | {p['recall']:.3f} "
             f"| {p['fpr']:.4f} | {p['f1']:.3f} |"
         )
+    u = q.get("drafted_union")
+    if u:
+        lines.append(
+            f"| *all drafted rules, no profile (diagnostic)* | {u['rules']} | {u['precision']:.3f} "
+            f"| {u['recall']:.3f} | {u['fpr']:.4f} | {u['f1']:.3f} |"
+        )
     n = q["baselines"]["naive"]
     lines.append(
         f"| naive exact URL/phone miner | {n['rules']} | {n['precision']:.3f} | {n['recall']:.3f} "
