@@ -64,7 +64,10 @@ def plot_quality(quality_file: Path, out: Path) -> Path:
         ax.plot(
             [c[0] for c in curve], [c[1] for c in curve], color="grey", label="TF-IDF + LR (all thresholds)"
         )
+    empty = [p["profile"] for p in q["profiles"] if not p["rules"]]
     for p in q["profiles"]:
+        if not p["rules"]:
+            continue  # no rule promoted: nothing to place (named in the legend below)
         ax.scatter(
             p["recall"], p["precision"], s=70, zorder=3, label=f"PATAS {p['profile']} ({p['rules']} rules)"
         )
@@ -79,6 +82,12 @@ def plot_quality(quality_file: Path, out: Path) -> Path:
     ax.scatter(
         [], [], marker="^", facecolors="none", edgecolors="grey", label="LR, threshold from mining-side CV"
     )
+    union = q.get("drafted_union")
+    if union:
+        ax.scatter(union["recall"], union["precision"], marker="D", s=60, color="purple", zorder=3,
+                   label=f"all {union['rules']} drafted rules, no profile (diagnostic)")  # fmt: skip
+    if empty:
+        ax.scatter([], [], marker="", label="PATAS, no rule promoted: " + ", ".join(empty))
     ax.set_xlim(0, 1.02)
     ax.set_ylim(min(0.5, naive["precision"] - 0.05), 1.01)
     ax.set_xlabel("recall (held-out side)")
