@@ -14,17 +14,19 @@ OUT=benchmarks/results
 mkdir -p "$OUT"
 SIZES=${SIZES:-"100000 300000 1000000"}
 UCI=${UCI:-../shared/datasets/uci_sms_spam.jsonl}
+ENGINE=${ENGINE:-dagster}        # quality: dagster (`patas run`) or staged (the same steps, no Dagster)
+TIMEOUT=${TIMEOUT:-120}          # speed: cancel a stage-2/drafting statement after this many seconds
 
 for n in $SIZES; do
-  "${PATAS[@]}" bench speed --rows "$n" --seed 42 --out "$OUT/speed_${n}.json"
+  "${PATAS[@]}" bench speed --rows "$n" --seed 42 --statement-timeout "$TIMEOUT" --out "$OUT/speed_${n}.json"
 done
 if [[ -f "$UCI" ]]; then
-  "${PATAS[@]}" bench quality --data "$UCI" --split hash --out "$OUT/quality_uci.json"
+  "${PATAS[@]}" bench quality --engine "$ENGINE" --data "$UCI" --split hash --out "$OUT/quality_uci_${ENGINE}.json"
 else
   echo "skipping the UCI quality benchmark: $UCI is absent" >&2
 fi
 speed_args=()
 for n in $SIZES; do speed_args+=(--speed "$OUT/speed_${n}.json"); done
 quality_args=()
-[[ -f "$OUT/quality_uci.json" ]] && quality_args=(--quality "$OUT/quality_uci.json")
+[[ -f "$OUT/quality_uci_${ENGINE}.json" ]] && quality_args=(--quality "$OUT/quality_uci_${ENGINE}.json")
 "${PATAS[@]}" bench plots "${speed_args[@]}" "${quality_args[@]}" --out-dir docs
