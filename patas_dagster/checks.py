@@ -1,7 +1,5 @@
 """Data-quality gates. Blocking checks stop promotion on bad evaluation data."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 

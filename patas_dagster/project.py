@@ -1,7 +1,5 @@
 """The one module that knows where the dbt project lives."""
 
-from __future__ import annotations
-
 import shutil
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """Dagster resources: the warehouse connection and the dbt CLI, both from python_steps.settings."""
 
-from __future__ import annotations
-
 import os
 from contextlib import contextmanager
 

@@ -1,7 +1,5 @@
 """`patas run`: materialize the whole graph in-process on a persistent Dagster instance."""
 
-from __future__ import annotations
-
 import os
 import time
 from pathlib import Path

@@ -1,7 +1,5 @@
 """Pick up new message files dropped into the inbox folder ($PATAS_HOME/inbox)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from patas_dagster.jobs import patas_pipeline

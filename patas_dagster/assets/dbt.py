@@ -1,7 +1,5 @@
 """The dbt project as Dagster assets: one translator owns asset keys and groups."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping
 from typing import Any

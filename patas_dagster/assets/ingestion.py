@@ -1,7 +1,5 @@
 """Ingestion: files -> raw.messages (python_steps.ingest does the work)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Promotion and deprecation (Python) after shadow evaluation; exports and the run report after active_rules."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 

@@ -1,7 +1,5 @@
 """Rule drafting (Python) between stage 1 and shadow evaluation (both dbt)."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
