@@ -53,7 +53,7 @@ def rule_evaluations_are_consistent(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
-        problems = lifecycle.check_evaluation_consistency(conn, context.run_id)
+        problems = lifecycle.check_evaluation_consistency(conn, context.run.run_id)
     return dg.AssetCheckResult(
         passed=not problems, metadata={"problems": len(problems), "first": str(problems[:10])}
     )

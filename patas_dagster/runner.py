@@ -40,6 +40,8 @@ def run_pipeline(
     from patas_dagster.definitions import defs  # needs target/manifest.json
 
     run_config = {
+        # The summary is the user's output; Dagster's step-by-step log stays in the instance (patas ui).
+        "loggers": {"console": {"config": {"log_level": os.environ.get("PATAS_LOG_LEVEL", "WARNING")}}},
         "ops": {
             "raw_messages": {"config": {"paths": list(ingest_paths or [])}},
             "patas_dbt_models": {
@@ -53,7 +55,7 @@ def run_pipeline(
                 }
             },
             "rule_lifecycle": {"config": {"profile": profile or settings.profile}},
-        }
+        },
     }
     t0 = time.perf_counter()
     job = defs.resolve_job_def("patas_pipeline")

@@ -57,9 +57,11 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
         ).fetchone()[0]
     if _exists(conn, "patas.rule_drafts"):
         summary["rules_drafted"] = conn.execute(
-            "select count(*) from patas.rule_drafts where drafted_run_id = %s", (run_id,)
+            "select count(distinct rule_id) from patas.rule_drafts"
         ).fetchone()[0]
-        summary["rules_known"] = conn.execute("select count(*) from patas.rule_drafts").fetchone()[0]
+        summary["rules_new_this_run"] = conn.execute(
+            "select count(distinct rule_id) from patas.rule_drafts where drafted_run_id = %s", (run_id,)
+        ).fetchone()[0]
     if _exists(conn, "patas.rule_lifecycle"):
         summary["rules_by_status"] = dict(
             conn.execute("select status, count(*) from patas.rule_lifecycle group by 1 order by 1").fetchall()
@@ -67,7 +69,8 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
     if _exists(conn, "patas.rule_audit"):
         summary["transitions_this_run"] = dict(
             conn.execute(
-                "select from_status || '->' || to_status, count(*) from patas.rule_audit"
+                "select coalesce(from_status, 'new') || '->' || coalesce(to_status, from_status), count(*)"
+                " from patas.rule_audit"
                 " where run_id = %s group by 1 order by 1",
                 (run_id,),
             ).fetchall()
@@ -118,7 +121,11 @@ def render_summary(summary: dict) -> str:
         lines.append(
             "window sizes:    " + ", ".join(f"{k} {v:,}" for k, v in summary["window_messages"].items())
         )
-    for key, label in (("stage1_candidates", "stage-1 signals"), ("rules_drafted", "rules drafted")):
+    for key, label in (
+        ("stage1_candidates", "stage-1 signals"),
+        ("rules_drafted", "rules drafted"),
+        ("rules_new_this_run", "new this run"),
+    ):
         if key in summary:
             lines.append(f"{label + ':':<17}{summary[key]:,}")
     if summary.get("rules_by_status"):
