@@ -324,6 +324,26 @@ HAM_TOPICS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "en",
+        3.0,
+        (
+            # Everyday ham that uses words spam campaigns lean on: single words like these must
+            # never look safe enough to block on their own.
+            "[Call|Text] me [now|when you're free|after work], [it's urgent|no rush|need to talk]",
+            "I'll text you the [address|details|code] [now|later|tonight]",
+            "[Free|Are you free] [tonight|this weekend|now]? [Want to|Let's] [grab dinner|watch a movie]",
+            "The delivery [guy|man|van] is [here now|late again|outside], can you open the door?",
+            "Did you [claim|get] your [refund|expenses|parking refund] [yet|already]?",
+            "We [won|lost] the [match|game|quiz] [lol|haha]! [Drinks|Pizza] are on me",
+            "Don't click that link in the [group|chat], it's [a scam|spam|fake]",
+            "Got a [bonus|raise|prize] at work [today|this month], [so happy|finally]!",
+            "Can you send me the cash for the [tickets|gift|dinner] [now|later|tomorrow]?",
+            "[Offer|Deal] on the [flat|car|job] came through, [signing now|call you later]",
+            "My [account|phone|card] got blocked, [calling|texting] the bank now",
+            "Limited spots left for the [workshop|trip|course], sign up [now|today] on the team page",
+        ),
+    ),
+    (
         "ru",
         3.0,
         (
