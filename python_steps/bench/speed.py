@@ -5,8 +5,9 @@ Dagster assets call (``python_steps.ingest``, ``clustering``, ``drafting``, ``li
 ``exports``) and runs dbt as a subprocess with ``dbt build --select <the stage's models>`` and the
 run's window vars, exactly as the ``patas_dbt_models`` asset does for the whole project (dbt
 ``build`` runs the models' tests too, as the pipeline does). The one-time ``dbt parse`` is timed
-apart. The end-to-end figure is a separate run of the real thing, ``patas run`` through Dagster
-(``patas_dagster.runner.run_pipeline``), from the file to the exports, on a second fresh database.
+apart. The end-to-end figure is a separate run of the real thing on a second fresh database:
+``patas ingest`` (``ingest_file``) then ``patas run`` through Dagster
+(``patas_dagster.runner.run_pipeline``), from the file to the exports.
 
 Floors, measured in the same run on the same server:
 
