@@ -16,8 +16,15 @@ def graph(defs):
     return defs.resolve_asset_graph()
 
 
-def _upstream(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
-    return set(graph.get(key).parent_keys)
+def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    seen: set[dg.AssetKey] = set()
+    todo = list(graph.get(key).parent_keys)
+    while todo:
+        k = todo.pop()
+        if k not in seen:
+            seen.add(k)
+            todo.extend(graph.get(k).parent_keys)
+    return seen
 
 
 EXPECTED = [
@@ -29,6 +36,7 @@ EXPECTED = [
     K(["intermediate", "int_messages_windowed"]),
     K(["marts", "signal_label_counts"]),
     K(["marts", "stage1_candidates"]),
+    K(["patas", "semantic_clusters"]),
     K(["patas", "rule_drafts"]),
     K(["patas", "rule_signal_clauses"]),
     K(["marts", "rule_hits"]),
@@ -53,17 +61,21 @@ def test_every_stage_is_an_asset(graph):
     ("downstream", "upstream"),
     [
         (K(["staging", "stg_raw__messages"]), K(["raw", "messages"])),
+        (K(["patas", "semantic_clusters"]), K(["marts", "stage1_uncovered_spam"])),
         (K(["patas", "rule_drafts"]), K(["marts", "stage1_candidates"])),
+        (K(["patas", "rule_drafts"]), K(["patas", "semantic_clusters"])),
         (K(["marts", "rule_hits"]), K(["patas", "rule_drafts"])),
         (K(["marts", "rule_hits"]), K(["patas", "rule_signal_clauses"])),
         (K(["marts", "rule_evaluations"]), K(["marts", "rule_hits"])),
         (K(["patas", "rule_lifecycle"]), K(["marts", "rule_evaluations"])),
         (K(["marts", "active_rules"]), K(["patas", "rule_lifecycle"])),
+        (K(["marts", "ruleset_evaluation"]), K(["patas", "ruleset_members"])),
         (K(["patas", "rule_exports"]), K(["marts", "active_rules"])),
     ],
 )
-def test_edges(graph, downstream, upstream):
-    assert upstream in _upstream(graph, downstream)
+def test_order(graph, downstream, upstream):
+    assert upstream in _ancestors(graph, downstream)
+    assert downstream not in _ancestors(graph, upstream)
 
 
 def test_promotion_is_gated_by_a_blocking_check(defs):
@@ -91,7 +103,13 @@ def test_job_sensor_schedule_present(defs):
 
 def test_definitions_validate_in_a_fresh_process(manifest):
     res = subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "dagster"), "definitions", "validate", "-m", "patas_dagster.definitions"]
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "dagster"),
+            "definitions",
+            "validate",
+            "-m",
+            "patas_dagster.definitions",
+        ]
         if (PROJECT_ROOT / ".venv" / "bin" / "dagster").exists()
         else [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "patas_dagster.definitions"],
         capture_output=True,
