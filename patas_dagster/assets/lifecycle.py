@@ -6,6 +6,7 @@ from dagster_dbt import get_asset_key_for_model
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import WarehouseResource
 from python_steps import exports, lifecycle, report
+from python_steps.profiles import load_profiles
 from python_steps.settings import load_settings
 
 
@@ -46,9 +47,11 @@ class LifecycleConfig(dg.Config):
     name="rule_lifecycle",
 )
 def rule_lifecycle(context: dg.AssetExecutionContext, config: LifecycleConfig, warehouse: WarehouseResource):
-    profile = config.profile or load_settings().profile
+    settings = load_settings()
+    profile = config.profile or settings.profile
+    profiles = load_profiles(settings.home / "safety_profiles.toml")  # custom profiles, when the file exists
     with warehouse.connect() as conn:
-        summary = lifecycle.apply_lifecycle(conn, run_id=context.run_id, profile=profile)
+        summary = lifecycle.apply_lifecycle(conn, run_id=context.run_id, profile=profile, config=profiles)
         conn.commit()
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})
