@@ -39,7 +39,7 @@ def warehouse_url(server_url: str) -> Iterator[str]:
     admin = _with_db(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{name}" with (force)')
-        c.execute(f'create database "{name}" template template0 encoding \'UTF8\'')
+        c.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
     yield _with_db(server_url, name)
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{name}" with (force)')
@@ -52,7 +52,7 @@ def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     admin = _with_db(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{name}" with (force)')
-        c.execute(f'create database "{name}" template template0 encoding \'UTF8\'')
+        c.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
     yield _with_db(server_url, name)
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{name}" with (force)')
@@ -61,5 +61,7 @@ def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shared_dataset() -> Path:
     if not SHARED_DATASET.exists():
-        pytest.skip(f"shared dataset not present at {SHARED_DATASET} (it lives beside the repo, in ../shared)")
+        pytest.skip(
+            f"shared dataset not present at {SHARED_DATASET} (it lives beside the repo, in ../shared)"
+        )
     return SHARED_DATASET
