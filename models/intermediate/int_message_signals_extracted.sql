@@ -31,7 +31,8 @@ messages as not materialized (
         batch_id,
         prepared_text,
         word_tokens,
-        signature
+        signature,
+        is_spam
     from {{ ref('stg_raw__messages') }}
     {% if is_incremental() %}
     where batch_id > (select coalesce(max(batch_id), 0) from {{ this }})
@@ -77,47 +78,147 @@ domains as (
 
 ),
 
-stop_words as (
+{#- N-grams: only those that can matter downstream are kept, i.e. the vocabulary of n-grams seen
+    in at least patas_min_spam_count spam messages over ALL labelled data (every batch, both
+    windows). A superset of what stage 1 can make a candidate (mining-window spam count >= the
+    minimum), of every conjunction partner drafting can use (joint spam >= the minimum) and so
+    of every phrase a drafted rule evaluates; for a kept n-gram every message carrying it has its
+    row (spam, ham and unlabelled, both windows). Spam n-grams are counted first (spam is a
+    fraction of the rows); the other messages are only probed for vocabulary n-grams (their
+    first token must be a vocabulary unigram: a kept n-gram's first word is a kept unigram).
+    Incremental: the vocabulary only grows (counts never shrink); an n-gram that joins it in this
+    run (no ngram row yet) is back-filled over the older messages. -#}
 
-    {#- is_stop, tested with coalesce(): a plain "left join ... where word is null" becomes an
-        anti join whose row estimate collapses to 1 and the plan to nested loops (100x slower). -#}
-    select word, true as is_stop
-    from {{ ref('stop_words') }}
+all_spam as not materialized (
+
+    select message_id, batch_id, word_tokens
+    from {{ ref('stg_raw__messages') }}
+    where is_spam
 
 ),
 
-token_positions as (
+spam_ngrams as materialized (
 
-    {#- One row per token position with the next two tokens (null past the end): unnest over
-        shifted copies of the array zips them in one pass. -#}
-    select m.message_id, m.batch_id, u.t1, u.t2, u.t3
-    from messages as m
-    cross join lateral unnest(m.word_tokens, m.word_tokens[2:], m.word_tokens[3:]) as u (t1, t2, t3)
+    select distinct g.message_id, g.batch_id, g.ngram
+    from ({{ word_ngram_rows('all_spam') }}) as g
+
+),
+
+vocabulary as materialized (
+
+    select ngram
+    from spam_ngrams
+    group by ngram
+    having count(*) >= {{ var('patas_min_spam_count') | int }}
+
+),
+
+vocabulary_unigrams as materialized (
+
+    select ngram as word
+    from vocabulary
+    where strpos(ngram, ' ') = 0
+
+),
+
+new_other_messages as not materialized (
+
+    select message_id, batch_id, word_tokens
+    from messages
+    where is_spam is not true
+
+),
+
+{% if is_incremental() %}
+
+previous_batch as materialized (
+
+    select coalesce(max(batch_id), 0) as batch_id from {{ this }}
+
+),
+
+joined_vocabulary as materialized (
+
+    {#- vocabulary n-grams with no row yet: every older message carrying one needs its row -#}
+    select v.ngram
+    from vocabulary as v
+    where not exists (
+        select 1
+        from {{ this }} as t
+        where t.signal_value = v.ngram
+            and t.signal_kind = 'ngram'
+    )
+
+),
+
+joined_first_words as materialized (
+
+    select distinct split_part(ngram, ' ', 1) as word
+    from joined_vocabulary
+
+),
+
+old_other_messages as not materialized (
+
+    select s.message_id, s.batch_id, s.word_tokens
+    from {{ ref('stg_raw__messages') }} as s
+    where s.batch_id <= (select batch_id from previous_batch)
+        and s.is_spam is not true
+        and s.word_tokens && (select coalesce(array_agg(word), '{}') from joined_first_words)
 
 ),
 
 ngrams as (
 
-    select p.message_id, p.batch_id, v.ngram
-    from token_positions as p
-    left join stop_words as s1
-        on s1.word = p.t1
-    left join stop_words as s2
-        on s2.word = p.t2
-    left join stop_words as s3
-        on s3.word = p.t3
-    cross join lateral (
-        values
-            (p.t1, true),
-            (p.t1 || ' ' || p.t2, not coalesce(s2.is_stop, false) and p.t2 !~ {{ text_pattern('all_digits') }}),
-            (p.t1 || ' ' || p.t2 || ' ' || p.t3, not coalesce(s3.is_stop, false) and p.t3 !~ {{ text_pattern('all_digits') }})
-    ) as v (ngram, is_last_token_ok)
-    where not coalesce(s1.is_stop, false)
-        and p.t1 !~ {{ text_pattern('all_digits') }}
-        and v.is_last_token_ok
-        and v.ngram is not null
+    select s.message_id, s.batch_id, s.ngram
+    from spam_ngrams as s
+    inner join vocabulary as v
+        on v.ngram = s.ngram
+    where s.batch_id > (select batch_id from previous_batch)
+
+    union all
+
+    select s.message_id, s.batch_id, s.ngram
+    from spam_ngrams as s
+    inner join joined_vocabulary as v
+        on v.ngram = s.ngram
+    where s.batch_id <= (select batch_id from previous_batch)
+
+    union all
+
+    select distinct g.message_id, g.batch_id, g.ngram
+    from ({{ word_ngram_rows('new_other_messages', 'vocabulary_unigrams') }}) as g
+    inner join vocabulary as v
+        on v.ngram = g.ngram
+
+    union all
+
+    select distinct g.message_id, g.batch_id, g.ngram
+    from ({{ word_ngram_rows('old_other_messages', 'joined_first_words') }}) as g
+    inner join joined_vocabulary as v
+        on v.ngram = g.ngram
 
 ),
+
+{% else %}
+
+ngrams as (
+
+    select s.message_id, s.batch_id, s.ngram
+    from spam_ngrams as s
+    inner join vocabulary as v
+        on v.ngram = s.ngram
+
+    union all
+
+    select distinct g.message_id, g.batch_id, g.ngram
+    from ({{ word_ngram_rows('new_other_messages', 'vocabulary_unigrams') }}) as g
+    inner join vocabulary as v
+        on v.ngram = g.ngram
+
+),
+
+{% endif %}
 
 signals as (
 
@@ -179,8 +280,8 @@ signals as (
 
     union all
 
-    -- word 1-3 grams (python_steps.normalize.ngrams): no stop word or bare number at either edge
-    select distinct message_id, batch_id, 'ngram' as signal_kind, ngram as signal_value
+    -- vocabulary word 1-3 grams (python_steps.normalize.ngrams), distinct per message above
+    select message_id, batch_id, 'ngram' as signal_kind, ngram as signal_value
     from ngrams
 
 )
