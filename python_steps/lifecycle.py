@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from python_steps.metrics import wilson_lower_bound
 from python_steps.profiles import (
     MATCH_EVERYTHING_COVERAGE,
     ProfileConfig,
@@ -185,7 +186,7 @@ def promotion_failures(metrics: Mapping[str, Any] | None, profile: SafetyProfile
     precision = metrics.get("precision")
     if labelled == 0 or precision is None:
         return ["no_labelled_hits: the rule hit no labelled message of the evaluation window"]
-    if profile.use_wilson:
+    if profile.use_wilson and profile.wilson_scope == "rule":
         lower = metrics["precision_lower_bound"]
         if lower < profile.min_precision:
             out.append(
@@ -253,12 +254,16 @@ def greedy_select(
     fp_budget: int,
     *,
     already_active: Iterable[str] = (),
+    min_lower_bound: float | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Choose among ``eligible`` rules so the whole ruleset hits at most ``fp_budget`` ham messages
     and every chosen rule adds spam the set did not catch yet.
 
     Rules already active count first. Candidates are tried best first (Wilson lower bound, then spam
-    hits, then fewest ham hits, then id). Returns (chosen ids, {skipped id: reason}).
+    hits, then fewest ham hits, then id). With ``min_lower_bound``, the chosen list is cut to its
+    longest prefix (in that order) whose union, with the active rules, has a Wilson 95% lower bound
+    of precision at or above it: the evidence of the whole ruleset, not of each rule, clears the bar.
+    Returns (chosen ids, {skipped id: reason}).
     """
     covered_spam: set[int] = set()
     covered_ham: set[int] = set()
@@ -283,6 +288,26 @@ def greedy_select(
         chosen.append(rid)
         covered_spam |= h.spam
         covered_ham |= h.ham
+    if min_lower_bound is not None:
+        spam: set[int] = set()
+        ham: set[int] = set()
+        for rid in sorted(already_active):
+            spam |= hits.get(rid, HitSets()).spam
+            ham |= hits.get(rid, HitSets()).ham
+        keep, best_bound = 0, None
+        for i, rid in enumerate(chosen, start=1):
+            spam |= hits.get(rid, HitSets()).spam
+            ham |= hits.get(rid, HitSets()).ham
+            bound = wilson_lower_bound(len(spam), len(spam) + len(ham))
+            if bound >= min_lower_bound:
+                keep, best_bound = i, bound
+        for rid in chosen[keep:]:
+            skipped[rid] = (
+                f"ruleset_lower_bound: the ruleset with this rule does not reach a Wilson lower bound of "
+                f"{min_lower_bound} on its held-out hits"
+                + (f" (best {best_bound:.4f} with {keep} rules)" if best_bound is not None else "")
+            )
+        chosen = chosen[:keep]
     return chosen, skipped
 
 
@@ -336,11 +361,11 @@ def plan_transitions(
             plan.held[rid] = "; ".join(failures)
         else:
             eligible[rid] = evaluations[rid]
-    if profile.fp_budget is not None:
+    if profile.selects_as_set:
         if hits is None:
-            raise LifecycleError("a profile with fp_budget needs the rules' hit sets")
+            raise LifecycleError(f"profile {profile.name} chooses a set: it needs the rules' hit sets")
         active_now = [rid for rid, st in status.items() if st == "active"]
-        chosen, skipped = greedy_select(eligible, hits, profile.fp_budget, already_active=active_now)
+        chosen, skipped = _select_set(eligible, hits, profile, active_now)
         plan.held.update(skipped)
     else:
         chosen = sorted(eligible)
@@ -350,9 +375,27 @@ def plan_transitions(
     return plan
 
 
+def _select_set(
+    eligible: Mapping[str, Mapping[str, Any]],
+    hits: Mapping[str, HitSets],
+    profile: SafetyProfile,
+    already_active: Iterable[str],
+) -> tuple[list[str], dict[str, str]]:
+    ruleset_scope = profile.use_wilson and profile.wilson_scope == "ruleset"
+    budget = profile.fp_budget if profile.fp_budget is not None else profile.max_ham_hits
+    return greedy_select(
+        eligible,
+        hits,
+        budget,
+        already_active=already_active,
+        min_lower_bound=profile.min_precision if ruleset_scope else None,
+    )
+
+
 def _meets(m: Mapping[str, Any], profile: SafetyProfile) -> str:
-    bar = "Wilson lower bound" if profile.use_wilson else "precision"
-    value = m["precision_lower_bound"] if profile.use_wilson else m["precision"]
+    per_rule_wilson = profile.use_wilson and profile.wilson_scope == "rule"
+    bar = "Wilson lower bound" if per_rule_wilson else "precision"
+    value = m["precision_lower_bound"] if per_rule_wilson else m["precision"]
     return (
         f"meets_profile: {profile.name}: {bar} {_fmt(value)} >= {profile.min_precision}, "
         f"ham hits {m['ham_hit_count']} <= {profile.max_ham_hits}, coverage {_fmt(m['coverage'])} "
@@ -378,10 +421,10 @@ def would_be_active(
         and rid in evaluations
         and not promotion_failures(evaluations[rid], profile)
     }
-    if profile.fp_budget is not None:
+    if profile.selects_as_set:
         if hits is None:
-            raise LifecycleError("a profile with fp_budget needs the rules' hit sets")
-        chosen, _ = greedy_select(eligible, hits, profile.fp_budget, already_active=pinned)
+            raise LifecycleError(f"profile {profile.name} chooses a set: it needs the rules' hit sets")
+        chosen, _ = _select_set(eligible, hits, profile, pinned)
     else:
         chosen = list(eligible)
     return sorted(set(pinned) | set(chosen))
@@ -609,9 +652,7 @@ def apply_lifecycle(
             for rid, s in states.items()
         }
 
-        needs_hits = prof.fp_budget is not None or any(
-            p.fp_budget is not None for p in config.profiles.values()
-        )
+        needs_hits = prof.selects_as_set or any(p.selects_as_set for p in config.profiles.values())
         hits = _hit_sets(conn, sorted(evals), hits_relation) if needs_hits else None
         active_ids = [rid for rid, s in states.items() if s.status == "active"]
         idle = (

@@ -38,8 +38,18 @@ class SafetyProfile:
     max_relative_precision_drop: float = 0.10
     max_idle_runs: int = 0
     fp_budget: int | None = None
+    # Where use_wilson applies: "rule" (each rule's own lower bound must clear min_precision) or
+    # "ruleset" (each rule's point precision must; the lower bound of the whole promoted set must).
+    wilson_scope: str = "rule"
+
+    @property
+    def selects_as_set(self) -> bool:
+        """Promotion needs the rules' hit sets (a greedy, set-level choice)."""
+        return self.fp_budget is not None or (self.use_wilson and self.wilson_scope == "ruleset")
 
     def __post_init__(self) -> None:
+        if self.wilson_scope not in ("rule", "ruleset"):
+            raise ProfileError(f"profile {self.name}: wilson_scope must be 'rule' or 'ruleset'")
         if not 0 < self.min_precision <= 1:
             raise ProfileError(f"profile {self.name}: min_precision must be in (0, 1]")
         if not 0 < self.max_coverage <= MATCH_EVERYTHING_COVERAGE:
