@@ -144,9 +144,10 @@ def test_quality_is_above_the_floor_on_uci(quality):
     assert profiles["conservative"]["recall"] <= profiles["aggressive"]["recall"]
 
 
-@pytest.mark.xfail(reason="on UCI no profile promotes a rule yet: see docs/benchmarks.md", strict=False)
-def test_some_profile_promotes_rules_on_uci(quality):
-    assert any(p["rules"] for p in quality[0]["profiles"])
+def test_conservative_promotes_precise_rules_on_uci(quality):
+    conservative = quality[0]["profiles"][0]
+    assert conservative["rules"] > 0, conservative
+    assert conservative["precision"] >= 0.9, conservative
 
 
 @pytest.mark.xfail(reason="issue 6 target, not met yet: see docs/benchmarks.md", strict=False)
