@@ -71,7 +71,7 @@ def test_first_run_succeeds_and_promotes(e2e):
 
 
 def test_active_ruleset_is_precise_on_held_out_window(e2e):
-    active = [r for r in e2e["first"]["rulesets"] if r["ruleset"] == "active"]
+    active = [r for r in e2e["first"]["rulesets"] if r["ruleset_name"] == "active"]
     assert active, e2e["first"]["rulesets"]
     assert active[0]["precision"] >= 0.95
     assert 0 < active[0]["recall"] <= 1
