@@ -71,7 +71,11 @@ def test_default_profiles_are_the_design_table() -> None:
         "balanced": (0.90, 10, 0.10, 5, True, "ruleset"),
         "aggressive": (0.85, 20, 0.20, 3, False, "rule"),
     }
-    assert CONFIG.get("conservative").selects_as_set and BALANCED.selects_as_set and not AGGRESSIVE.selects_as_set
+    assert (
+        CONFIG.get("conservative").selects_as_set
+        and BALANCED.selects_as_set
+        and not AGGRESSIVE.selects_as_set
+    )
 
 
 def test_ruleset_scope_cuts_the_set_to_the_longest_prefix_that_clears_the_bound() -> None:
