@@ -180,7 +180,7 @@ def test_regex_subset_rejects(pattern: str) -> None:
     ],
 )
 def test_regex_subset_accepts(pattern: str) -> None:
-    parse_regex(pattern)
+    assert parse_regex(pattern) is not None  # raises RegexError when refused
 
 
 def test_describe_is_one_readable_line() -> None:
@@ -327,8 +327,8 @@ INVALID_EXAMPLES = [
 
 @pytest.mark.parametrize("example", VALID_EXAMPLES)
 def test_schema_accepts_what_parser_accepts(example: dict) -> None:
-    jsonschema.validate(example, SCHEMA)
-    parse_rule(example)
+    jsonschema.validate(example, SCHEMA)  # raises ValidationError when refused
+    assert parse_rule(example) is not None
 
 
 @pytest.mark.parametrize("example", INVALID_EXAMPLES)
