@@ -6,6 +6,11 @@ Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham cou
   signature): spam share at least ``min_spam_share`` over at least ``min_spam_count`` spam;
 - one ``text_phrase`` rule per n-gram that is frequent in spam and rare in ham (same bar, and at
   most ``max_phrase_ham_count`` ham);
+- generalizations of entities, counted on the mining window from the entity arrays of
+  ``int_messages_enriched``: a phone number range (``phone starts with 0871``: 3 to 5 leading
+  digits shared by at least ``min_prefix_numbers`` distinct spam numbers; the shortest strong
+  prefix of a branch wins) and the presence of an entity kind (``has a short code``); same bar as
+  single signals. They catch the numbers and codes of a campaign that the mining window never saw;
 - conjunctions ``A AND B`` for signals that are suspicious but not precise enough alone: the
   partner B is the co-occurring signal (on the mining window, ``int_message_signals_extracted``)
   that makes the pair clear the bar with the most spam; one set-based query for all of them.
@@ -32,6 +37,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from python_steps import rules as rl
+from python_steps.rules.compiler import ENTITY_COLUMNS
 
 CANDIDATES = "marts.stage1_candidates"
 SIGNALS = "intermediate.int_message_signals_extracted"
@@ -95,6 +101,10 @@ class DraftingConfig:
     max_complexity: int = 4  # leaves + depth: a leaf is 2, a two-leaf conjunction 4
     counterexamples: int = 3
     profile_signals: int = 20
+    # generalizations: phone prefixes of these lengths, shared by this many distinct spam numbers
+    phone_prefix_lengths: tuple[int, ...] = (3, 4, 5)
+    min_prefix_numbers: int = 3
+    presence_kinds: tuple[str, ...] = ("url", "phone", "short_code", "handle", "email")
 
 
 @dataclass(frozen=True)
@@ -221,6 +231,76 @@ def _conjunction_pairs(
     return sorted((a, b, c, d, int(s), int(h)) for a, b, c, d, s, h in rows)  # code-point order
 
 
+def _generalizations(
+    conn: psycopg.Connection, cfg: DraftingConfig
+) -> list[tuple[dict[str, Any], str, int, int]]:
+    """(rule json, pattern id, spam, ham) for strong phone prefixes and entity presence on the
+    labelled mining window; prefixes subsumed by a shorter strong prefix are left out."""
+    lengths = sorted(set(cfg.phone_prefix_lengths))
+    kinds = [k for k in cfg.presence_kinds if k in ENTITY_COLUMNS]
+    presence = ",\n".join(
+        f"count(*) filter (where cardinality(m.{ENTITY_COLUMNS[k]}) > 0 and m.is_spam), "
+        f"count(*) filter (where cardinality(m.{ENTITY_COLUMNS[k]}) > 0 and not m.is_spam)"
+        for k in kinds
+    )
+    mining = f"""
+        select m.message_id, m.is_spam, m.phones, m.short_codes, m.urls, m.handles, m.emails
+        from {MESSAGES} as m
+        inner join {WINDOWED} as w on w.message_id = m.message_id
+        where w.window_name = 'mining' and m.is_spam is not null
+    """
+    out: list[tuple[dict[str, Any], str, int, int]] = []
+    if kinds:
+        row = conn.execute(f"select {presence} from ({mining}) as m").fetchone()
+        for i, k in enumerate(kinds):
+            spam, ham = int(row[2 * i]), int(row[2 * i + 1])
+            if _strong(spam, ham, cfg):
+                out.append(({"kind": k, "op": "present"}, f"generalization:present:{k}", spam, ham))
+    if not lengths:
+        return out
+    rows = conn.execute(
+        f"""
+        with phones as (
+            select distinct m.message_id, m.is_spam, p.v as phone
+            from ({mining}) as m
+            cross join lateral unnest(m.phones) as p (v)
+        ),
+        prefixes as (
+            select distinct ph.message_id, ph.is_spam, ph.phone, left(ph.phone, n.len) as prefix
+            from phones as ph
+            cross join unnest(%(lengths)s::int[]) as n (len)
+            where length(ph.phone) > n.len
+        )
+        select
+            prefix,
+            count(distinct message_id) filter (where is_spam),
+            count(distinct message_id) filter (where not is_spam),
+            count(distinct phone) filter (where is_spam)
+        from prefixes
+        group by prefix
+        having count(distinct phone) filter (where is_spam) >= %(min_numbers)s
+        """,
+        {"lengths": lengths, "min_numbers": cfg.min_prefix_numbers},
+    ).fetchall()
+    strong = sorted(
+        (prefix, int(spam), int(ham)) for prefix, spam, ham, _ in rows if _strong(int(spam), int(ham), cfg)
+    )
+    kept: list[str] = []
+    for prefix, spam, ham in sorted(strong, key=lambda r: (len(r[0]), r[0])):
+        if any(prefix.startswith(k) for k in kept):
+            continue  # a shorter strong prefix already covers this range
+        kept.append(prefix)
+        out.append(
+            (
+                {"kind": "phone", "op": "prefix", "value": prefix},
+                f"generalization:phone_prefix:{prefix}",
+                spam,
+                ham,
+            )
+        )
+    return sorted(out, key=lambda g: g[1])
+
+
 def _sub_phrases(words: list[str]) -> list[str]:
     n = len(words)
     return [" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if (i, j) != (0, n)]
@@ -253,6 +333,11 @@ def draft_rules(
                 _keep(singles, d)
         elif spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_conjunction_base_share:
             bases.append((kind, value))
+
+    for rule_json, pattern_id, spam, ham in _generalizations(conn, cfg):
+        d = _make(rule_json, pattern_id, spam, ham)
+        if d is not None:
+            _keep(singles, d)
 
     # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset).
     phrase_values = {

@@ -24,7 +24,7 @@ subquery is ``EXISTS (SELECT 1 FROM unnest(<array column>) [AS] d[(v)] [WHERE ..
 (``true``, ``1=1``, ``'a'='a'``, ``x OR true``), a column compared with itself, a LIKE pattern of
 only ``%``, a regex that matches the empty string, and any predicate with an OR branch lacking a
 positive anchor (an equality, IN, LIKE, regex match, ``= ANY``, containment, ``strpos(..) > 0``,
-``starts_with`` or an anchored EXISTS). At evaluation, :func:`coverage_guard` also fails rules
+``starts_with``, ``cardinality(<entity array>) > 0`` or an anchored EXISTS). At evaluation, :func:`coverage_guard` also fails rules
 that hit more than 80% of messages, and :func:`evaluate_raw_sql_readonly` runs raw rules in a
 READ ONLY transaction with a statement timeout.
 
@@ -478,6 +478,11 @@ class _Parser:
             raise _Reject(f"regex {lit!r} matches the empty string (every message)")
         if op in (">", ">=") and left.func == "strpos" and left.anchored:
             anchored = True
+        if left.func == "cardinality" and left.refs:
+            # cardinality(<entity array>) is selective only when it asks for at least one element
+            # ("has a phone"); "= 0" or "< 3" hold for nearly every message.
+            n = _number(right.text) if not right.refs else None
+            anchored = n is not None and ((op == ">" and n >= 0) or (op in (">=", "=") and n >= 1))
         return _Expr(text, refs, anchored)
 
     def exists(self) -> _Expr:
@@ -629,6 +634,13 @@ class _Parser:
         if name not in RULE_COLUMNS:
             raise _Reject(f"unknown column {name!r}")
         return _Expr(f"m.{name}", True)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _regex_matches_empty(pattern: str) -> bool:

@@ -71,7 +71,11 @@ def _leaf_sql(leaf: Leaf) -> str:
     col = f"{ALIAS}.normalized_text"
     if leaf.kind in ENTITY_COLUMNS:
         arr = f"{ALIAS}.{ENTITY_COLUMNS[leaf.kind]}"
+        if leaf.op == "present":
+            return f"cardinality({arr}) > 0"
         v = quote_literal(leaf.value)
+        if leaf.op == "prefix":
+            return f"exists (select 1 from unnest({arr}) as d(v) where starts_with(d.v, {v}))"
         if leaf.op == "suffix":
             # No LIKE: '_' in a domain would be a wildcard. right() compares the dotted suffix.
             dotted = quote_literal("." + leaf.value)

@@ -71,6 +71,10 @@ def evaluate(rule: Rule, row: Mapping[str, Any]) -> bool:
     kind, value = rule.kind, rule.value
     if kind in ENTITY_COLUMNS:
         items = row.get(ENTITY_COLUMNS[kind]) or ()
+        if rule.op == "present":
+            return len(items) > 0
+        if rule.op == "prefix":
+            return any(x.startswith(value) for x in items)
         if rule.op == "suffix":
             return any(x == value or x.endswith("." + value) for x in items)
         return value in items

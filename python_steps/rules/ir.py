@@ -5,6 +5,10 @@ JSON form (see ``schema.json``)::
     {"kind": "domain", "op": "eq" | "suffix", "value": "example.com"}
     {"kind": "host" | "url" | "phone" | "short_code" | "handle" | "email" | "signature",
      "op": "eq", "value": "..."}                      (host also allows "suffix"; op defaults to eq)
+    {"kind": "phone", "op": "prefix", "value": "0871"}  a phone whose digits start so (2-8 digits:
+                                                      premium-rate and other number ranges)
+    {"kind": "domain" | "host" | "url" | "phone" | "short_code" | "handle" | "email",
+     "op": "present"}                                 the message carries at least one such entity
     {"kind": "text_contains", "value": "free entry"}  substring of normalized text
     {"kind": "text_phrase", "value": "claim your prize"}  whole words, in sequence
     {"kind": "text_regex", "value": "txt [0-9]{5}"}   bounded regex (see ``regex_subset``)
@@ -36,6 +40,9 @@ ENTITY_KINDS = ("domain", "host", "url", "phone", "short_code", "handle", "email
 TEXT_KINDS = ("text_contains", "text_phrase", "text_regex")
 LEAF_KINDS = (*ENTITY_KINDS, *TEXT_KINDS, "meta")
 SUFFIX_KINDS = ("domain", "host")
+PREFIX_KINDS = ("phone",)
+PRESENT_KINDS = ("domain", "host", "url", "phone", "short_code", "handle", "email")
+PREFIX_DIGITS = (2, 8)
 
 META_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 MAX_VALUE_LENGTH = 512
@@ -59,7 +66,9 @@ class RuleError(ValueError):
 class Leaf:
     kind: str
     value: str
-    op: str = "eq"  # 'eq' | 'suffix' for entity and meta leaves; 'match' for text leaves
+    op: str = (
+        "eq"  # 'eq' | 'suffix' | 'prefix' | 'present' for entity and meta leaves; 'match' for text leaves
+    )
     key: str | None = None  # meta leaves only
 
 
@@ -238,12 +247,18 @@ def _parse(obj: Any, path: str, depth: int) -> Rule:
     extra = sorted(set(obj) - allowed)
     if extra:
         raise RuleError(f"{path}: unknown field(s) {', '.join(extra)} for kind {kind!r}")
-    if "value" not in obj:
-        raise RuleError(f"{path}.value: missing")
     op = obj.get("op", "match" if kind in TEXT_KINDS else "eq")
-    ops = ("match",) if kind in TEXT_KINDS else ("eq", "suffix") if kind in SUFFIX_KINDS else ("eq",)
+    ops = _ops(kind)
     if op not in ops:
         raise RuleError(f"{path}.op: {kind} allows {' or '.join(ops)}, got {op!r}")
+    if op == "present":
+        if obj.get("value", "") != "":
+            raise RuleError(f"{path}.value: op 'present' takes no value")
+        return Leaf(kind=kind, value="", op=op)
+    if "value" not in obj:
+        raise RuleError(f"{path}.value: missing")
+    if op == "prefix":
+        return Leaf(kind=kind, value=_prefix_digits(obj["value"], f"{path}.value"), op=op)
     key = None
     if kind == "meta":
         key = obj.get("key")
@@ -251,6 +266,27 @@ def _parse(obj: Any, path: str, depth: int) -> Rule:
             raise RuleError(f"{path}.key: must match {META_KEY_RE.pattern}, got {key!r}")
     value = _canonical_value(kind, obj["value"], f"{path}.value")
     return Leaf(kind=kind, value=value, op=op, key=key)
+
+
+def _ops(kind: str) -> tuple[str, ...]:
+    if kind in TEXT_KINDS:
+        return ("match",)
+    ops = ("eq", "suffix") if kind in SUFFIX_KINDS else ("eq",)
+    if kind in PREFIX_KINDS:
+        ops += ("prefix",)
+    if kind in PRESENT_KINDS:
+        ops += ("present",)
+    return ops
+
+
+def _prefix_digits(raw: Any, path: str) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise RuleError(f"{path}: a phone prefix is a string of digits (leading zeros matter)")
+    v = _plain_string(raw, path).strip()
+    lo, hi = PREFIX_DIGITS
+    if not re.fullmatch(rf"\+?[0-9]{{{lo},{hi}}}", v):
+        raise RuleError(f"{path}: a phone prefix is {lo} to {hi} digits, got {raw!r}")
+    return v.lstrip("+")
 
 
 # ---- canonical form ----------------------------------------------------------------------------
@@ -273,6 +309,8 @@ def canonicalize(rule: Rule) -> Rule:
 
 def to_json(rule: Rule) -> dict[str, Any]:
     if isinstance(rule, Leaf):
+        if rule.op == "present":
+            return {"kind": rule.kind, "op": rule.op}
         d: dict[str, Any] = {"kind": rule.kind, "value": rule.value}
         if rule.kind not in TEXT_KINDS:
             d["op"] = rule.op
@@ -344,6 +382,10 @@ def describe(rule: Rule) -> str:
         if rule.kind == "meta":
             return f"meta.{rule.key} = {q}"
         name = _ENTITY_NAMES.get(rule.kind, rule.kind)
+        if rule.op == "present":
+            return f"has an {name}" if name == "email" else f"has a {name}"
+        if rule.op == "prefix":
+            return f"{name} starts with {rule.value}"
         if rule.op == "suffix":
             return f"{name} under {rule.value}"
         return f"{name} = {rule.value}"

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.integration
 FIXTURE_DDL = """
 create schema intermediate;
 create schema marts;
-create table intermediate.int_messages_enriched (message_id bigint primary key, is_spam boolean);
+create table intermediate.int_messages_enriched (
+    message_id bigint primary key, is_spam boolean,
+    phones text[] not null default '{}', short_codes text[] not null default '{}',
+    urls text[] not null default '{}', handles text[] not null default '{}',
+    emails text[] not null default '{}'
+);
 create table intermediate.int_messages_windowed (message_id bigint, window_name text);
 create table intermediate.int_message_signals_extracted (message_id bigint, signal_kind text, signal_value text);
 create table marts.stage1_candidates (
@@ -209,3 +214,48 @@ def test_max_rules_and_complexity_budget(conn: psycopg.Connection) -> None:
     cfg = drafting.DraftingConfig(max_complexity=2, partner_kinds=("short_code",))
     conn.execute("delete from marts.stage1_candidates where signal_kind = 'short_code'")
     assert all(d.complexity <= 2 for d in drafting.draft_rules(conn, run_id="r", config=cfg))
+
+
+def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connection) -> None:
+    """Phone prefixes and "has a <kind>" are counted from the entity arrays of the mining window:
+    the shortest strong prefix of a range wins, a kind is drafted only when it is itself precise."""
+    conn.execute(FIXTURE_DDL)
+    messages = [
+        # (is_spam, phones, short_codes): one campaign rotating numbers of one premium range
+        (True, ["08712402779"], []),
+        (True, ["08712402972"], ["80488"]),
+        (True, ["08712402578"], ["80488"]),
+        (True, ["08719181513"], ["80488"]),
+        (True, ["09061701461"], []),  # a range with two spam numbers: below the spam minimum
+        (True, ["09066612345"], ["69876"]),
+        (False, ["08001234567"], []),  # legitimate numbers in ham
+        (False, ["02070836089"], []),
+        (False, [], []),
+        (None, ["08710000000"], ["80488"]),  # unlabelled: not counted
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_messages_enriched (message_id, is_spam, phones, short_codes) "
+            "values (%s, %s, %s, %s)",
+            [(i, s, p, c) for i, (s, p, c) in enumerate(messages, start=1)],
+        )
+        cur.executemany(
+            "insert into intermediate.int_messages_windowed values (%s, 'mining')",
+            [(i,) for i in range(1, len(messages) + 1)],
+        )
+    drafts = drafting.draft_rules(conn, run_id="g")
+    by_desc = {d.description: d for d in drafts}
+    # "087" covers 4 spam numbers and no ham; "0871"/"08712" are inside it; "08" hits the 0800 ham;
+    # "090x" has only 2 spam; a phone alone is in 2 of 8 ham-or-spam messages that are ham
+    assert sorted(by_desc) == ["has a short code", "phone starts with 087"]
+    for d in drafts:
+        assert d.evaluation_kind == "predicate" and d.clauses is None
+        assert d.pattern_id.startswith("generalization:")
+        assert validate_sql(d.sql_expression, mode="predicate").ok
+        hits = [
+            s for s, p, c in messages if s is not None and evaluate(d.rule, {"phones": p, "short_codes": c})
+        ]
+        assert (hits.count(True), hits.count(False)) == (d.spam_count, d.ham_count), d.description
+    assert (by_desc["phone starts with 087"].spam_count, by_desc["has a short code"].spam_count) == (4, 4)
+    cfg = drafting.DraftingConfig(phone_prefix_lengths=(), presence_kinds=())
+    assert drafting.draft_rules(conn, run_id="g", config=cfg) == []

@@ -154,6 +154,11 @@ entity_leaves = st.one_of(
         )
         for kind, col in KIND_COLUMN.items()
     ],
+    st.builds(lambda k: {"kind": k, "op": "present"}, st.sampled_from(sorted(KIND_COLUMN))),
+    st.builds(
+        lambda v: {"kind": "phone", "op": "prefix", "value": v},
+        st.sampled_from(["44", "4477", "447700900123", "1800", "7916", "0871", "+7"]),
+    ),
     st.builds(lambda v: {"kind": "signature", "value": v}, st.sampled_from(SIGNATURES)),
     st.builds(
         lambda k, v: {"kind": "meta", "key": k, "value": v},

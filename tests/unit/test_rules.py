@@ -281,6 +281,8 @@ def test_signal_clauses() -> None:
     )
     assert signal_clauses(s) == [(1, "handle", "bot")]
     assert signal_clauses(parse_rule({"kind": "domain", "op": "suffix", "value": "a.com"})) is None
+    assert signal_clauses(parse_rule({"kind": "phone", "op": "prefix", "value": "0871"})) is None
+    assert signal_clauses(parse_rule({"kind": "phone", "op": "present"})) is None
     assert signal_clauses(parse_rule({"kind": "text_contains", "value": "win"})) is None
     phrase = parse_rule({"kind": "text_phrase", "value": "claim your prize"})
     assert signal_clauses(phrase, ngram_phrases=False) is None
@@ -299,6 +301,25 @@ def test_signal_clauses() -> None:
     )
 
 
+def test_prefix_and_present_leaves() -> None:
+    prefix = parse_rule({"kind": "phone", "op": "prefix", "value": "+0871"})
+    present = parse_rule({"kind": "short_code", "op": "present", "value": ""})
+    assert to_json(prefix) == {"kind": "phone", "op": "prefix", "value": "0871"}
+    assert to_json(present) == {"kind": "short_code", "op": "present"}
+    assert describe(prefix) == "phone starts with 0871"
+    assert describe(present) == "has a short code"
+    assert describe(parse_rule({"kind": "email", "op": "present"})) == "has an email"
+    assert rule_id(present) != rule_id(parse_rule({"kind": "phone", "op": "present"}))
+    assert "starts_with(d.v, '0871')" in compile_sql_predicate(prefix)
+    assert compile_sql_predicate(present) == "cardinality(m.short_codes) > 0"
+    row = {"phones": ["08712402779"], "short_codes": [], "normalized_text": "call"}
+    assert evaluate(prefix, row) and not evaluate(present, row)
+    assert not evaluate(prefix, {"phones": ["447871000000"]})
+    assert evaluate(present, {"short_codes": ["80488"]})
+    with pytest.raises(RuleError, match="digits"):
+        parse_rule({"kind": "phone", "op": "prefix", "value": 871})
+
+
 def test_evaluate_entities_and_meta() -> None:
     row = {"domains": ["b.a.com", "xa.com"], "normalized_text": "hi", "meta": {"n": 1, "b": False}}
     assert evaluate(parse_rule({"kind": "domain", "op": "suffix", "value": "a.com"}), row)
@@ -312,11 +333,18 @@ VALID_EXAMPLES = [
     {"kind": "domain", "op": "suffix", "value": "example.com"},
     {"kind": "phone", "value": 447700900123},
     {"kind": "meta", "key": "channel", "value": "sms"},
+    {"kind": "phone", "op": "prefix", "value": "0871"},
+    {"kind": "short_code", "op": "present"},
     {"all": [{"kind": "text_phrase", "value": "win"}, {"not": {"kind": "handle", "value": "x"}}]},
     {"any": [{"kind": "text_regex", "value": "a+b"}, {"kind": "signature", "value": "deadbeef"}]},
 ]
 INVALID_EXAMPLES = [
     {"kind": "phone", "op": "suffix", "value": "123456"},
+    {"kind": "phone", "op": "prefix", "value": "0"},
+    {"kind": "phone", "op": "prefix", "value": "08a1"},
+    {"kind": "signature", "op": "present"},
+    {"kind": "short_code", "op": "prefix", "value": "8007"},
+    {"kind": "email", "op": "present", "value": "x@y.com"},
     {"kind": "meta", "key": "Bad", "value": "x"},
     {"all": []},
     {"kind": "domain", "value": "a.com", "extra": 1},

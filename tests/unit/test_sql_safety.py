@@ -89,6 +89,8 @@ ATTACKS: list[str] = [
     BASE + "1 = 1",
     BASE + "'a' = 'a'",
     BASE + "m.text = 'a' or true",
+    BASE + "cardinality(m.phones) = 0",
+    BASE + "cardinality(m.urls) < 5 or m.text = 'a'",
     BASE + "m.text = 'a' or 1 = 1",
     BASE + "m.text = 'a' or 'x' <> 'y'",
     BASE + "not false",
@@ -143,6 +145,7 @@ LEGIT: list[str] = [
     BASE + "m.normalized_text like '%100\\%%' escape '\\'",
     BASE + "(m.text = 'a' or m.text = 'b') and length(m.text) < 200",
     BASE + "cardinality(m.urls) >= 2 and m.normalized_text like '%winner%'",
+    BASE + "cardinality(m.short_codes) > 0",
     BASE + "coalesce(m.meta ->> 'sender', '') = 'bank' and m.text like '%verify%'",
     "select message_id from intermediate.int_messages_enriched m where m.text = 'a'",
     "select message_id from intermediate.int_messages_enriched where text = 'a'",
@@ -201,6 +204,8 @@ def test_reasons_are_specific() -> None:
             ]
         },
         {"any": [{"kind": "handle", "value": "bot"}, {"kind": "signature", "value": "deadbeef"}]},
+        {"kind": "phone", "op": "prefix", "value": "0871"},
+        {"all": [{"kind": "short_code", "op": "present"}, {"kind": "text_phrase", "value": "txt"}]},
     ],
 )
 def test_compiled_rules_pass(rule: dict) -> None:
@@ -220,6 +225,8 @@ _leaf_rules = st.one_of(
     st.builds(lambda v: {"kind": "meta", "key": "k", "value": v}, _values),
     st.builds(lambda v: {"kind": "text_regex", "value": v}, st.sampled_from(["a\\.b", "\\bx\\b", "[^']+'"])),
     st.builds(lambda v: {"kind": "handle", "value": v}, st.sampled_from(["bot", "x_"])),
+    st.builds(lambda k: {"kind": k, "op": "present"}, st.sampled_from(["phone", "url", "short_code"])),
+    st.builds(lambda v: {"kind": "phone", "op": "prefix", "value": v}, st.sampled_from(["09", "0871"])),
 )
 _rule_dicts = st.recursive(
     _leaf_rules,
