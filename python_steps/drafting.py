@@ -395,12 +395,65 @@ def _keep(drafts: dict[str, DraftedRule], d: DraftedRule) -> None:
         drafts[d.rule_id] = d
 
 
+def ngram_vocabulary(conn: psycopg.Connection, phrases: list[str]) -> set[str]:
+    """The phrases that have ``ngram`` rows in ``int_message_signals_extracted``.
+
+    The extractor keeps only the vocabulary n-grams (seen in at least ``patas_min_spam_count``
+    spam messages, over all labelled data) and, for those, a row for every message carrying them.
+    So a phrase rule may be evaluated through its ``ngram`` signal only when the phrase is in the
+    vocabulary; elsewhere the signal path would see no message at all (neither spam nor ham) and a
+    hand-written or LLM phrase would look harmless. The vocabulary only grows, so the answer stays
+    true for later runs.
+    """
+    values = sorted(set(phrases))
+    if not values or conn.execute("select to_regclass(%s)", (SIGNALS,)).fetchone()[0] is None:
+        return set()
+    rows = conn.execute(
+        f"""
+        select v.phrase
+        from unnest(%s::text[]) as v (phrase)
+        where exists (
+            select 1 from {SIGNALS} as s where s.signal_value = v.phrase and s.signal_kind = 'ngram'
+        )
+        """,
+        (values,),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def signal_evaluable_clauses(
+    conn: psycopg.Connection, clauses: list[tuple[int, str, str]] | None
+) -> list[tuple[int, str, str]] | None:
+    """``clauses`` when shadow evaluation may use them, else None (evaluate the predicate)."""
+    if not clauses:
+        return None
+    phrases = [v for _, k, v in clauses if k == "ngram"]
+    if phrases and not set(phrases) <= ngram_vocabulary(conn, phrases):
+        return None
+    return clauses
+
+
+def _vocabulary_checked(conn: psycopg.Connection, drafts: list[DraftedRule]) -> list[DraftedRule]:
+    phrases = [v for d in drafts for _, k, v in d.clauses or () if k == "ngram"]
+    known = ngram_vocabulary(conn, phrases)
+    out = []
+    for d in drafts:
+        if d.clauses and not {v for _, k, v in d.clauses if k == "ngram"} <= known:
+            d = replace(d, evaluation_kind="predicate", clauses=None)
+        out.append(d)
+    return out
+
+
 def write_drafts(
     conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, *, config: DraftingConfig | None = None
 ) -> dict[str, int]:
-    """Upsert drafts, their signal clauses and counter-examples; returns counts."""
+    """Upsert drafts, their signal clauses and counter-examples; returns counts.
+
+    A draft whose phrases are not all in the n-gram vocabulary is stored as a predicate rule
+    (:func:`ngram_vocabulary`)."""
     cfg = config or DraftingConfig()
     inserted = 0
+    drafts = _vocabulary_checked(conn, drafts)
     with conn.transaction():
         ensure_schema(conn)
         for d in sorted(drafts, key=lambda x: x.rule_id):

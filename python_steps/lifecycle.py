@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from python_steps.drafting import signal_evaluable_clauses
 from python_steps.metrics import wilson_lower_bound
 from python_steps.profiles import (
     MATCH_EVERYTHING_COVERAGE,
@@ -982,7 +983,7 @@ def add_manual_rule(
             "regex": rl.to_python_regex(parsed),
             "complexity": rl.complexity(parsed),
         }
-        clauses = rl.signal_clauses(parsed)
+        clauses = signal_evaluable_clauses(conn, rl.signal_clauses(parsed))
     else:
         draft, clauses = _raw_sql_draft(conn, raw_sql or "", description), None
     draft["evaluation_kind"] = "signal" if clauses else "predicate"

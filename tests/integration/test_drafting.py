@@ -259,3 +259,28 @@ def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connecti
     assert (by_desc["phone starts with 087"].spam_count, by_desc["has a short code"].spam_count) == (4, 4)
     cfg = drafting.DraftingConfig(phone_prefix_lengths=(), presence_kinds=())
     assert drafting.draft_rules(conn, run_id="g", config=cfg) == []
+
+
+def test_phrases_outside_the_ngram_vocabulary_are_evaluated_as_predicates(conn: psycopg.Connection) -> None:
+    """The extractor keeps ngram rows only for vocabulary n-grams; a phrase rule outside it (from
+    stage 2, an LLM or a person) would see no message through the signal path, ham included."""
+    _load(conn)
+    known = drafting._make({"kind": "text_phrase", "value": "lunch"}, "manual", 0, 4)
+    unknown = drafting._make({"kind": "text_phrase", "value": "lunch menu"}, "manual", 0, 0)
+    both = drafting._make(
+        {"all": [{"kind": "text_phrase", "value": "claim"}, {"kind": "text_phrase", "value": "gift card"}]},
+        "manual",
+        0,
+        0,
+    )
+    assert known and unknown and both
+    assert {known.evaluation_kind, unknown.evaluation_kind, both.evaluation_kind} == {"signal"}
+    assert drafting.ngram_vocabulary(conn, ["lunch", "lunch menu", "claim", "gift card"]) == {
+        "lunch",
+        "claim",
+    }
+    drafting.write_drafts(conn, [known, unknown, both], "run-v")
+    stored = dict(conn.execute("select rule_id, evaluation_kind from patas.rule_drafts").fetchall())
+    assert stored == {known.rule_id: "signal", unknown.rule_id: "predicate", both.rule_id: "predicate"}
+    clauses = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_signal_clauses")}
+    assert clauses == {known.rule_id}
