@@ -79,6 +79,9 @@ def speed(
 @click.option("--engine", type=click.Choice(["dagster", "staged"]), default="dagster", show_default=True,
               help="dagster: `patas run`; staged: the same steps without Dagster.")  # fmt: skip
 @click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+@click.option("--test-share", type=click.IntRange(0, 99), default=15, show_default=True,
+              help="Split buckets (of 100) whose labels are hidden from the pipeline and measured "
+                   "afterwards; 0 measures on the promotion window itself (in-sample).")  # fmt: skip
 def quality(
     data: Path,
     split: str,
@@ -87,6 +90,7 @@ def quality(
     one_run: bool,
     engine: str,
     keep_databases: bool,
+    test_share: int,
 ) -> None:
     """Per-profile precision/recall on held-out messages, next to the two baselines."""
     from python_steps.bench.quality import PROFILES, run_quality_bench
@@ -100,6 +104,7 @@ def quality(
         one_run=one_run,
         engine=engine,
         keep_databases=keep_databases,
+        test_share=test_share,
     )
     keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
             "baseline_naive_precision", "baseline_naive_recall")  # fmt: skip

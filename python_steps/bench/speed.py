@@ -312,6 +312,7 @@ def staged_run(
     profile: str,
     stages: Stages,
     split: str = "auto",
+    evaluation_share: int = 30,
     target_rules: int | None = None,
     statement_timeout_s: float | None = None,
 ) -> dict[str, Any]:
@@ -339,7 +340,7 @@ def staged_run(
     out["ingest_report"] = report
 
     with psycopg.connect(url) as conn:
-        windows = resolve_windows(conn, split=split)
+        windows = resolve_windows(conn, split=split, evaluation_share=evaluation_share)
         runs.record_run(conn, run_id, windows)
     out["windows"] = json.loads(windows.to_json())
     dbt: dict[str, Any] = {"work_dir": work_dir, "dbt_vars": windows.dbt_vars(run_id)}

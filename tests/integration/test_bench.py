@@ -108,12 +108,17 @@ def test_quality_output_is_well_formed(quality):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result, default=str))
     assert [p["profile"] for p in result["profiles"]] == ["conservative", "balanced", "aggressive"]
     assert result["mining_messages"] > 0 and result["evaluation_messages"] > 0
-    # UCI: 5,574 labelled messages, all loaded, each on exactly one side of the hash split.
-    assert result["mining_messages"] + result["evaluation_messages"] == 5574
+    # UCI: 5,574 labelled messages, all loaded, each on exactly one side of the hash split or in
+    # the label-blind test slice (ingested unlabelled, all of it in the evaluation window).
+    assert result["measured_on"] == "label_blind_test" and result["test_share"] == 15
+    assert result["test_messages"] == result["hidden_labels"] > 0 and result["test_spam"] > 0
+    assert result["mining_messages"] + result["evaluation_messages"] + result["test_messages"] == 5574
     for p in result["profiles"]:
         for key in QUALITY_KEYS:
             assert key in p, key
-        assert p["tp"] + p["fp"] + p["fn"] + p["tn"] == result["evaluation_messages"]
+        assert p["tp"] + p["fp"] + p["fn"] + p["tn"] == result["test_messages"]
+        w = p["promotion_window"]
+        assert w["tp"] + w["fp"] + w["fn"] + w["tn"] == result["evaluation_messages"]
         for key in ("precision", "recall", "fpr", "f1", "baseline_naive_precision", "baseline_naive_recall"):
             assert 0.0 <= p[key] <= 1.0, (key, p[key])
         assert p["per_language"]["en"]["messages"] > 0
@@ -150,8 +155,9 @@ def test_conservative_promotes_precise_rules_on_uci(quality):
     assert conservative["precision"] >= 0.9, conservative
 
 
-@pytest.mark.xfail(reason="issue 6 target, not met yet: see docs/benchmarks.md", strict=False)
 def test_conservative_meets_the_issue_target_on_uci(quality):
+    # Issue 6: precision >= 0.98 at recall >= 0.70 on the held-out side, measured on messages whose
+    # labels the pipeline never saw (not on the window promotion chose the rules on).
     conservative = quality[0]["profiles"][0]
     assert conservative["precision"] >= 0.98 and conservative["recall"] >= 0.70, conservative
 
