@@ -54,6 +54,12 @@ def plot_stage_times(speed_files: Sequence[Path], out: Path) -> Path:
     return out
 
 
+def _measured(q: dict) -> str:
+    if q.get("test_share"):
+        return f"measured on {q['test_messages']:,} label-blind messages"
+    return f"{q['evaluation_messages']:,} held out"
+
+
 def plot_quality(quality_file: Path, out: Path) -> Path:
     """Precision against recall on the held-out side: PATAS profiles, LR curve, naive miner."""
     q = json.loads(Path(quality_file).read_text())
@@ -90,12 +96,14 @@ def plot_quality(quality_file: Path, out: Path) -> Path:
         ax.scatter([], [], marker="", label="PATAS, no rule promoted: " + ", ".join(empty))
     ax.set_xlim(0, 1.02)
     ax.set_ylim(min(0.5, naive["precision"] - 0.05), 1.01)
-    ax.set_xlabel("recall (held-out side)")
-    ax.set_ylabel("precision (held-out side)")
-    name = Path(q["data"]).name
-    ax.set_title(
-        f"Rule quality on {name} ({q['split']} split, {q['evaluation_messages']:,} held out)", fontsize=10
+    ax.set_xlabel(
+        "recall (held-out, labels never seen by the pipeline)"
+        if q.get("test_share")
+        else "recall (held-out side)"
     )
+    ax.set_ylabel("precision")
+    name = Path(q["data"]).name
+    ax.set_title(f"Rule quality on {name} ({q['split']} split, {_measured(q)})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
