@@ -165,62 +165,104 @@ def build_clusters(conn: psycopg.Connection, cfg: ClusterConfig | None = None) -
         : cfg.max_clusters
     ]
     clusters = [Cluster(_cluster_id(g, external), sorted(g)) for g in ordered]
-    for c in clusters:
-        _summarize(conn, c, cfg)
+    _summarize_all(conn, clusters, cfg)
     return clusters
 
 
-def _summarize(conn: psycopg.Connection, c: Cluster, cfg: ClusterConfig) -> None:
-    rows = conn.execute(
+def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: ClusterConfig) -> None:
+    """Summaries of every cluster, in three set-based queries (one pass over the signal table, not
+    one per cluster); each cluster's result is what a query on its members alone returns."""
+    if not clusters:
+        return
+    member_cluster = [i for i, c in enumerate(clusters) for _ in c.message_ids]
+    member_ids = [m for c in clusters for m in c.message_ids]
+    rows_by_cluster: list[list[tuple]] = [[] for _ in clusters]
+    for row in conn.execute(
         f"""
-        select external_id, text, {", ".join(ENTITY_COLUMNS)}
-        from intermediate.int_messages_enriched where message_id = any(%s) order by external_id
+        select u.cluster_no, m.external_id, m.text, {", ".join("m." + c for c in ENTITY_COLUMNS)}
+        from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
+        inner join intermediate.int_messages_enriched as m on m.message_id = u.message_id
+        order by u.cluster_no, m.external_id
         """,
-        (c.message_ids,),
-    ).fetchall()
-    entities: Counter[tuple[str, str]] = Counter()
-    for row in rows:
-        for kind, values in zip(ENTITY_COLUMNS, row[2:], strict=True):
-            for v in values or ():
-                entities[(kind.rstrip("s") if kind != "short_codes" else "short_code", v)] += 1
-    c.top_entities = [
-        {"kind": k, "value": v, "messages": n}
-        for (k, v), n in sorted(entities.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.top_k]
-    ]
-    phrases = conn.execute(
+        (member_cluster, member_ids),
+    ).fetchall():
+        rows_by_cluster[row[0]].append(row[1:])
+    phrases_by_cluster: list[list[tuple]] = [[] for _ in clusters]
+    for no, p, n, spam, ham in conn.execute(
         """
-        select s.signal_value, count(*) as in_cluster, max(coalesce(c.spam_count, 0)), max(coalesce(c.ham_count, 0))
-        from intermediate.int_message_signals_extracted as s
-        left join marts.signal_label_counts as c
-            on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
-        where s.message_id = any(%s) and s.signal_kind = 'ngram'
-        group by s.signal_value
-        having count(*) * 2 >= %s
-        order by count(*) desc, max(coalesce(c.ham_count, 0)), s.signal_value
-        limit %s
-        """,
-        (c.message_ids, len(c.message_ids), cfg.top_k),
-    ).fetchall()
-    c.top_phrases = [
-        {"phrase": p, "cluster_messages": n, "spam_count": int(s), "ham_count": int(h)}
-        for p, n, s, h in phrases
-    ]
-    c.examples = [redact(r[1]) for r in rows[: cfg.examples]]
-    if c.top_phrases:
-        words = [p["phrase"] for p in c.top_phrases[:3]]
-        ham = conn.execute(
-            """
-            select m.text
+        with members as (
+            select * from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
+        ),
+        sizes as (
+            select cluster_no, count(*) as size from members group by cluster_no
+        ),
+        phrases as (
+            select mb.cluster_no, s.signal_value, count(*) as in_cluster,
+                max(coalesce(c.spam_count, 0)) as spam, max(coalesce(c.ham_count, 0)) as ham
             from intermediate.int_message_signals_extracted as s
-            inner join intermediate.int_messages_enriched as m using (message_id)
-            where s.signal_kind = 'ngram' and s.signal_value = any(%s) and m.is_spam is false
-            group by m.message_id, m.text, m.external_id
-            order by count(*) desc, m.external_id
-            limit %s
-            """,
-            (words, cfg.examples),
-        ).fetchall()
-        c.counter_examples = [redact(r[0]) for r in ham]
+            inner join members as mb on mb.message_id = s.message_id
+            left join marts.signal_label_counts as c
+                on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
+            where s.signal_kind = 'ngram'
+            group by mb.cluster_no, s.signal_value
+        ),
+        ranked as (
+            select p.*, row_number() over (
+                partition by p.cluster_no order by p.in_cluster desc, p.ham, p.signal_value
+            ) as pos
+            from phrases as p
+            inner join sizes as z on z.cluster_no = p.cluster_no
+            where p.in_cluster * 2 >= z.size
+        )
+        select cluster_no, signal_value, in_cluster, spam, ham
+        from ranked where pos <= %s
+        order by cluster_no, pos
+        """,
+        (member_cluster, member_ids, cfg.top_k),
+    ).fetchall():
+        phrases_by_cluster[no].append((p, n, spam, ham))
+    for c, rows, phrases in zip(clusters, rows_by_cluster, phrases_by_cluster, strict=True):
+        entities: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            for kind, values in zip(ENTITY_COLUMNS, row[2:], strict=True):
+                for v in values or ():
+                    entities[(kind.rstrip("s") if kind != "short_codes" else "short_code", v)] += 1
+        c.top_entities = [
+            {"kind": k, "value": v, "messages": n}
+            for (k, v), n in sorted(entities.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.top_k]
+        ]
+        c.top_phrases = [
+            {"phrase": p, "cluster_messages": n, "spam_count": int(s), "ham_count": int(h)}
+            for p, n, s, h in phrases
+        ]
+        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]
+    wanted = [(i, p["phrase"]) for i, c in enumerate(clusters) for p in c.top_phrases[:3]]
+    if not wanted:
+        return
+    for no, text in conn.execute(
+        """
+        with words as (
+            select * from unnest(%s::int[], %s::text[]) as w (cluster_no, phrase)
+        ),
+        ham as (
+            select w.cluster_no, m.message_id, m.text, m.external_id, count(*) as shared
+            from words as w
+            inner join intermediate.int_message_signals_extracted as s
+                on s.signal_kind = 'ngram' and s.signal_value = w.phrase
+            inner join intermediate.int_messages_enriched as m on m.message_id = s.message_id
+            where m.is_spam is false
+            group by w.cluster_no, m.message_id, m.text, m.external_id
+        ),
+        ranked as (
+            select cluster_no, text,
+                row_number() over (partition by cluster_no order by shared desc, external_id) as pos
+            from ham
+        )
+        select cluster_no, text from ranked where pos <= %s order by cluster_no, pos
+        """,
+        ([i for i, _ in wanted], [p for _, p in wanted], cfg.examples),
+    ).fetchall():
+        clusters[no].counter_examples.append(redact(text))
 
 
 def write_clusters(conn: psycopg.Connection, clusters: list[Cluster], run_id: str, sample_size: int) -> None:
