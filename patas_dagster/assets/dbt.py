@@ -1,11 +1,19 @@
 """The dbt project as Dagster assets: one translator owns asset keys and groups."""
 
 import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from patas_dagster.project import patas_dbt_project
 from patas_dagster.resources import WarehouseResource
@@ -13,6 +21,8 @@ from python_steps import runs
 from python_steps.windows import resolve_windows
 
 GROUP_BY_FOLDER = {"staging": "stage1", "intermediate": "stage1"}
+RAW_MESSAGES = dg.AssetKey(["raw", "messages"])
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 class PatasDbtTranslator(DagsterDbtTranslator):
@@ -25,6 +35,16 @@ class PatasDbtTranslator(DagsterDbtTranslator):
         return dg.AssetKey(
             [dbt_resource_props["schema"], dbt_resource_props["alias"] or dbt_resource_props["name"]]
         )
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("seed."):
+            # Scheduling only: the reference seeds load in the same dbt step as stage 1. Without an
+            # upstream asset outside dbt, Dagster gives them a dbt step (and a dbt start-up) of their own.
+            spec = spec.merge_attributes(deps=[RAW_MESSAGES])
+        return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         configured = super().get_group_name(dbt_resource_props)
@@ -74,6 +94,28 @@ def patas_dbt_models(
         )
         runs.record_run(conn, context.run_id, windows)
     context.log.info(f"windows: {windows.describe()}")
-    yield from dbt.cli(
-        ["build", "--vars", json.dumps(windows.dbt_vars(context.run_id))], context=context
-    ).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps(windows.dbt_vars(context.run_id))], context=context)
+    yield from invocation.stream()
+    _share_partial_parse(invocation.target_path)
+
+
+def _share_partial_parse(invocation_target: Path) -> None:
+    """Offer this invocation's parse state to the next dbt step of the run.
+
+    dagster-dbt gives every invocation a target folder of its own, seeded with the project's
+    ``target/partial_parse.msgpack``. The run's ``--vars`` (windows, run id) differ from the ones that
+    file was parsed with, so without this every dbt step of a run parses the whole project again. The
+    later steps of the same run pass the same vars, so they reuse this state (dbt still re-parses
+    any changed file; a state parsed with other vars is simply ignored by dbt)."""
+    source = invocation_target / PARTIAL_PARSE_FILE
+    if not source.is_file():
+        return
+    target_dir = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    if not target_dir.is_absolute():
+        target_dir = Path(patas_dbt_project.project_dir) / target_dir
+    tmp = target_dir / f".{PARTIAL_PARSE_FILE}.{os.getpid()}"
+    try:
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, target_dir / PARTIAL_PARSE_FILE)  # atomic: concurrent runs see whole files
+    except OSError:
+        tmp.unlink(missing_ok=True)
