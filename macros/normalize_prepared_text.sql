@@ -3,18 +3,27 @@
     letters folded (0->o, 1->l, 3->e, 5->s). Each step is guarded by a cheap test on the prepared
     text, which is enough: squeezing keeps every pair of adjacent distinct characters, so the
     script-mix and digit-run tests give the same answer before and after it.
-    Arguments: column - prepare_text output, a column (referenced many times). -#}
-{% macro normalize_prepared_text(column) -%}
-    {{ return(adapter.dispatch('normalize_prepared_text', 'patas')(column)) }}
+    Arguments: column - prepare_text output, a column (referenced many times); word_steps -
+    false leaves homoglyph folding out and squeezes runs of 'w' only (the general steps hold
+    scalar subqueries, which keep an expression out of parallel workers; 'www' of URLs is by far
+    the most common run): the same result for a text where needs_word_level_normalization is
+    false. -#}
+{% macro normalize_prepared_text(column, word_steps=true) -%}
+    {{ return(adapter.dispatch('normalize_prepared_text', 'patas')(column, word_steps)) }}
 {%- endmacro %}
 
-{% macro default__normalize_prepared_text(column) -%}
+{% macro default__normalize_prepared_text(column, word_steps=true) -%}
     {{ exceptions.raise_compiler_error('normalize_prepared_text needs a port for ' ~ target.type) }}
 {%- endmacro %}
 
-{% macro postgres__normalize_prepared_text(column) -%}
-    {%- set squeezed = squeeze_repeats(column, column) -%}
-    {%- set folded = fold_homoglyphs(squeezed, column) -%}
+{% macro postgres__normalize_prepared_text(column, word_steps=true) -%}
+    {%- if word_steps -%}
+        {%- set folded = fold_homoglyphs(squeeze_repeats(column, column), column) -%}
+    {%- else -%}
+        {%- set folded -%}
+            (case when {{ column }} ~ 'www' then regexp_replace({{ column }}, 'w{3,}', 'ww', 'g') else {{ column }} end)
+        {%- endset -%}
+    {%- endif -%}
 case
     when {{ column }} ~ {{ text_pattern('digit_run_check') }}
         then regexp_replace(regexp_replace(regexp_replace(regexp_replace(
