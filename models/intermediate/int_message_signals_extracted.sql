@@ -60,6 +60,31 @@ deobfuscated as not materialized (
 
 ),
 
+{#- Emails and handles need an '@' or a 'me/' (t.me links) in the de-obfuscated text, and
+    de-obfuscation neither adds nor removes an '@' or a 'me/': a strpos on the prepared text
+    picks the few messages to de-obfuscate for them, instead of a second and third pass of the
+    pre-check regexes over every message (1M messages: 7.5 s of the model). -#}
+
+at_sign_messages as not materialized (
+
+    select
+        message_id,
+        batch_id,
+        case
+            when prepared_text ~ {{ text_pattern('deobfuscate_check') }}
+                then {{ deobfuscate_text('prepared_text') }}
+            else prepared_text
+        end as deobfuscated_text
+    from messages
+    where (strpos(prepared_text, '@') > 0 or strpos(prepared_text, 'me/') > 0)
+        and (
+            prepared_text ~ {{ text_pattern('url_check') }}
+            or prepared_text ~ {{ text_pattern('deobfuscate_check') }}
+            or strpos(prepared_text, '@') > 0
+        )
+
+),
+
 urls as materialized (
 
     select distinct m.message_id, m.batch_id, e.entity_value as url
@@ -200,14 +225,14 @@ signals as (
     union all
 
     select distinct m.message_id, m.batch_id, 'email' as signal_kind, e.entity_value as signal_value
-    from deobfuscated as m
+    from at_sign_messages as m
     cross join lateral ({{ extract_emails('m.deobfuscated_text') }}) as e
     where strpos(m.deobfuscated_text, '@') > 0
 
     union all
 
     select distinct m.message_id, m.batch_id, 'handle' as signal_kind, e.entity_value as signal_value
-    from deobfuscated as m
+    from at_sign_messages as m
     cross join lateral ({{ extract_handles('m.deobfuscated_text') }}) as e
     where strpos(m.deobfuscated_text, '@') > 0 or strpos(m.deobfuscated_text, '.me/') > 0
 
