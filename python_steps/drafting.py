@@ -522,7 +522,7 @@ def store_counterexamples(
         return 0
     steps = [
         "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
-        " pg_temp.ce_ham_signals, pg_temp.ce_nearest",
+        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids",
         "create temp table ce_clauses (rule_id text, clause_no int, signal_kind text, signal_value text)",
     ]
     for sql in steps:
@@ -626,9 +626,13 @@ def store_counterexamples(
     inserted = cur.rowcount
     conn.execute(
         "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
-        " pg_temp.ce_ham_signals, pg_temp.ce_nearest"
+        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids"
     )
     return inserted
+
+
+NEAREST_FETCH_ROWS = 200_000  # ham signal rows per fetch from the server-side cursor
+NEAREST_RULE_BLOCK = 64  # rules per sparse product: bounds the product's memory
 
 
 def _rank_nearest_ham(conn: psycopg.Connection, k: int) -> None:
@@ -638,65 +642,106 @@ def _rank_nearest_ham(conn: psycopg.Connection, k: int) -> None:
     The same figures as the set-based query (per rule and ham message not hit: the count of
     profile x signal rows; ranked by that count descending, then message id), counted as a sparse
     product (rules x signals) @ (signals x ham messages): the join has millions of rows (1.9M rule
-    and message pairs at 100k messages) and grouping and sorting them in Postgres took seconds."""
+    and message pairs at 100k messages) and grouping and sorting them in Postgres took seconds.
+
+    Memory stays bounded at scale: signals are numbered in SQL, the (signal, message) pairs are
+    streamed from a server-side cursor into integer arrays (16 bytes a row, no Python tuple per
+    row), and the product is taken for ``NEAREST_RULE_BLOCK`` rules at a time."""
     import numpy as np
     from scipy import sparse
 
     conn.execute("create temp table ce_nearest (rule_id text, rank int, message_id bigint, shared bigint)")
-    profile = conn.execute("select rule_id, signal_kind, signal_value from ce_profile").fetchall()
-    if not profile or k <= 0:
+    if k <= 0:
         return
-    signal_no: dict[tuple[str, str], int] = {}
-    rule_ids = sorted({r for r, _, _ in profile})
+    conn.execute(
+        """
+        create temp table ce_signal_ids as
+        select signal_kind, signal_value, (row_number() over (order by signal_kind, signal_value) - 1)::int as signal_no
+        from (select distinct signal_kind, signal_value from ce_profile) as s
+        """
+    )
+    profile = conn.execute(
+        """
+        select p.rule_id, i.signal_no
+        from ce_profile as p
+        inner join ce_signal_ids as i on i.signal_kind = p.signal_kind and i.signal_value = p.signal_value
+        """
+    ).fetchall()
+    n_signals = conn.execute("select count(*) from ce_signal_ids").fetchone()[0]
+    if not profile:
+        return
+    rule_ids = sorted({r for r, _ in profile})
     rule_no = {r: i for i, r in enumerate(rule_ids)}
-    p_rows = np.fromiter((rule_no[r] for r, _, _ in profile), dtype=np.int64, count=len(profile))
-    p_cols = np.fromiter(
-        (signal_no.setdefault((sk, sv), len(signal_no)) for _, sk, sv in profile),
-        dtype=np.int64,
-        count=len(profile),
-    )
-    ham = conn.execute("select signal_kind, signal_value, message_id from ce_ham_signals").fetchall()
-    if not ham:
-        return
-    h_sig = np.fromiter((signal_no[(sk, sv)] for sk, sv, _ in ham), dtype=np.int64, count=len(ham))
-    h_msg_raw = np.fromiter((m for _, _, m in ham), dtype=np.int64, count=len(ham))
-    messages, h_msg = np.unique(h_msg_raw, return_inverse=True)
-    n_rules, n_signals = len(rule_ids), len(signal_no)
     p = sparse.csr_matrix(
-        (np.ones(len(profile), dtype=np.int64), (p_rows, p_cols)), shape=(n_rules, n_signals)
+        (
+            np.ones(len(profile), dtype=np.int64),
+            (np.array([rule_no[r] for r, _ in profile], dtype=np.int64), np.array([s for _, s in profile])),
+        ),
+        shape=(len(rule_ids), n_signals),
     )
+    sig_parts: list[np.ndarray] = []
+    msg_parts: list[np.ndarray] = []
+    with conn.transaction(), conn.cursor(name="ce_ham_pairs") as cur:
+        cur.itersize = NEAREST_FETCH_ROWS
+        cur.execute(
+            """
+            select i.signal_no, h.message_id
+            from ce_ham_signals as h
+            inner join ce_signal_ids as i on i.signal_kind = h.signal_kind and i.signal_value = h.signal_value
+            """
+        )
+        while chunk := cur.fetchmany(NEAREST_FETCH_ROWS):
+            pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
+            sig_parts.append(pairs[:, 0].copy())
+            msg_parts.append(pairs[:, 1].copy())
+    conn.execute("drop table if exists pg_temp.ce_signal_ids")
+    if not sig_parts:
+        return
+    h_sig = np.concatenate(sig_parts)
+    messages, h_msg = np.unique(np.concatenate(msg_parts), return_inverse=True)
+    del sig_parts, msg_parts
     m = sparse.csr_matrix(
-        (np.ones(len(ham), dtype=np.int64), (h_sig, h_msg)), shape=(n_signals, len(messages))
+        (np.ones(len(h_sig), dtype=np.int64), (h_sig, h_msg)), shape=(n_signals, len(messages))
     )  # duplicate (signal, message) rows add up, as join rows do
-    counts = (p @ m).tocoo()
-    rows, cols, shared = (
-        counts.row.astype(np.int64),
-        counts.col.astype(np.int64),
-        counts.data.astype(np.int64),
+    del h_sig, h_msg
+    msg_no = {int(v): i for i, v in enumerate(messages)}
+    hit_keys = np.array(
+        sorted(
+            rule_no[r] * len(messages) + msg_no[mid]
+            for r, mid in conn.execute("select rule_id, message_id from ce_hits where not is_spam")
+            if r in rule_no and mid in msg_no
+        ),
+        dtype=np.int64,
     )
-    keep = shared > 0
-    hits = conn.execute("select rule_id, message_id from ce_hits where not is_spam").fetchall()
-    if hits:
-        msg_no = {int(v): i for i, v in enumerate(messages)}
-        hit_keys = {
-            rule_no[r] * len(messages) + msg_no[mid] for r, mid in hits if r in rule_no and mid in msg_no
-        }
-        if hit_keys:
-            keys = rows * len(messages) + cols
-            keep &= ~np.isin(keys, np.fromiter(hit_keys, dtype=np.int64, count=len(hit_keys)))
-    rows, cols, shared = rows[keep], cols[keep], shared[keep]
-    message_ids = messages[cols]
-    order = np.lexsort((message_ids, -shared, rows))  # by rule, shared desc, message id
-    rows, message_ids, shared = rows[order], message_ids[order], shared[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
-    top = rank <= k
     with (
         conn.cursor() as cur,
         cur.copy("copy ce_nearest (rule_id, rank, message_id, shared) from stdin") as cp,
     ):
-        for r, rk, mid, n in zip(rows[top], rank[top], message_ids[top], shared[top], strict=True):
-            cp.write_row((rule_ids[r], int(rk), int(mid), int(n)))
+        for first in range(0, len(rule_ids), NEAREST_RULE_BLOCK):
+            counts = (p[first : first + NEAREST_RULE_BLOCK] @ m).tocoo()
+            rows = counts.row.astype(np.int64) + first
+            cols = counts.col.astype(np.int64)
+            shared = counts.data.astype(np.int64)
+            keep = shared > 0
+            if len(hit_keys):
+                keep &= ~np.isin(rows * len(messages) + cols, hit_keys)
+            rows, cols, shared = rows[keep], cols[keep], shared[keep]
+            message_ids = messages[cols]
+            order = np.lexsort((message_ids, -shared, rows))  # by rule, shared desc, message id
+            rows, message_ids, shared = rows[order], message_ids[order], shared[order]
+            if not len(rows):
+                continue
+            starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+            rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+            top = rank <= k
+            for r, rk, mid, sh in zip(
+                rows[top].tolist(),
+                rank[top].tolist(),
+                message_ids[top].tolist(),
+                shared[top].tolist(),
+                strict=True,
+            ):
+                cp.write_row((rule_ids[r], rk, mid, sh))
 
 
 def make_draft(
