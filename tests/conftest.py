@@ -11,20 +11,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from python_steps.settings import url_parts
+from python_steps.bench.harness import fresh_database
 from python_steps.warehouse import database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "uci_sms_spam.jsonl"
-
-
-def _with_db(url: str, dbname: str) -> str:
-    p = url_parts(url)
-    auth = p.user + (f":{p.password}" if p.password else "")
-    return f"postgresql://{auth}@{p.host}:{p.port}/{dbname}"
 
 
 @pytest.fixture(scope="session")
@@ -35,27 +28,16 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def warehouse_url(server_url: str) -> Iterator[str]:
     """A fresh, empty database for this test session."""
-    name = f"patas_test_{os.getpid()}"
-    admin = _with_db(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
-        c.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
-    yield _with_db(server_url, name)
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
+    with fresh_database(server_url, f"patas_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture()
 def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database for one test (for tests that need isolation)."""
     name = f"patas_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
-    admin = _with_db(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
-        c.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
-    yield _with_db(server_url, name)
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
+    with fresh_database(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,10 @@ import psycopg
 import pytest
 
 from python_steps import lifecycle
+from python_steps.bench.harness import fresh_database, patched_environ
 from python_steps.generate import DRIFT_DOMAIN, DRIFT_PHRASE, generate_corpus
 from python_steps.ingest import ingest_file
-from python_steps.settings import load_settings, url_parts
-
-
-def _with_db(url: str, dbname: str) -> str:
-    p = url_parts(url)
-    return f"postgresql://{p.user}{':' + p.password if p.password else ''}@{p.host}:{p.port}/{dbname}"
-
+from python_steps.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,9 +41,8 @@ def periods(fresh_db_module, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("drift")
     corpus = tmp / "drift.jsonl"
     generate_corpus(12_000, 5, corpus, days=30, scenario="drift")
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "PATAS_DATABASE_URL", "PATAS_HOME")}
-    os.environ.update(DAGSTER_HOME=str(tmp / "dagster"), PATAS_HOME=str(tmp / "home"), PATAS_DATABASE_URL=url)
-    try:
+    env = {"DAGSTER_HOME": str(tmp / "dagster"), "PATAS_HOME": str(tmp / "home"), "PATAS_DATABASE_URL": url}
+    with patched_environ(env):
         settings = load_settings()
         ingest_file(url, corpus)
         first = run_pipeline(settings, url, split="time", **PERIOD_1)
@@ -77,24 +71,12 @@ def periods(fresh_db_module, tmp_path_factory):
             ).fetchall()
         yield {"first": first, "second": second, "after_1": after_1, "after_2": after_2, "audit": audit,
                "drift_rules": drift_rules, "pinned": pinned}  # fmt: skip
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
 def fresh_db_module(server_url):
-    name = f"patas_drift_{os.getpid()}"
-    admin = _with_db(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
-        c.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
-    yield _with_db(server_url, name)
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
+    with fresh_database(server_url, f"patas_drift_{os.getpid()}") as url:
+        yield url
 
 
 def test_both_periods_run(periods):

@@ -3,11 +3,10 @@ determinism (same data and configuration: byte-identical rules and metrics)."""
 
 from __future__ import annotations
 
-import os
-
 import psycopg
 import pytest
 
+from python_steps.bench.harness import patched_environ
 from python_steps.generate import generate_corpus
 from python_steps.ingest import ingest_file
 from python_steps.settings import load_settings
@@ -31,11 +30,12 @@ def e2e(warehouse_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     corpus = tmp / "corpus.jsonl"
     generate_corpus(8000, 11, corpus)
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "PATAS_DATABASE_URL", "PATAS_HOME")}
-    os.environ["DAGSTER_HOME"] = str(tmp / "dagster")
-    os.environ["PATAS_HOME"] = str(tmp / "home")
-    os.environ["PATAS_DATABASE_URL"] = warehouse_url
-    try:
+    env = {
+        "DAGSTER_HOME": str(tmp / "dagster"),
+        "PATAS_HOME": str(tmp / "home"),
+        "PATAS_DATABASE_URL": warehouse_url,
+    }
+    with patched_environ(env):
         settings = load_settings()
         first_ingest = ingest_file(warehouse_url, corpus).as_dict()
         first = run_pipeline(settings, warehouse_url)
@@ -55,12 +55,6 @@ def e2e(warehouse_url, tmp_path_factory):
             "metrics": (metrics_1, metrics_2),
             "settings": settings,
         }
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_first_run_succeeds_and_promotes(e2e):
