@@ -1,7 +1,18 @@
 {{
     config(
-        pre_hook="{{ prefer_parallel_plans() }}",
-        post_hook="{{ prefer_parallel_plans(reset=true) }}",
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{{ prefer_parallel_plans() }}",
+            "set work_mem = '512MB'",
+            "{{ rebuild_when_inputs_change(signal_label_counts_input_state()) }}",
+        ],
+        post_hook=[
+            "{{ prefer_parallel_plans(reset=true) }}",
+            "reset work_mem",
+            "{{ record_input_state(signal_label_counts_input_state()) }}",
+        ],
         indexes=[{'columns': ['signal_kind', 'signal_value'], 'unique': True}],
     )
 }}
@@ -9,24 +20,24 @@
 {#- STAGE 1: per signal over the mining window, how often it occurs in spam, ham and unlabelled
     messages, and how suspicious that makes it. log_odds is the add-one smoothed log of the
     signal's spam:ham odds over the window's base spam:ham odds (0 = no evidence either way);
-    spam_share_lower_bound is the Wilson 95% lower bound of spam / (spam + ham). -#}
+    spam_share_lower_bound is the Wilson 95% lower bound of spam / (spam + ham).
+
+    Rebuilt whole, and only when its inputs changed (macro input_state: new batches, an upstream
+    full refresh, other window vars, this model's code): a re-run on unchanged data computes the
+    state and nothing else. Rebuilt whole because the window is a run setting and distinct
+    sender / chat counts do not add up over batches.
+
+    Speed (1M messages, 6M signal rows, 4.1M of them in the mining window): each count is its
+    own parallel hash join of the signal rows with the mining-window messages and parallel hash
+    aggregate (a shared materialized join would run in one process: 12 s before, measured). The
+    distinct sender and chat counts count the distinct (signal, sender) and (signal, chat) pairs
+    with hash aggregates (no sort; the raised work_mem lets the planner keep ~1M pairs in one
+    hash table). Window membership is a predicate on the messages' own columns (macro
+    window_predicate), not a join with the window view. -#}
 
 with
 
-signals as (
-
-    select * from {{ ref('int_message_signals_extracted') }}
-
-),
-
-windowed as (
-
-    select * from {{ ref('int_messages_windowed') }}
-    where window_name = 'mining'
-
-),
-
-messages as (
+mining_messages as not materialized (
 
     select
         message_id,
@@ -35,15 +46,15 @@ messages as (
         chat_id,
         event_at
     from {{ ref('int_messages_enriched') }}
+    where {{ window_predicate('mining') }}
+        and {{ inputs_changed(signal_label_counts_input_state()) }}
 
 ),
 
-mining_messages as (
+signals as not materialized (
 
-    select m.*
-    from messages as m
-    inner join windowed as w
-        on w.message_id = m.message_id
+    select message_id, signal_kind, signal_value
+    from {{ ref('int_message_signals_extracted') }}
 
 ),
 
@@ -56,38 +67,21 @@ base_rates as (
 
 ),
 
-joined as materialized (
+label_counts as (
 
     select
         s.signal_kind,
         s.signal_value,
-        m.label,
-        m.sender_id,
-        m.chat_id,
-        m.event_at
+        count(*) filter (where m.label = 'spam') as spam_count,
+        count(*) filter (where m.label = 'ham') as ham_count,
+        count(*) filter (where m.label = 'unlabelled') as unlabelled_count,
+        count(*) as message_count,
+        min(m.event_at) as first_seen_at,
+        max(m.event_at) as last_seen_at
     from signals as s
     inner join mining_messages as m
         on m.message_id = s.message_id
-
-),
-
-{#- count(distinct) per signal sorts every signal row by (kind, value, sender) and again per
-    group for chats; counting the distinct (signal, sender) and (signal, chat) pairs with hash
-    aggregates instead gives the same numbers (nulls are not counted either way) without a sort. -#}
-
-label_counts as (
-
-    select
-        signal_kind,
-        signal_value,
-        count(*) filter (where label = 'spam') as spam_count,
-        count(*) filter (where label = 'ham') as ham_count,
-        count(*) filter (where label = 'unlabelled') as unlabelled_count,
-        count(*) as message_count,
-        min(event_at) as first_seen_at,
-        max(event_at) as last_seen_at
-    from joined
-    group by signal_kind, signal_value
+    group by s.signal_kind, s.signal_value
 
 ),
 
@@ -95,10 +89,13 @@ sender_counts as (
 
     select signal_kind, signal_value, count(*) as sender_count
     from (
-        select distinct signal_kind, signal_value, sender_id
-        from joined
-        where sender_id is not null
-    ) as d
+        select s.signal_kind, s.signal_value, m.sender_id
+        from signals as s
+        inner join mining_messages as m
+            on m.message_id = s.message_id
+        where m.sender_id is not null
+        group by s.signal_kind, s.signal_value, m.sender_id
+    ) as pairs
     group by signal_kind, signal_value
 
 ),
@@ -107,10 +104,13 @@ chat_counts as (
 
     select signal_kind, signal_value, count(*) as chat_count
     from (
-        select distinct signal_kind, signal_value, chat_id
-        from joined
-        where chat_id is not null
-    ) as d
+        select s.signal_kind, s.signal_value, m.chat_id
+        from signals as s
+        inner join mining_messages as m
+            on m.message_id = s.message_id
+        where m.chat_id is not null
+        group by s.signal_kind, s.signal_value, m.chat_id
+    ) as pairs
     group by signal_kind, signal_value
 
 ),

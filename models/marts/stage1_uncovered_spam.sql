@@ -1,19 +1,41 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{{ prefer_parallel_plans() }}",
+            "{{ rebuild_when_inputs_change(stage1_uncovered_spam_input_state()) }}",
+        ],
+        post_hook=[
+            "{{ prefer_parallel_plans(reset=true) }}",
+            "{{ record_input_state(stage1_uncovered_spam_input_state()) }}",
+        ],
+    )
+}}
+
 {#- Mining-window spam that no stage-1 candidate covers: the input of stage 2 (semantic
-    clustering) beside the covered spam. -#}
+    clustering) beside the covered spam. Rebuilt whole, and only when its inputs changed (macro
+    input_state: new batches, an upstream full refresh, other window vars or another candidate
+    set). -#}
 
 with
 
-mining as (
-
-    select message_id
-    from {{ ref('int_messages_windowed') }}
-    where window_name = 'mining'
-
-),
-
 messages as (
 
-    select * from {{ ref('int_messages_enriched') }}
+    select
+        message_id,
+        external_id,
+        text,
+        normalized_text,
+        signature,
+        sender_id,
+        chat_id,
+        event_at
+    from {{ ref('int_messages_enriched') }}
+    where is_spam
+        and {{ window_predicate('mining') }}
+        and {{ inputs_changed(stage1_uncovered_spam_input_state()) }}
 
 ),
 
@@ -25,7 +47,7 @@ candidates as (
 
 covered as (
 
-    select distinct s.message_id
+    select s.message_id
     from {{ ref('int_message_signals_extracted') }} as s
     inner join candidates as c
         on c.signal_kind = s.signal_kind
@@ -43,7 +65,4 @@ select
     m.chat_id,
     m.event_at
 from messages as m
-inner join mining as w
-    on w.message_id = m.message_id
-where m.is_spam
-    and not exists (select 1 from covered as c where c.message_id = m.message_id)
+where not exists (select 1 from covered as c where c.message_id = m.message_id)

@@ -58,7 +58,12 @@ from python_steps.bench.memory import MemorySampler, PhasePeak
 from python_steps.settings import PROJECT_ROOT, load_settings
 
 # dbt selections of the stages (model names from docs/contracts.md); '+' takes the upstream closure.
-STAGE1_SELECT = ("+signal_label_counts", "+stage1_candidates", "+stage1_uncovered_spam")
+STAGE1_SELECT = (
+    "+signal_label_counts",
+    "+stage1_candidates",
+    "+stage1_uncovered_spam",
+    "int_messages_windowed",
+)
 # Shadow evaluation reads the Python steps' tables through staging views (only staging reads a
 # source): those views are built with it.
 SHADOW_SELECT = ("source:patas+,path:models/staging", "rule_hits", "rule_evaluations", "rule_overlaps")
