@@ -89,6 +89,8 @@
 {%- do patterns.update({'mask_number': p}) -%}
 {%- set p %}'hxxp|\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)| \.|\. (?:online|club|info|link|site|app|biz|com|net|org|top|xyz|cc|co|de|fr|gl|in|io|ly|me|ru|su|tk|to|uk|us|ws|рф)'{% endset -%}
 {%- do patterns.update({'deobfuscate_check': p}) -%}
+{%- set p %}'\. (?:online|club|info|link|site|app|biz|com|net|org|top|xyz|cc|co|de|fr|gl|in|io|ly|me|ru|su|tk|to|uk|us|ws|рф)'{% endset -%}
+{%- do patterns.update({'spaced_tld_check': p}) -%}
 {%- set p %}'\.[a-z\u0430-\u044f\u0451][a-z\u0430-\u044f\u0451]'{% endset -%}
 {%- do patterns.update({'url_check': p}) -%}
 {%- set p %}'[0-9][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-]'{% endset -%}

@@ -1,18 +1,18 @@
 {#- Word 1-3 grams (python_steps.normalize.ngrams) of the word_tokens of a relation, as a SELECT of
-    (message_id, batch_id, ngram) rows. An n-gram may not start or end with a stop word
+    (<columns>, ngram) rows (columns: message_id, batch_id unless given). An n-gram may not start or end with a stop word
     (reference.stop_words) or a bare number. One row per token position with the next two
     tokens (null past the end): unnest over shifted copies of the array zips them in one pass.
-    Arguments: relation - a CTE / relation with message_id, batch_id, word_tokens;
+    Arguments: relation - a CTE / relation with word_tokens and the carried columns;
     first_words - optional FROM item with one column (a relation, or e.g. unnest(<array>)):
     only positions whose first token is in it are expanded (a probe: every kept n-gram's first
     word is itself a kept unigram); first_occurrences - true to emit each n-gram once per
     message (its first occurrence: no earlier position starts the same tokens), so the rows are
     distinct per message without a DISTINCT over all of them (which runs after the Gather, in
-    one process). -#}
-{% macro word_ngram_rows(relation, first_words=none, first_occurrences=false) -%}
-    select p.message_id, p.batch_id, v.ngram
+    one process); columns - the relation's columns carried to each row. -#}
+{% macro word_ngram_rows(relation, first_words=none, first_occurrences=false, columns=['message_id', 'batch_id']) -%}
+    select {% for c in columns %}p.{{ c }}, {% endfor %}v.ngram
     from (
-        select m.message_id, m.batch_id, m.word_tokens, u.t1, u.t2, u.t3, u.i
+        select {% for c in columns if c != 'word_tokens' %}m.{{ c }}, {% endfor %}m.word_tokens, u.t1, u.t2, u.t3, u.i
         from {{ relation }} as m
         cross join lateral unnest(m.word_tokens, m.word_tokens[2:], m.word_tokens[3:])
             with ordinality as u (t1, t2, t3, i)

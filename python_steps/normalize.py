@@ -520,6 +520,9 @@ SQL_TEXT_PATTERNS: dict[str, str] = {
     "mask_number": MASK_NUMBER_PATTERN,
     # Cheap necessary conditions: the SQL models run an extractor only on texts that pass these.
     "deobfuscate_check": f"hxxp|\\[\\.\\]|\\(\\.\\)|\\{{\\.\\}}|\\[dot\\]|\\(dot\\)| \\.|\\. (?:{_TLD_ALT})",
+    # the one branch of deobfuscate_check that is not a fixed string (macro maybe_obfuscated tests
+    # the fixed ones with strpos and this regex only on texts holding '. ')
+    "spaced_tld_check": f"\\. (?:{_TLD_ALT})",
     "url_check": "\\.[a-z\\u0430-\\u044f\\u0451][a-z\\u0430-\\u044f\\u0451]",
     "phone_check": "[0-9]" + "[0-9oli() .-]" * 5,
     "short_code_check": " (?:to|2) [0-9][0-9][0-9][0-9]",

@@ -44,7 +44,10 @@ select
     {{ entity_array(extract_handles('p.deobfuscated_text')) }} as handles,
     {{ entity_array(extract_emails('p.deobfuscated_text')) }} as emails,
     {{ entity_array(extract_money('p.prepared_text')) }} as money,
-    {{ normalize_text('p.raw_text') }} as normalized_text_direct
+    {{ normalize_text('p.raw_text') }} as normalized_text_direct,
+    p.deobfuscated_text <> p.prepared_text as deobfuscation_changes,
+    p.prepared_text ~ {{ text_pattern('deobfuscate_check') }} as deobfuscate_check,
+    {{ maybe_obfuscated('p.prepared_text') }} as maybe_obfuscated
 from (
     select q.input_no, q.raw_text, q.prepared_text, {{ deobfuscate_text('q.prepared_text') }} as deobfuscated_text
     from (
@@ -87,6 +90,7 @@ ADVERSARIAL = [
     "x" * 300,
     "o0o0o l1l1l e3e3e s5s5s",
     "ΡΑΥΡΑL ΡayΡal",
+    "HXXP://x.y evil{.}com a[dot]b c(.)d bit. ly/x site .online word.  com end. co",
 ]
 
 AWKWARD_CHARS = (
@@ -176,6 +180,14 @@ def _compare(texts: list[str], rows: list[dict]) -> list[str]:
         for key in ("normalized_text", "normalized_text_direct", "signature", *KINDS):
             if row[key] != py[key]:
                 diffs.append(f"{key}: text={text!r}\n  sql={row[key]!r}\n  py ={py[key]!r}")
+        # The models de-obfuscate only the texts that pass the pre-check: it must hold wherever
+        # de-obfuscation changes the text, and its cheap SQL form must equal the regex.
+        if row["deobfuscation_changes"] and not row["deobfuscate_check"]:
+            diffs.append(f"deobfuscate_check misses a text de-obfuscation changes: {text!r}")
+        if row["maybe_obfuscated"] != row["deobfuscate_check"]:
+            diffs.append(
+                f"maybe_obfuscated={row['maybe_obfuscated']} but deobfuscate_check={row['deobfuscate_check']}: {text!r}"
+            )
     return diffs
 
 
