@@ -118,7 +118,7 @@ def _model_times(results: dict) -> dict[str, float]:
     return {r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in results["results"]}
 
 
-def bench(rows: int, seed: int, server_url: str, workdir: Path) -> dict:
+def bench(rows: int, seed: int, server_url: str, workdir: Path, keep_database: bool = False) -> dict:
     name = f"patas_bench_stage1_{rows}"
     admin = _db_url(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as c:
@@ -153,8 +153,9 @@ def bench(rows: int, seed: int, server_url: str, workdir: Path) -> dict:
     out["incremental_backend_peak_rss_mb"] = round(mem.peak_kb / 1024, 1)
 
     t = time.perf_counter()
-    _dbt(url, workdir, "run", "--select", *STAGE1_MODELS)
+    rerun = _dbt(url, workdir, "run", "--select", *STAGE1_MODELS)
     out["rerun_unchanged_s"] = round(time.perf_counter() - t, 2)
+    out["rerun_models_s"] = _model_times(rerun)
 
     with psycopg.connect(url) as conn:
         out["signal_rows"] = conn.execute(
@@ -162,8 +163,11 @@ def bench(rows: int, seed: int, server_url: str, workdir: Path) -> dict:
         ).fetchone()[0]
         out["signals"] = conn.execute("select count(*) from marts.signal_label_counts").fetchone()[0]
         out["candidates"] = conn.execute("select count(*) from marts.stage1_candidates").fetchone()[0]
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'drop database if exists "{name}" with (force)')
+    if keep_database:
+        out["kept_database"] = name
+    else:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'drop database if exists "{name}" with (force)')
     return out
 
 
@@ -171,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Stage-1 speed benchmark")
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="leave the benchmark database in place (for profiling single models afterwards)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "stage1.json")
     args = ap.parse_args(argv)
     server_url = database_url()
     results = []
     with tempfile.TemporaryDirectory(prefix="patas_bench_stage1_") as tmp:
         for rows in args.rows:
-            r = bench(rows, args.seed, server_url, Path(tmp))
+            r = bench(rows, args.seed, server_url, Path(tmp), args.keep_database)
             results.append(r)
             print(json.dumps(r), flush=True)
     summary = {

@@ -18,9 +18,11 @@
     case-folded text entities are extracted from), normalized_text, its word tokens and the
     template signature. -#}
 
+{%- set dedupe = dedupe_message_texts() %}
+
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'messages') }}
     {% if is_incremental() %}
@@ -29,7 +31,22 @@ source as (
 
 ),
 
-normalized as (
+{#- Texts to normalize: each message's (per row, in the parallel workers), or each distinct
+    text once (macro dedupe_message_texts: when the new messages repeat texts, as campaigns do;
+    the normalization then runs in one process over far fewer texts and the messages join their
+    text's columns). Both give the same rows: every column below is a function of the text. -#}
+
+texts as {{ 'materialized' if dedupe else 'not materialized' }} (
+
+    {% if dedupe %}
+    select text from source group by text
+    {% else %}
+    select * from source
+    {% endif %}
+
+),
+
+normalized as {{ 'materialized' if dedupe else 'not materialized' }} (
 
     {#- Every per-row text step is a lateral column (unnest of a one-element array: a function
         scan, evaluated once per row and never inlined into the expressions that read it; the
@@ -49,7 +66,7 @@ normalized as (
             when q.quick_normalized_text is null then {{ normalize_prepared_text('p.prepared_text') }}
             else q.quick_normalized_text
         end as normalized_text
-    from source as s
+    from texts as s
     cross join lateral unnest(array[{{ fold_text('s.text') }}]) as f (folded_text)
     cross join lateral unnest(array[{{ prepare_folded_text('f.folded_text') }}]) as p (prepared_text)
     cross join lateral unnest(array[
@@ -61,6 +78,40 @@ normalized as (
     cross join lateral unnest(array[{{ template_signature('q.quick_normalized_text') }}]) as q_signature (quick_signature)
     cross join lateral unnest(array[{{ word_tokens('q.quick_normalized_text', joined=true) }}]) as q_tokens (quick_token_text)
     offset 0
+
+),
+
+text_columns as (
+
+    select
+        s.*,
+        case
+            when s.quick_normalized_text is null then {{ template_signature('s.normalized_text') }}
+            else s.quick_signature
+        end as signature,
+        case
+            when s.quick_normalized_text is null then {{ word_tokens('s.normalized_text') }}
+            else string_to_array(s.quick_token_text, ' ')
+        end as word_tokens
+    from normalized as s
+
+),
+
+joined as (
+
+    {% if dedupe %}
+    select
+        m.*,
+        t.prepared_text,
+        t.normalized_text,
+        t.signature,
+        t.word_tokens
+    from source as m
+    inner join text_columns as t
+        on t.text = m.text
+    {% else %}
+    select * from text_columns
+    {% endif %}
 
 ),
 
@@ -79,19 +130,13 @@ renamed as (
         text,
         normalized_text,
         {{ normalizer_version() }}::text as normalizer_version,
-        case
-            when quick_normalized_text is null then {{ template_signature('normalized_text') }}
-            else quick_signature
-        end as signature,
+        signature,
         nullif(meta ->> 'language', '') as language,
         nullif(meta ->> 'channel', '') as channel,
         meta,
 
         prepared_text,
-        case
-            when quick_normalized_text is null then {{ word_tokens('normalized_text') }}
-            else string_to_array(quick_token_text, ' ')
-        end as word_tokens,
+        word_tokens,
 
         ---------- labels and outcomes
         is_spam,
@@ -103,7 +148,7 @@ renamed as (
         event_at,
         ingested_at
 
-    from normalized
+    from joined
 
 )
 

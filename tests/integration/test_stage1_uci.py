@@ -101,6 +101,10 @@ def _rows_inserted(run_results: dict, model: str) -> int | None:
 def _snapshot(url: str) -> dict[str, list[tuple]]:
     with psycopg.connect(url) as conn:
         return {
+            "staged": conn.execute(
+                "select message_id, prepared_text, normalized_text, signature, word_tokens, sender_id, chat_id"
+                " from staging.stg_raw__messages order by 1"
+            ).fetchall(),
             "enriched": conn.execute(
                 "select message_id, normalized_text, signature, urls, hosts, domains, phones, short_codes,"
                 " handles, emails, label, split_bucket from intermediate.int_messages_enriched order by 1"
@@ -115,6 +119,10 @@ def _snapshot(url: str) -> dict[str, list[tuple]]:
             "candidates": conn.execute(
                 "select * from marts.stage1_candidates order by suspiciousness_rank"
             ).fetchall(),
+            "uncovered": conn.execute(
+                "select * from marts.stage1_uncovered_spam order by message_id"
+            ).fetchall(),
+            "hosts": conn.execute("select * from intermediate.int_hosts_resolved order by host").fetchall(),
         }
 
 
@@ -143,6 +151,28 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
     after_rerun = _snapshot(url)
     dbt.run("--full-refresh")
     full = _snapshot(url)
+    # Other window vars: the marts that rebuild on input change must equal a full refresh with
+    # them; back to the default vars, they must equal the default full refresh again.
+    share_vars = ("--vars", "{patas_evaluation_share: 45}")
+    other_share_run = dbt.run(*share_vars)
+    other_share = _snapshot(url)
+    dbt.run("--full-refresh", *share_vars)
+    other_share_full = _snapshot(url)
+    back_to_default = dbt.run()
+    back = _snapshot(url)
+    # Staging's two normalization paths (each distinct text once, or every message's text).
+    staged_paths = {}
+    for dedupe in ("true", "false"):
+        dbt(
+            "run",
+            "--select",
+            "stg_raw__messages",
+            "--full-refresh",
+            "--vars",
+            f"{{patas_dedupe_texts: {dedupe}}}",
+        )
+        compiled = next((tmp / "target" / "run").rglob("stg_raw__messages.sql")).read_text()
+        staged_paths[dedupe] = (_snapshot(url)["staged"], "select text from source group by text" in compiled)
     try:
         yield {
             "url": url,
@@ -153,6 +183,12 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
             "incremental": incremental,
             "after_rerun": after_rerun,
             "full": full,
+            "other_share_run": other_share_run,
+            "other_share": other_share,
+            "other_share_full": other_share_full,
+            "back_to_default": back_to_default,
+            "back": back,
+            "staged_paths": staged_paths,
         }
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
@@ -192,16 +228,51 @@ def expected(stage1: dict) -> dict[str, dict]:
     return out
 
 
+SNAPSHOT_TABLES = ("staged", "enriched", "signals", "counts", "candidates", "uncovered", "hosts")
+# Rebuilt whole, and only when their inputs change (macro input_state).
+GATED_MODELS = ("int_hosts_resolved", "signal_label_counts", "stage1_uncovered_spam")
+
+
 def test_incremental_equals_full_refresh(stage1: dict) -> None:
     assert _rows_inserted(stage1["incremental_run"], "stg_raw__messages") == 5574 - 3000
-    for table in ("enriched", "signals", "counts", "candidates"):
+    # the new batch changed the inputs of the gated models: they were rebuilt
+    assert _rows_inserted(stage1["incremental_run"], "signal_label_counts") == len(stage1["full"]["counts"])
+    assert _rows_inserted(stage1["incremental_run"], "int_hosts_resolved") == len(stage1["full"]["hosts"])
+    for table in SNAPSHOT_TABLES:
         assert stage1["incremental"][table] == stage1["full"][table], table
+    assert stage1["full"]["uncovered"] and stage1["full"]["hosts"]
 
 
 def test_rerun_on_unchanged_data_inserts_nothing(stage1: dict) -> None:
-    for model in ("stg_raw__messages", "int_message_signals_extracted", "int_messages_enriched"):
+    for model in (
+        "stg_raw__messages",
+        "int_message_signals_extracted",
+        "int_messages_enriched",
+        *GATED_MODELS,
+    ):
         assert _rows_inserted(stage1["rerun"], model) == 0, model
     assert stage1["after_rerun"] == stage1["incremental"]
+
+
+def test_window_vars_rebuild_the_gated_marts(stage1: dict) -> None:
+    other, full = stage1["other_share"], stage1["full"]
+    # another evaluation share moves messages between the windows: other counts ...
+    assert other["counts"] != full["counts"]
+    assert _rows_inserted(stage1["other_share_run"], "signal_label_counts") == len(other["counts"])
+    # ... equal to a full refresh with the same vars, and nothing upstream moved
+    for table in SNAPSHOT_TABLES:
+        assert other[table] == stage1["other_share_full"][table], table
+    for table in ("staged", "enriched", "signals", "hosts"):
+        assert other[table] == full[table], table
+    # back to the default vars: the default tables again
+    assert _rows_inserted(stage1["back_to_default"], "signal_label_counts") == len(full["counts"])
+    assert stage1["back"] == full
+
+
+def test_both_normalization_paths_stage_the_same_rows(stage1: dict) -> None:
+    paths = stage1["staged_paths"]
+    assert paths["true"] == (stage1["full"]["staged"], True)
+    assert paths["false"] == (stage1["full"]["staged"], False)
 
 
 def test_entity_arrays_and_signals_match_python(stage1: dict, expected: dict[str, dict]) -> None:
