@@ -10,7 +10,9 @@ ingested and the incremental ``dbt run`` timed, then a re-run on unchanged data.
 the largest peak RSS (VmHWM, includes the shared buffers a backend touched) of the database's
 server processes (backends and parallel workers), sampled while dbt runs, and the peak RSS of
 this Python process and of its children (dbt). Prints a JSON summary and writes it to
-benchmarks/results/stage1.json.
+benchmarks/results/stage1.json (--out). --unique-texts appends a numbered reference to every
+text (the worst case for staging's and the n-gram probe's deduplication); --keep-database
+leaves the database for profiling single models.
 """
 
 from __future__ import annotations
@@ -118,19 +120,41 @@ def _model_times(results: dict) -> dict[str, float]:
     return {r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in results["results"]}
 
 
-def bench(rows: int, seed: int, server_url: str, workdir: Path, keep_database: bool = False) -> dict:
+def _make_texts_unique(path: Path, start: int) -> int:
+    """Append ' ref <n // 1000>,<n % 1000>' to every text (n counts on from ``start``): every raw
+    text and token array unique, template signatures unchanged (numbers are masked), and no
+    phone, short code or money entity added. Returns the next n."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    with path.open("w", encoding="utf-8") as fh:
+        for n, line in enumerate(lines, start):
+            obj = json.loads(line)
+            obj["text"] = f"{obj['text']} ref {n // 1000},{n % 1000:03d}"
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return start + len(lines)
+
+
+def bench(
+    rows: int,
+    seed: int,
+    server_url: str,
+    workdir: Path,
+    keep_database: bool = False,
+    unique_texts: bool = False,
+) -> dict:
     name = f"patas_bench_stage1_{rows}"
     admin = _db_url(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{name}" with (force)')
         c.execute(f"create database \"{name}\" template template0 encoding 'UTF8' locale 'C'")
     url = _db_url(server_url, name)
-    out: dict = {"rows": rows}
+    out: dict = {"rows": rows, "unique_texts": unique_texts}
     corpus = workdir / f"corpus_{rows}.jsonl"
     extra = workdir / f"extra_day_{rows}.jsonl"
     t = time.perf_counter()
     generate_corpus(rows, seed, corpus, start="2026-01-01", days=30)
     generate_corpus(max(rows // 30, 1), seed + 1, extra, start="2026-01-31", days=1)
+    if unique_texts:
+        _make_texts_unique(extra, _make_texts_unique(corpus, 0))
     out["generate_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
     ingest_file(url, corpus)
@@ -180,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the benchmark database in place (for profiling single models afterwards)",
     )
+    ap.add_argument(
+        "--unique-texts",
+        action="store_true",
+        help="make every message text unique (a numbered suffix): the worst case for deduplication",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "stage1.json")
     args = ap.parse_args(argv)
     server_url = database_url()
     results = []
     with tempfile.TemporaryDirectory(prefix="patas_bench_stage1_") as tmp:
         for rows in args.rows:
-            r = bench(rows, args.seed, server_url, Path(tmp), args.keep_database)
+            r = bench(rows, args.seed, server_url, Path(tmp), args.keep_database, args.unique_texts)
             results.append(r)
             print(json.dumps(r), flush=True)
     summary = {

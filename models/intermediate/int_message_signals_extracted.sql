@@ -114,10 +114,10 @@ domains as (
     row (spam, ham and unlabelled, both windows). The vocabulary is an aggregate over the spam
     n-grams (each counted once per message); then every message is probed for vocabulary
     n-grams (its first token must be a vocabulary unigram: a kept n-gram's first word is a kept
-    unigram). Both work on distinct token arrays, not messages (1M generated messages: 85k
-    distinct arrays, 3.2k among 198k spam; n-grams 12.8 s -> see docs/benchmarks.md); the
-    vocabulary reaches the probe as arrays computed once (init plans, passed to the parallel
-    workers: a CTE scan would keep the joins in the leader). Incremental: the
+    unigram). The vocabulary reaches the probe as arrays computed once (init plans, passed to
+    the parallel workers: a CTE scan would keep the joins in the leader). When texts repeat,
+    both work on distinct token arrays instead of messages (1M generated messages: 85k distinct
+    arrays, 3.2k among 198k spam; see docs/benchmarks.md). Incremental: the
     vocabulary only grows (counts never shrink); an n-gram that joins it in this run (no ngram
     row yet) is back-filled over the older messages. -#}
 
@@ -133,8 +133,12 @@ all_spam as not materialized (
 
 ),
 
-{#- Spam messages repeat a few templates: n-grams are generated once per distinct token array
-    (with the number of spam messages holding it), not once per message. -#}
+{#- When the new messages repeat texts (macro dedupe_message_texts, the choice staging makes too),
+    n-grams are generated once per distinct token array, in one process, and the messages join
+    their array's n-grams; otherwise once per message, in the parallel workers. Same rows. -#}
+{%- set dedupe = dedupe_message_texts() %}
+
+{% if dedupe %}
 
 spam_token_arrays as materialized (
 
@@ -153,12 +157,23 @@ vocabulary as materialized (
 
 ),
 
+{% else %}
+
+vocabulary as materialized (
+
+    select g.ngram
+    from ({{ word_ngram_rows('all_spam', first_occurrences=true) }}) as g
+    group by g.ngram
+    having count(*) >= {{ var('patas_min_spam_count') | int }}
+
+),
+
+{% endif %}
+
 {%- set vocabulary_ngrams = "unnest((select array_agg(ngram) from vocabulary))" %}
 {%- set vocabulary_unigrams = "unnest((select array_agg(ngram) from vocabulary where strpos(ngram, ' ') = 0))" %}
 
-{#- The probe, once per distinct token array of the (new) messages: its vocabulary n-grams,
-    keyed by the tokens joined with spaces (tokens hold none). They reach the per-message join
-    as two aligned arrays (init plans), so that join runs in the parallel workers. -#}
+{% if dedupe %}
 
 token_arrays as materialized (
 
@@ -170,19 +185,14 @@ token_arrays as materialized (
 
 token_array_ngrams as materialized (
 
-    select array_to_string(g.word_tokens, ' ') as token_text, g.ngram
+    select g.word_tokens, g.ngram
     from ({{ word_ngram_rows('token_arrays', vocabulary_unigrams, first_occurrences=true, columns=['word_tokens']) }}) as g
     inner join {{ vocabulary_ngrams }} as v (ngram)
         on v.ngram = g.ngram
 
 ),
 
-{%- set token_array_ngram_pairs -%}
-    unnest(
-        (select array_agg(token_text order by token_text, ngram) from token_array_ngrams),
-        (select array_agg(ngram order by token_text, ngram) from token_array_ngrams)
-    )
-{%- endset %}
+{% endif %}
 
 {% if is_incremental() %}
 
@@ -225,10 +235,17 @@ old_messages as not materialized (
 
 ngrams as (
 
+    {% if dedupe %}
     select m.message_id, m.batch_id, a.ngram
     from messages as m
-    inner join {{ token_array_ngram_pairs }} as a (token_text, ngram)
-        on a.token_text = array_to_string(m.word_tokens, ' ')
+    inner join token_array_ngrams as a
+        on a.word_tokens = m.word_tokens
+    {% else %}
+    select g.message_id, g.batch_id, g.ngram
+    from ({{ word_ngram_rows('messages', vocabulary_unigrams, first_occurrences=true) }}) as g
+    inner join {{ vocabulary_ngrams }} as v (ngram)
+        on v.ngram = g.ngram
+    {% endif %}
 
     {%- if is_incremental() %}
 
