@@ -2,7 +2,7 @@
 # Reproduce the figures of docs/benchmarks.md: speed at 100k / 300k / 1M generated messages, quality
 # on the shared UCI SMS data and on a generated corpus, then the plots and tables.
 #
-#   benchmarks/run_benchmarks.sh            # everything (about 30-40 min on a 2-core machine)
+#   benchmarks/run_benchmarks.sh            # everything (about 40-50 min on a 2-core machine)
 #   SIZES="100000" benchmarks/run_benchmarks.sh
 #
 # Results go to benchmarks/results/*.json (committed with the docs they back). For a clean memory
@@ -20,6 +20,9 @@ TIMEOUT=${TIMEOUT:-120}          # speed: cancel a stage-2/drafting statement af
 for n in $SIZES; do
   "${PATAS[@]}" bench speed --rows "$n" --seed 42 --statement-timeout "$TIMEOUT" --out "$OUT/speed_${n}.json"
 done
+# Stage 1 alone (models only): the generated corpus, and the same with every text made unique.
+.venv/bin/python benchmarks/bench_stage1.py --rows 100000 1000000 --out "$OUT/stage1_gated.json"
+.venv/bin/python benchmarks/bench_stage1.py --rows 1000000 --unique-texts --out "$OUT/stage1_gated_unique_texts.json"
 if [[ -f "$UCI" ]]; then
   "${PATAS[@]}" bench quality --engine "$ENGINE" --data "$UCI" --split hash --out "$OUT/quality_uci_${ENGINE}.json"
 else
