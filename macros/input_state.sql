@@ -1,6 +1,6 @@
 {#-
     Input state of a derived table, for models that rebuild only when their inputs changed
-    (signal_label_counts, stage1_uncovered_spam): an md5 over
+    (signal_label_counts, stage1_uncovered_spam, int_hosts_resolved): an md5 over
       - the model's own code and the values of the vars it depends on (hashed here, in Jinja:
         a var's text never reaches SQL);
       - for each batch-incremental input (append-only on ingestion batches): the relation's
