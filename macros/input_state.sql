@@ -6,9 +6,8 @@
       - for each batch-incremental input (append-only on ingestion batches): the relation's
         identity (oid and file node: a full refresh or a truncate makes a new one) and its
         largest batch_id (an appended batch raises it);
-      - for each reference table (seeds: reloaded by truncate or drop): its identity;
-      - for each small input read whole: an md5 of its rows (digests: (relation, row
-        expression) pairs).
+      - for each small input read whole (the candidate set, the seeds): an md5 of its rows
+        (digests: (relation, row expression) pairs).
     Same inputs, same state; a re-run whose state matches the stored one computes nothing (see
     rebuild_when_inputs_change below).
     Not covered: edits of the macros a model calls (run with --full-refresh after such edits)
@@ -16,11 +15,10 @@
 
     Arguments:
         batched: relations with a batch_id column (ref(...))
-        tables: reference tables, compared by identity
         digests: list of (relation, row expression) pairs
         vars: names of the dbt vars the model reads
 -#}
-{% macro input_state(batched=[], tables=[], digests=[], vars=[]) -%}
+{% macro input_state(batched=[], digests=[], vars=[]) -%}
     {%- set var_values = {} -%}
     {%- for name in vars -%}
         {%- do var_values.update({name: var(name, none)}) -%}
@@ -32,10 +30,6 @@
         (select c.oid::text || '.' || c.relfilenode::text from pg_class as c
             where c.oid = '{{ relation }}'::regclass),
         (select coalesce(max(batch_id), 0)::text from {{ relation }})
-        {%- endfor %}
-        {%- for relation in tables %},
-        (select c.oid::text || '.' || c.relfilenode::text from pg_class as c
-            where c.oid = '{{ relation }}'::regclass)
         {%- endfor %}
         {%- for relation, row_expression in digests %},
         (select md5(coalesce(string_agg(r.x, chr(30) order by r.x collate "C"), ''))

@@ -16,10 +16,14 @@
     ) }}
 {%- endmacro %}
 
+{#- The seeds by content, not identity: every pipeline run reloads them (a new file node). -#}
 {% macro int_hosts_resolved_input_state() -%}
     {{ input_state(
         batched=[ref('int_message_signals_extracted')],
-        tables=[ref('public_suffixes'), ref('link_shorteners')],
+        digests=[
+            (ref('public_suffixes'), "suffix || chr(31) || rule_kind"),
+            (ref('link_shorteners'), "domain"),
+        ],
     ) }}
 {%- endmacro %}
 
