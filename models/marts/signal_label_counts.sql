@@ -85,35 +85,23 @@ label_counts as (
 
 ),
 
-sender_counts as (
+{%- for column, counted in [('sender_id', 'sender_count'), ('chat_id', 'chat_count')] %}
 
-    select signal_kind, signal_value, count(*) as sender_count
+{{ counted }}s as (
+
+    select signal_kind, signal_value, count(*) as {{ counted }}
     from (
-        select s.signal_kind, s.signal_value, m.sender_id
+        select s.signal_kind, s.signal_value, m.{{ column }}
         from signals as s
         inner join mining_messages as m
             on m.message_id = s.message_id
-        where m.sender_id is not null
-        group by s.signal_kind, s.signal_value, m.sender_id
+        where m.{{ column }} is not null
+        group by s.signal_kind, s.signal_value, m.{{ column }}
     ) as pairs
     group by signal_kind, signal_value
 
 ),
-
-chat_counts as (
-
-    select signal_kind, signal_value, count(*) as chat_count
-    from (
-        select s.signal_kind, s.signal_value, m.chat_id
-        from signals as s
-        inner join mining_messages as m
-            on m.message_id = s.message_id
-        where m.chat_id is not null
-        group by s.signal_kind, s.signal_value, m.chat_id
-    ) as pairs
-    group by signal_kind, signal_value
-
-),
+{%- endfor %}
 
 counted as (
 
