@@ -73,7 +73,7 @@ def capture(checkout: Path, server: str, data: Path | None, out: Path, dbname: s
     admin = _with_db(server, "postgres")
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'drop database if exists "{dbname}" with (force)')
-        c.execute(f'create database "{dbname}" template template0 encoding \'UTF8\'')
+        c.execute(f"create database \"{dbname}\" template template0 encoding 'UTF8'")
     url = _with_db(server, dbname)
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": home}

@@ -9,7 +9,7 @@
 # figure, run on a Postgres server of its own: PATAS_HOME=.patas/bench-home gives the embedded one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PATAS=(.venv/bin/python -m python_steps.cli)
+PATAS=(.venv/bin/python -m patas.cli.main)
 OUT=benchmarks/results
 mkdir -p "$OUT"
 SIZES=${SIZES:-"100000 300000 1000000"}

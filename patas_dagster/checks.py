@@ -5,7 +5,10 @@ from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import WarehouseResource
-from python_steps import drafting, expectations, lifecycle, report
+from python_steps.ingest import expectations
+from python_steps.lifecycle import store
+from python_steps.mining import drafting
+from python_steps.publish import report
 
 
 @dg.asset_check(
@@ -53,7 +56,7 @@ def rule_evaluations_are_consistent(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
-        problems = lifecycle.check_evaluation_consistency(conn, context.run.run_id)
+        problems = store.check_evaluation_consistency(conn, context.run.run_id)
     return dg.AssetCheckResult(
         passed=not problems, metadata={"problems": len(problems), "first": str(problems[:10])}
     )

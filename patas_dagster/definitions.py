@@ -8,7 +8,8 @@ from patas_dagster.assets.lifecycle import rule_exports, rule_lifecycle, run_rep
 from patas_dagster.assets.rules import rule_drafts, semantic_clusters
 from patas_dagster.checks import all_checks
 from patas_dagster.jobs import patas_pipeline
-from patas_dagster.resources import WarehouseResource, dbt_resource
+from patas_dagster.loggers import loggers
+from patas_dagster.resources import RunSpecResource, WarehouseResource, dbt_resource
 from patas_dagster.sensors import inbox_sensor, nightly_schedule
 
 defs = dg.Definitions(
@@ -25,5 +26,10 @@ defs = dg.Definitions(
     jobs=[patas_pipeline],
     sensors=[inbox_sensor],
     schedules=[nightly_schedule],
-    resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
+    loggers=loggers,
+    resources={
+        "warehouse": WarehouseResource(),
+        "dbt": dbt_resource(),
+        "run_spec": RunSpecResource.configure_at_launch(),
+    },
 )

@@ -1,7 +1,9 @@
-"""Dagster resources: the warehouse connection and the dbt CLI, both from python_steps.settings."""
+"""Dagster resources: the warehouse connection, the dbt CLI and the run specification."""
 
+import dataclasses
 import os
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -9,16 +11,26 @@ from dagster_dbt import DbtCliResource
 
 from patas_dagster.project import dbt_executable, patas_dbt_project
 from python_steps import warehouse
+from python_steps.runspec import RunSpec
 from python_steps.settings import dbt_env, load_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The Postgres warehouse. ``database_url`` defaults to PATAS_DATABASE_URL, else the embedded server."""
+    """The Postgres warehouse: ``database_url``, else ``PATAS_DATABASE_URL``.
+
+    The application layer (``patas run``, ``patas ui``) resolves the URL, starting the embedded
+    server when needed, and passes it down in ``PATAS_DATABASE_URL``; orchestration never starts a server.
+    """
 
     database_url: str | None = None
 
     def url(self) -> str:
-        return self.database_url or warehouse.database_url(load_settings())
+        url = self.database_url or load_settings().database_url
+        if not url:
+            raise warehouse.WarehouseError(
+                "PATAS_DATABASE_URL is not set: start Dagster through `patas ui` or `patas run`"
+            )
+        return url
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # dbt (run by DbtCliResource in a subprocess) reads its profile from these variables.
@@ -34,3 +46,36 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=patas_dbt_project, dbt_executable=dbt_executable())
+
+
+def _run_spec_fields() -> dict[str, Any]:
+    """RunSpec's fields as config fields, with RunSpec's own defaults (one default per setting)."""
+    annotations: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for f in dataclasses.fields(RunSpec):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, tuple):
+            annotations[f.name], defaults[f.name] = list[str], list(default)
+        elif f.name == "profile" or f.name.endswith(("_start", "_end")):
+            annotations[f.name], defaults[f.name] = str | None, default
+        else:
+            annotations[f.name], defaults[f.name] = type(default), default
+    return {"__annotations__": annotations, **defaults}
+
+
+def _spec(self: dg.ConfigurableResource) -> RunSpec:
+    return RunSpec.from_mapping({f.name: getattr(self, f.name) for f in dataclasses.fields(RunSpec)})
+
+
+# The run specification (python_steps.runspec.RunSpec) as one resource: `patas run`, the API and the
+# Dagster launchpad set it per run under resources.run_spec.config; every asset reads `.spec()`.
+RunSpecResource = type(
+    "RunSpecResource",
+    (dg.ConfigurableResource,),
+    {
+        "__module__": __name__,
+        "__doc__": "The run's specification: windows, stage-1 and stage-2 settings, drafting limits, profile.",
+        **_run_spec_fields(),
+        "spec": _spec,
+    },
+)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from patas_dagster.jobs import patas_pipeline
-from python_steps.inbox import pending_files
+from python_steps.ingest.inbox import pending_files
 from python_steps.settings import load_settings
 
 
@@ -14,7 +14,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     for entry in pending_files(inbox):
         yield dg.RunRequest(
             run_key=entry.run_key,
-            run_config={"ops": {"raw_messages": {"config": {"paths": [str(entry.path)]}}}},
+            run_config={"resources": {"run_spec": {"config": {"ingest_paths": [str(entry.path)]}}}},
             tags={"patas/source": entry.path.name},
         )
 

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import psycopg
 
-from python_steps.windows import RunWindows
-
-DDL = """
-create schema if not exists patas;
-create table if not exists patas.runs (
-    run_id text primary key,
-    split_mode text not null,
-    windows jsonb not null,
-    started_at timestamptz not null default now()
-);
-"""
+from python_steps import tables
+from python_steps.mining.windows import RunWindows
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    conn.execute(DDL)
+    tables.ensure(conn, tables.RUNS_DDL)
 
 
 def record_run(conn: psycopg.Connection, run_id: str, windows: RunWindows) -> None:

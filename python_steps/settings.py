@@ -26,6 +26,7 @@ class Settings:
     llm_budget_tokens: int = 200_000
     profile: str = "conservative"
     max_text_bytes: int = 64 * 1024
+    log_level: str = "WARNING"  # what a run prints to the terminal; the full log goes to $PATAS_HOME/logs
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -44,6 +45,14 @@ class Settings:
     def exports_dir(self) -> Path:
         return self.home / "exports"
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
@@ -58,6 +67,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         llm_budget_tokens=int(env.get("PATAS_LLM_BUDGET_TOKENS", "200000")),
         profile=env.get("PATAS_PROFILE", "conservative"),
         max_text_bytes=int(env.get("PATAS_MAX_TEXT_BYTES", str(64 * 1024))),
+        log_level=env.get("PATAS_LOG_LEVEL", "WARNING").upper(),
     )
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from python_steps.bench.harness import fresh_database
-from python_steps.warehouse import database_url
+from patas.bench.harness import fresh_database
+from patas.embedded import database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "uci_sms_spam.jsonl"

@@ -16,9 +16,8 @@ from dagster_dbt import (
 )
 
 from patas_dagster.project import patas_dbt_project
-from patas_dagster.resources import WarehouseResource
+from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps import runs
-from python_steps.windows import resolve_windows
 
 GROUP_BY_FOLDER = {"staging": "stage1", "intermediate": "stage1"}
 RAW_MESSAGES = dg.AssetKey(["raw", "messages"])
@@ -62,17 +61,6 @@ class PatasDbtTranslator(DagsterDbtTranslator):
 translator = PatasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-class WindowsConfig(dg.Config):
-    """The run's mining and evaluation windows (see python_steps.windows)."""
-
-    split: str = "auto"
-    mining_start: str | None = None
-    mining_end: str | None = None
-    evaluation_start: str | None = None
-    evaluation_end: str | None = None
-    evaluation_share: int = 30
-
-
 @dbt_assets(
     manifest=patas_dbt_project.manifest_path, dagster_dbt_translator=translator, name="patas_dbt_models"
 )
@@ -80,21 +68,16 @@ def patas_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
-    config: WindowsConfig,
+    run_spec: RunSpecResource,
 ):
+    spec = run_spec.spec()
     with warehouse.connect() as conn:
-        windows = resolve_windows(
-            conn,
-            split=config.split,
-            mining_start=config.mining_start,
-            mining_end=config.mining_end,
-            evaluation_start=config.evaluation_start,
-            evaluation_end=config.evaluation_end,
-            evaluation_share=config.evaluation_share,
-        )
+        windows = spec.resolve_windows(conn)
         runs.record_run(conn, context.run_id, windows)
     context.log.info(f"windows: {windows.describe()}")
-    invocation = dbt.cli(["build", "--vars", json.dumps(windows.dbt_vars(context.run_id))], context=context)
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(spec.dbt_vars(windows, context.run_id))], context=context
+    )
     yield from invocation.stream()
     _share_partial_parse(invocation.target_path)
 

@@ -1,20 +1,13 @@
-"""Ingestion: files -> raw.messages (python_steps.ingest does the work)."""
+"""Ingestion: files -> raw.messages (python_steps.ingest.load does the work)."""
 
 from pathlib import Path
 
 import dagster as dg
 
-from patas_dagster.resources import WarehouseResource
-from python_steps import ingest, report
+from patas_dagster.resources import RunSpecResource, WarehouseResource
+from python_steps.ingest import load as ingest
+from python_steps.publish import report
 from python_steps.settings import load_settings
-
-
-class IngestConfig(dg.Config):
-    """Files to load in this run; none means "no new files": the asset reports what is there."""
-
-    paths: list[str] = []
-    fmt: str | None = None
-    max_text_bytes: int | None = None
 
 
 @dg.multi_asset(
@@ -28,15 +21,15 @@ class IngestConfig(dg.Config):
     ],
     name="raw_messages",
 )
-def raw_messages(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource):
+def raw_messages(context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource):
+    """Loads the run's ``ingest_paths`` (none: no new files, the asset reports what is there)."""
     settings = load_settings()
     reports = []
-    for path in config.paths:
+    for path in run_spec.spec().ingest_paths:
         result = ingest.ingest_file(
             warehouse.url(),
             Path(path),
-            fmt=config.fmt,
-            max_text_bytes=config.max_text_bytes or settings.max_text_bytes,
+            max_text_bytes=settings.max_text_bytes,
         )
         context.log.info(f"{path}: {result.as_dict()}")
         reports.append(result.as_dict())

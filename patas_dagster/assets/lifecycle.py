@@ -4,14 +4,11 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
-from patas_dagster.resources import WarehouseResource
-from python_steps import exports, lifecycle, report
-from python_steps.profiles import load_profiles
+from patas_dagster.resources import RunSpecResource, WarehouseResource
+from python_steps.lifecycle import store
+from python_steps.lifecycle.profiles import load_profiles
+from python_steps.publish import exports, report
 from python_steps.settings import load_settings
-
-
-class LifecycleConfig(dg.Config):
-    profile: str | None = None  # default: PATAS_PROFILE, else conservative
 
 
 @dg.multi_asset(
@@ -46,12 +43,14 @@ class LifecycleConfig(dg.Config):
     ],
     name="rule_lifecycle",
 )
-def rule_lifecycle(context: dg.AssetExecutionContext, config: LifecycleConfig, warehouse: WarehouseResource):
+def rule_lifecycle(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource
+):
     settings = load_settings()
-    profile = config.profile or settings.profile
+    profile = run_spec.spec().profile_or(settings.profile)
     profiles = load_profiles(settings.home / "safety_profiles.toml")  # custom profiles, when the file exists
     with warehouse.connect() as conn:
-        summary = lifecycle.apply_lifecycle(conn, run_id=context.run_id, profile=profile, config=profiles)
+        summary = store.apply_lifecycle(conn, run_id=context.run_id, profile=profile, config=profiles)
         conn.commit()
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})

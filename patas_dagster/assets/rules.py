@@ -4,16 +4,10 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
-from patas_dagster.resources import WarehouseResource
-from python_steps import clustering, drafting
-from python_steps.llm import LlmConfig
+from patas_dagster.resources import RunSpecResource, WarehouseResource
+from python_steps.mining import clustering, drafting
+from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
-
-
-class ClusteringConfig(dg.Config):
-    sample_size: int = 4000
-    eps: float = 0.30
-    min_samples: int = 6
 
 
 @dg.asset(
@@ -27,10 +21,11 @@ class ClusteringConfig(dg.Config):
     ],
 )
 def semantic_clusters(
-    context: dg.AssetExecutionContext, config: ClusteringConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource
 ) -> dg.MaterializeResult:
+    spec = run_spec.spec()
     cfg = clustering.ClusterConfig(
-        sample_size=config.sample_size, eps=config.eps, min_samples=config.min_samples
+        sample_size=spec.stage2_sample_size, eps=spec.stage2_eps, min_samples=spec.stage2_min_samples
     )
     with warehouse.connect() as conn:
         clusters = clustering.build_clusters(conn, cfg)
@@ -47,11 +42,6 @@ def semantic_clusters(
             "preview": dg.MetadataValue.md(preview or "(none)"),
         }
     )
-
-
-class DraftingConfig(dg.Config):
-    max_rules: int = 1000
-    use_llm: bool = True  # only when PATAS_LLM_ENABLED is set: the LLM is off by default
 
 
 @dg.multi_asset(
@@ -82,8 +72,9 @@ class DraftingConfig(dg.Config):
     ],
     name="rule_drafts",
 )
-def rule_drafts(context: dg.AssetExecutionContext, config: DraftingConfig, warehouse: WarehouseResource):
+def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource):
     settings = load_settings()
+    spec = run_spec.spec()
     llm_config = (
         LlmConfig(
             settings.llm_base_url,
@@ -91,12 +82,12 @@ def rule_drafts(context: dg.AssetExecutionContext, config: DraftingConfig, wareh
             settings.llm_model,
             budget_tokens=settings.llm_budget_tokens,
         )
-        if settings.llm_enabled and config.use_llm
+        if settings.llm_enabled and spec.use_llm
         else None
     )
     with warehouse.connect() as conn:
         drafts, info = drafting.draft_with_stage2(
-            conn, run_id=context.run_id, max_rules=config.max_rules, llm_config=llm_config
+            conn, run_id=context.run_id, max_rules=spec.max_rules, llm_config=llm_config
         )
         written = drafting.write_drafts(conn, drafts, context.run_id)
         conn.commit()

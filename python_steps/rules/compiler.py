@@ -172,7 +172,7 @@ def seed_stop_words() -> frozenset[str] | None:
 def is_ngram_phrase(words: list[str], stop_words: Collection[str]) -> bool:
     """True when ``int_message_signals_extracted`` has an ``ngram`` signal for exactly the
     messages holding these words in sequence: 1-3 words, edge words neither stop words nor numbers
-    (``python_steps.normalize.ngrams``)."""
+    (``python_steps.text.normalize.ngrams``)."""
     if not 1 <= len(words) <= MAX_NGRAM_WORDS:
         return False
     return all(w not in stop_words and not w.isdigit() for w in (words[0], words[-1]))

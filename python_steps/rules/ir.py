@@ -122,11 +122,11 @@ def canonical_domain(value: str, path: str = "value") -> str:
 def normalize_text_value(value: str) -> str:
     """Text values are compared with ``normalized_text``, so they are normalized the same way.
 
-    Uses ``python_steps.normalize.normalize_text`` (the Python twin of the SQL normalizer) when
+    Uses ``python_steps.text.normalize.normalize_text`` (the Python twin of the SQL normalizer) when
     it is installed; until then NFKC + case folding + whitespace collapsing.
     """
     try:
-        from python_steps.normalize import normalize_text  # type: ignore[import-not-found]
+        from python_steps.text.normalize import normalize_text  # type: ignore[import-not-found]
     except ImportError:
         return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
     return normalize_text(value)

@@ -35,12 +35,12 @@ MAX_REPEAT = 100
 MAX_UNBOUNDED = 3
 MAX_NODES = 200
 
-# The word characters of text rules: the n-gram tokenizer's (``python_steps.normalize.WORD_CHARS``,
+# The word characters of text rules: the n-gram tokenizer's (``python_steps.text.normalize.WORD_CHARS``,
 # a class body of explicit code-point ranges that Python and Postgres read the same way), so that
 # a 1-3 word phrase rule hits exactly the messages carrying that ``ngram`` signal. The copy below
-# is only used if ``python_steps.normalize`` cannot be imported (a unit test keeps them equal).
+# is only used if ``python_steps.text.normalize`` cannot be imported (a unit test keeps them equal).
 try:
-    from python_steps.normalize import WORD_CHARS as WORD_CLASS_BODY
+    from python_steps.text.normalize import WORD_CHARS as WORD_CLASS_BODY
 except ImportError:  # pragma: no cover
     WORD_CLASS_BODY = (
         "0-9a-z\\u00aa\\u00b5\\u00ba\\u00df-\\u00f6\\u00f8-\\u02af\\u0300-\\u036f\\u0370-\\u03ff"

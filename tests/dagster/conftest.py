@@ -1,6 +1,6 @@
 import pytest
 
-from python_steps.dbt_manifest import ensure_manifest
+from patas.manifest import ensure_manifest
 from python_steps.settings import dbt_env
 
 

@@ -12,6 +12,6 @@ def test_inbox_sensor_requests_one_run_per_new_file(defs, tmp_path, monkeypatch)
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     requests = result.run_requests
     assert len(requests) == 1
-    paths = requests[0].run_config["ops"]["raw_messages"]["config"]["paths"]
+    paths = requests[0].run_config["resources"]["run_spec"]["config"]["ingest_paths"]
     assert paths == [str(inbox / "day1.jsonl")]
     assert requests[0].run_key.startswith("day1.jsonl:")

@@ -43,7 +43,7 @@ QUALITY_KEYS = (
 
 @pytest.fixture(scope="module")
 def speed(server_url, tmp_path_factory):
-    from python_steps.bench.speed import run_speed_bench
+    from patas.bench.speed import run_speed_bench
 
     tmp = tmp_path_factory.mktemp("bench_speed")
     out = tmp / "speed.json"
@@ -55,7 +55,7 @@ def speed(server_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quality(server_url, shared_dataset, tmp_path_factory):
-    from python_steps.bench.quality import run_quality_bench
+    from patas.bench.quality import run_quality_bench
 
     tmp = tmp_path_factory.mktemp("bench_quality")
     out = tmp / "quality.json"
@@ -163,7 +163,7 @@ def test_conservative_meets_the_issue_target_on_uci(quality):
 
 
 def test_plots_are_drawn(speed, quality, tmp_path):
-    from python_steps.bench.plots import plot_quality, plot_stage_times
+    from patas.bench.plots import plot_quality, plot_stage_times
 
     for path in (
         plot_stage_times([speed[1]], tmp_path / "stages.png"),

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from python_steps import drafting
+from python_steps.mining import drafting
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,12 @@ from collections import Counter
 import psycopg
 import pytest
 
-from python_steps import drafting
+from python_steps.mining import drafting
 from python_steps.rules import evaluate, parse_rule
-from python_steps.sql_safety import validate_sql
+from python_steps.rules.sql_safety import validate_sql
+from python_steps.runspec import RunSpec
+
+MAX_RULES = RunSpec().max_rules
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +117,7 @@ def conn(fresh_db: str):
 
 def test_drafts_entities_phrases_and_conjunctions(conn: psycopg.Connection) -> None:
     rows = _load(conn)
-    drafts = drafting.draft_rules(conn, run_id="run-1")
+    drafts = drafting.draft_rules(conn, run_id="run-1", max_rules=MAX_RULES)
     by_desc = {d.description: d for d in drafts}
     assert "domain = win-big.example" in by_desc
     assert 'text has phrase "claim"' in by_desc
@@ -145,10 +148,10 @@ def test_conjunction_when_single_signal_is_not_precise(conn: psycopg.Connection)
     # Remove the short-code candidate so 'free' must find another partner: 'text' (4 spam, 1 ham
     # with free) is not precise enough; nothing else co-occurs -> no conjunction for 'free'.
     conn.execute("delete from marts.stage1_candidates where signal_kind = 'short_code'")
-    drafts = drafting.draft_rules(conn, run_id="r", config=cfg)
+    drafts = drafting.draft_rules(conn, run_id="r", max_rules=MAX_RULES, config=cfg)
     assert not any("free" in d.description for d in drafts)
     cfg = drafting.DraftingConfig(partner_kinds=("short_code",))
-    drafts = drafting.draft_rules(conn, run_id="r", config=cfg)
+    drafts = drafting.draft_rules(conn, run_id="r", max_rules=MAX_RULES, config=cfg)
     conj = sorted((d for d in drafts if "AND" in d.description), key=lambda d: d.description)
     # 'free' (4 spam, 4 ham) and 'text' (4 spam, 1 ham) each become precise with 87121
     assert [d.description for d in conj] == [
@@ -165,7 +168,7 @@ def _table(conn: psycopg.Connection, sql: str) -> list[tuple]:
 
 def test_write_is_idempotent_and_byte_identical(conn: psycopg.Connection) -> None:
     _load(conn)
-    drafts = drafting.draft_rules(conn, run_id="run-1")
+    drafts = drafting.draft_rules(conn, run_id="run-1", max_rules=MAX_RULES)
     first = drafting.write_drafts(conn, drafts, "run-1")
     assert first["versions_inserted"] == len(drafts) > 0
     snap = (
@@ -175,7 +178,7 @@ def test_write_is_idempotent_and_byte_identical(conn: psycopg.Connection) -> Non
         _table(conn, "select rule_id, example_kind, rank, message_id, shared_signal_count "
                "from patas.rule_counterexamples order by 1, 2, 3"),
     )  # fmt: skip
-    again = drafting.draft_rules(conn, run_id="run-2")
+    again = drafting.draft_rules(conn, run_id="run-2", max_rules=MAX_RULES)
     assert again == drafts
     second = drafting.write_drafts(conn, again, "run-2")
     assert second["versions_inserted"] == 0
@@ -191,7 +194,7 @@ def test_write_is_idempotent_and_byte_identical(conn: psycopg.Connection) -> Non
 
 def test_counterexamples(conn: psycopg.Connection) -> None:
     _load(conn)
-    drafts = drafting.draft_rules(conn, run_id="run-1")
+    drafts = drafting.draft_rules(conn, run_id="run-1", max_rules=MAX_RULES)
     drafting.write_drafts(conn, drafts, "run-1")
     rid = {d.description: d.rule_id for d in drafts}
     rows = conn.execute(
@@ -213,7 +216,9 @@ def test_max_rules_and_complexity_budget(conn: psycopg.Connection) -> None:
     assert len(drafting.draft_rules(conn, run_id="r", max_rules=1)) == 1
     cfg = drafting.DraftingConfig(max_complexity=2, partner_kinds=("short_code",))
     conn.execute("delete from marts.stage1_candidates where signal_kind = 'short_code'")
-    assert all(d.complexity <= 2 for d in drafting.draft_rules(conn, run_id="r", config=cfg))
+    assert all(
+        d.complexity <= 2 for d in drafting.draft_rules(conn, run_id="r", max_rules=MAX_RULES, config=cfg)
+    )
 
 
 def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connection) -> None:
@@ -243,7 +248,7 @@ def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connecti
             "insert into intermediate.int_messages_windowed values (%s, 'mining')",
             [(i,) for i in range(1, len(messages) + 1)],
         )
-    drafts = drafting.draft_rules(conn, run_id="g")
+    drafts = drafting.draft_rules(conn, run_id="g", max_rules=MAX_RULES)
     by_desc = {d.description: d for d in drafts}
     # "087" covers 4 spam numbers and no ham; "0871"/"08712" are inside it; "08" hits the 0800 ham;
     # "090x" has only 2 spam; a phone alone is in 2 of 8 ham-or-spam messages that are ham
@@ -258,7 +263,7 @@ def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connecti
         assert (hits.count(True), hits.count(False)) == (d.spam_count, d.ham_count), d.description
     assert (by_desc["phone starts with 087"].spam_count, by_desc["has a short code"].spam_count) == (4, 4)
     cfg = drafting.DraftingConfig(phone_prefix_lengths=(), presence_kinds=())
-    assert drafting.draft_rules(conn, run_id="g", config=cfg) == []
+    assert drafting.draft_rules(conn, run_id="g", max_rules=MAX_RULES, config=cfg) == []
 
 
 def test_phrases_outside_the_ngram_vocabulary_are_evaluated_as_predicates(conn: psycopg.Connection) -> None:

@@ -2,7 +2,7 @@
 counted (Postgres and SQLite for the SQL export, Python ``re`` for ROL, the reference evaluator for
 the typed JSON).
 
-The messages table of the exports holds normalized text (see ``python_steps.exports``); the
+The messages table of the exports holds normalized text (see ``python_steps.publish.exports``); the
 fixture's normalized text carries LIKE wildcards, quotes, backslashes and non-Latin letters.
 """
 
@@ -29,9 +29,9 @@ from test_shadow_eval_support import (
 )
 
 from python_steps import exports as ex
-from python_steps import lifecycle as lc
 from python_steps import rules as rl
-from python_steps.profiles import ProfileConfig, SafetyProfile, TierThresholds
+from python_steps.lifecycle import store as lc
+from python_steps.lifecycle.profiles import ProfileConfig, SafetyProfile, TierThresholds
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from python_steps.ingest import ensure_schema, ingest_file
+from python_steps.ingest.load import ensure_schema, ingest_file
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,11 @@ import os
 import psycopg
 import pytest
 
-from python_steps import lifecycle
-from python_steps.bench.harness import fresh_database, patched_environ
-from python_steps.generate import DRIFT_DOMAIN, DRIFT_PHRASE, generate_corpus
-from python_steps.ingest import ingest_file
+from patas.bench.harness import fresh_database, patched_environ
+from python_steps.bench.generate import DRIFT_DOMAIN, DRIFT_PHRASE, generate_corpus
+from python_steps.ingest.load import ingest_file
+from python_steps.lifecycle import manual
+from python_steps.runspec import RunSpec
 from python_steps.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,7 +36,7 @@ def _status(conn) -> dict[str, tuple[str, bool]]:
 
 @pytest.fixture(scope="module")
 def periods(fresh_db_module, tmp_path_factory):
-    from patas_dagster.runner import run_pipeline
+    from patas.runner import run_pipeline
 
     url = fresh_db_module
     tmp = tmp_path_factory.mktemp("drift")
@@ -45,7 +46,7 @@ def periods(fresh_db_module, tmp_path_factory):
     with patched_environ(env):
         settings = load_settings()
         ingest_file(url, corpus)
-        first = run_pipeline(settings, url, split="time", **PERIOD_1)
+        first = run_pipeline(settings, url, RunSpec(split="time", **PERIOD_1))
         with psycopg.connect(url) as conn:
             after_1 = _status(conn)
             descriptions = dict(
@@ -60,9 +61,9 @@ def periods(fresh_db_module, tmp_path_factory):
             )
             pinned = others[0] if others else None
             if pinned:
-                lifecycle.pin_rule(conn, pinned, reason="keep through the drift test", actor="test")
+                manual.pin_rule(conn, pinned, reason="keep through the drift test", actor="test")
                 conn.commit()
-        second = run_pipeline(settings, url, split="time", **PERIOD_2)
+        second = run_pipeline(settings, url, RunSpec(split="time", **PERIOD_2))
         with psycopg.connect(url) as conn:
             after_2 = _status(conn)
             audit = conn.execute(

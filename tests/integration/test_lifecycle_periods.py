@@ -31,8 +31,8 @@ from test_shadow_eval_support import (
     scratch_project,
 )
 
-from python_steps import lifecycle as lc
-from python_steps.profiles import ProfileConfig, SafetyProfile, TierThresholds
+from python_steps.lifecycle import manual, policy, store
+from python_steps.lifecycle.profiles import ProfileConfig, SafetyProfile, TierThresholds
 
 pytestmark = pytest.mark.integration
 
@@ -90,8 +90,8 @@ def _period(world: dict, run_id: str) -> dict:
     url, project = world["url"], world["project"]
     run_shadow_evaluation(project, url, run_id)
     with psycopg.connect(url) as conn:
-        assert lc.check_evaluation_consistency(conn, run_id) == []
-        summary = lc.apply_lifecycle(conn, run_id=run_id, profile="small", config=CONFIG)
+        assert store.check_evaluation_consistency(conn, run_id) == []
+        summary = store.apply_lifecycle(conn, run_id=run_id, profile="small", config=CONFIG)
     run_post_lifecycle(project, url, run_id)
     return summary
 
@@ -185,7 +185,7 @@ def test_rerunning_a_period_changes_nothing(world: dict) -> None:
     url = world["url"]
     before_audit, before_status = _audit(url), _status(url)
     with psycopg.connect(url) as conn:
-        summary = lc.apply_lifecycle(conn, run_id="period-1", profile="small", config=CONFIG)
+        summary = store.apply_lifecycle(conn, run_id="period-1", profile="small", config=CONFIG)
     assert summary["transitions"] == {} and summary["new_candidates"] == 0
     assert _audit(url) == before_audit and _status(url) == before_status
 
@@ -193,19 +193,19 @@ def test_rerunning_a_period_changes_nothing(world: dict) -> None:
 def test_manual_controls_are_audited(world: dict) -> None:
     url, ids = world["url"], world["ids"]
     with psycopg.connect(url) as conn:
-        with pytest.raises(lc.LifecycleError, match="actor"):
-            lc.pin_rule(conn, ids["win_regex"], reason="seasonal", actor="patas")
-        with pytest.raises(lc.LifecycleError, match="reason"):
-            lc.pin_rule(conn, ids["win_regex"], reason="  ", actor="cli:alice")
-        with pytest.raises(lc.LifecycleError, match="unknown rule"):
-            lc.deprecate_rule(conn, "r_0000000000000000", reason="x", actor="cli:alice")
-        out = lc.pin_rule(conn, ids["win_regex"], reason="keep through the campaign", actor="cli:alice")
+        with pytest.raises(policy.LifecycleError, match="actor"):
+            manual.pin_rule(conn, ids["win_regex"], reason="seasonal", actor="patas")
+        with pytest.raises(policy.LifecycleError, match="reason"):
+            manual.pin_rule(conn, ids["win_regex"], reason="  ", actor="cli:alice")
+        with pytest.raises(policy.LifecycleError, match="unknown rule"):
+            manual.deprecate_rule(conn, "r_0000000000000000", reason="x", actor="cli:alice")
+        out = manual.pin_rule(conn, ids["win_regex"], reason="keep through the campaign", actor="cli:alice")
         assert out["is_pinned"] and out["status"] == "active"
-        added = lc.add_manual_rule(
+        added = manual.add_manual_rule(
             conn, {"kind": "text_contains", "value": "bus times"}, reason="ops ticket 12", actor="cli:bob"
         )
         assert added["created"] and added["evaluation_kind"] == "predicate"
-        again = lc.add_manual_rule(
+        again = manual.add_manual_rule(
             conn, '{"kind": "text_contains", "value": "bus times"}', reason="again", actor="cli:bob"
         )
         assert again == {**added, "created": False}
@@ -259,11 +259,11 @@ def test_period_2_deprecates_decayed_rules_and_leaves_pinned_ones(world: dict) -
 def test_manual_promote_and_deprecate(world: dict) -> None:
     url, ids = world["url"], world["ids"]
     with psycopg.connect(url) as conn:
-        out = lc.promote_rule(conn, ids["domain"], reason="reviewed by hand", actor="cli:carol")
+        out = manual.promote_rule(conn, ids["domain"], reason="reviewed by hand", actor="cli:carol")
         assert out["status"] == "active" and out["from_status"] == "shadow"
-        with pytest.raises(lc.LifecycleError, match="already active"):
-            lc.promote_rule(conn, ids["domain"], reason="twice", actor="cli:carol")
-        out = lc.deprecate_rule(conn, ids["domain"], reason="changed my mind", actor="cli:carol")
+        with pytest.raises(policy.LifecycleError, match="already active"):
+            manual.promote_rule(conn, ids["domain"], reason="twice", actor="cli:carol")
+        out = manual.deprecate_rule(conn, ids["domain"], reason="changed my mind", actor="cli:carol")
         assert out["status"] == "deprecated"
     last = _audit(url)[-2:]
     assert [a["reason"].split(":")[0] for a in last] == ["manual_promote", "manual_deprecate"]
@@ -273,23 +273,23 @@ def test_manual_promote_and_deprecate(world: dict) -> None:
 def test_consistency_check_finds_problems(world: dict) -> None:
     url = world["url"]
     with psycopg.connect(url) as conn:
-        assert lc.check_evaluation_consistency(conn, "period-2") == []
-        problems = lc.check_evaluation_consistency(conn, "some-other-run")
+        assert store.check_evaluation_consistency(conn, "period-2") == []
+        problems = store.check_evaluation_consistency(conn, "some-other-run")
         assert any("not 'some-other-run'" in p for p in problems)
         draft_rule(conn, {"kind": "domain", "value": "late.example"})  # drafted after evaluation
-        problems = lc.check_evaluation_consistency(conn, "period-2")
+        problems = store.check_evaluation_consistency(conn, "period-2")
         assert any("no evaluation row" in p for p in problems)
-        with pytest.raises(lc.LifecycleError, match="inconsistent"):
-            lc.apply_lifecycle(conn, run_id="period-2", profile="small", config=CONFIG)
+        with pytest.raises(policy.LifecycleError, match="inconsistent"):
+            store.apply_lifecycle(conn, run_id="period-2", profile="small", config=CONFIG)
         conn.rollback()
         conn.execute(
             "update marts.rule_evaluations set spam_hit_count = spam_hit_count + 1 where hit_count > 0"
         )
-        problems = lc.check_evaluation_consistency(conn, "period-2")
+        problems = store.check_evaluation_consistency(conn, "period-2")
         assert any("out of range or inconsistent" in p for p in problems)
         conn.rollback()
         conn.execute("delete from marts.rule_hits where window_name = 'evaluation'")
-        problems = lc.check_evaluation_consistency(conn, "period-2")
+        problems = store.check_evaluation_consistency(conn, "period-2")
         assert any("disagree" in p for p in problems)
         conn.rollback()
 
@@ -304,11 +304,13 @@ def test_raw_sql_rules_go_through_the_validator(world: dict) -> None:
             "pg_sleep(10) is not null",
             "m.is_spam",
         ):
-            with pytest.raises(lc.LifecycleError, match=r"rejected|not a valid predicate"):
-                lc.add_manual_rule(conn, raw_sql=bad, reason="try", actor="cli:mallory")
-        with pytest.raises(lc.LifecycleError, match="80%"):
-            lc.add_manual_rule(conn, raw_sql="m.normalized_text like '% %'", reason="wide", actor="cli:bob")
-        out = lc.add_manual_rule(
+            with pytest.raises(policy.LifecycleError, match=r"rejected|not a valid predicate"):
+                manual.add_manual_rule(conn, raw_sql=bad, reason="try", actor="cli:mallory")
+        with pytest.raises(policy.LifecycleError, match="80%"):
+            manual.add_manual_rule(
+                conn, raw_sql="m.normalized_text like '% %'", reason="wide", actor="cli:bob"
+            )
+        out = manual.add_manual_rule(
             conn,
             raw_sql="SELECT id FROM messages WHERE normalized_text LIKE '%bus times%'",
             reason="from the ops wiki",
@@ -334,7 +336,7 @@ def test_raw_sql_rules_go_through_the_validator(world: dict) -> None:
 
 
 def test_rule_cards(world: dict) -> None:
-    from python_steps import rule_cards
+    from python_steps.publish import cards as rule_cards
 
     url, ids = world["url"], world["ids"]
     code_rule = ids["code_or_handle"]

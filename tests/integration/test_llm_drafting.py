@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from python_steps.llm import LlmConfig, LlmDrafter, build_messages, parse_response
+from python_steps.mining.llm import LlmConfig, LlmDrafter, build_messages, parse_response
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The SQL normalizer and extractors (dbt macros) give exactly what python_steps.normalize gives.
+"""The SQL normalizer and extractors (dbt macros) give exactly what python_steps.text.normalize gives.
 
 The macros are compiled once (``dbt compile --inline``) into one query over a text parameter and
 a batch query over a table of texts; both run on this session's Postgres database. Inputs: every

@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from python_steps.bench.harness import patched_environ
-from python_steps.generate import generate_corpus
-from python_steps.ingest import ingest_file
+from patas.bench.harness import patched_environ
+from python_steps.bench.generate import generate_corpus
+from python_steps.ingest.load import ingest_file
 from python_steps.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,7 +25,7 @@ from marts.rule_evaluations order by rule_id, window_name
 
 @pytest.fixture(scope="session")
 def e2e(warehouse_url, tmp_path_factory):
-    from patas_dagster.runner import run_pipeline
+    from patas.runner import run_pipeline
 
     tmp = tmp_path_factory.mktemp("e2e")
     corpus = tmp / "corpus.jsonl"

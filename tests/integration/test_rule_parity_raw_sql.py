@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from python_steps.rules import compile_select, compile_sql_predicate, evaluate, parse_rule
+from python_steps.rules.sql_safety import coverage_guard, evaluate_raw_sql_readonly
 from python_steps.settings import url_parts
-from python_steps.sql_safety import coverage_guard, evaluate_raw_sql_readonly
 
 pytestmark = pytest.mark.integration
 

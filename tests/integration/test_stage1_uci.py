@@ -3,7 +3,7 @@
 One database for the module: the UCI file is ingested in two batches (the second one after a
 first dbt run, so the incremental path is exercised), stage-1 models are built, and then:
 
-- the model's entity arrays and signals equal python_steps.normalize's for every message;
+- the model's entity arrays and signals equal python_steps.text.normalize's for every message;
 - strong spam signals (premium short codes, phone numbers, "claim", "prize") have the spam / ham
   counts Python computes over the same mining window;
 - a re-run on unchanged data inserts nothing, and a full refresh gives the same tables as the
@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from python_steps import normalize as nz
-from python_steps.ingest import ingest_file
+from python_steps.ingest.load import ingest_file
 from python_steps.settings import dbt_env, url_parts
 
 pytestmark = pytest.mark.integration

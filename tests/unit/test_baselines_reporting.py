@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from python_steps.bench.plots import plot_quality, plot_stage_times
-from python_steps.bench.tables import quality_table, speed_table
+from patas.bench.plots import plot_quality, plot_stage_times
+from patas.bench.tables import quality_table, speed_table
 
 STAGES = ("ingest", "stage1", "stage2", "drafting", "shadow_eval", "promotion", "exports")
 

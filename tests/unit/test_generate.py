@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from python_steps.generate import CAMPAIGNS, DRIFT_DOMAIN, DRIFT_STOPPED_CAMPAIGN, generate_corpus
+from python_steps.bench.generate import CAMPAIGNS, DRIFT_DOMAIN, DRIFT_STOPPED_CAMPAIGN, generate_corpus
 
 ROWS = 6000
 

@@ -1,6 +1,6 @@
 import os
 
-from python_steps.inbox import pending_files
+from python_steps.ingest.inbox import pending_files
 
 
 def test_pending_files_oldest_first_and_known_suffixes_only(tmp_path):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from python_steps.ingest import (
+from python_steps.ingest.parsing import (
     FieldMapper,
     Reject,
     _csv_header,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 
-from python_steps.bench.quality import label_blind_copy
-from python_steps.normalize import split_bucket, template_signature
+from patas.bench.quality import label_blind_copy
+from python_steps.text.normalize import split_bucket, template_signature
 
 
 def _bucket(text: str) -> int:

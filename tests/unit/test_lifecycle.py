@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from python_steps import lifecycle as lc
+from python_steps.lifecycle import policy as lc
+from python_steps.lifecycle.profiles import (
+    ProfileError,
+    SafetyProfile,
+    TierThresholds,
+    load_profiles,
+    tier_for,
+)
 from python_steps.metrics import compute_metrics
-from python_steps.profiles import ProfileError, SafetyProfile, TierThresholds, load_profiles, tier_for
 
 CONFIG = load_profiles()
 BALANCED = CONFIG.get("balanced")

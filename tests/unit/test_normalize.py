@@ -1,4 +1,4 @@
-"""Unit tests of python_steps.normalize (no database): the pipeline steps, the extractors, the
+"""Unit tests of python_steps.text.normalize (no database): the pipeline steps, the extractors, the
 Public Suffix List algorithm, n-grams, and that generated files and the SQL twin's version are
 current. SQL parity is tests/integration/test_normalize_parity.py."""
 
@@ -9,8 +9,8 @@ import re
 import pytest
 
 from python_steps import normalize as nz
-from python_steps import reference_data
 from python_steps.settings import PROJECT_ROOT
+from python_steps.text import reference_data
 
 
 @pytest.mark.parametrize(

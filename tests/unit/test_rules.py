@@ -404,7 +404,7 @@ def test_leaf_is_hashable_and_ordered() -> None:
 
 
 def test_word_class_is_the_ngram_tokenizers() -> None:
-    normalize = pytest.importorskip("python_steps.normalize")
+    normalize = pytest.importorskip("python_steps.text.normalize")
     from python_steps.rules import regex_subset
 
     assert regex_subset.WORD_CLASS_BODY == normalize.WORD_CHARS
@@ -416,7 +416,7 @@ phrase_texts = st.text(alphabet="ab cж1_.,!'\n-", max_size=30)
 @given(phrase_texts, phrase_texts)
 def test_phrase_rule_hits_exactly_the_ngram_signal(text: str, phrase: str) -> None:
     """A signal-evaluable phrase rule hits a message iff the extractor emits that n-gram."""
-    normalize = pytest.importorskip("python_steps.normalize")
+    normalize = pytest.importorskip("python_steps.text.normalize")
     stop = {"b", "a"}
     try:
         rule = parse_rule({"kind": "text_phrase", "value": phrase})

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from python_steps.rules import RuleError, compile_select, compile_sql_predicate, parse_rule
-from python_steps.sql_safety import FUNCTIONS, validate_sql
+from python_steps.rules.sql_safety import FUNCTIONS, validate_sql
 
 BASE = "select m.message_id from intermediate.int_messages_enriched as m where "
 

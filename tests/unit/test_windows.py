@@ -1,6 +1,6 @@
 import pytest
 
-from python_steps.windows import RunWindows, resolve_windows
+from python_steps.mining.windows import RunWindows, resolve_windows
 
 
 def test_hash_split_needs_no_connection():

@@ -1,0 +1,130 @@
+"""``patas bench``: the speed and quality benchmarks (attached to the main ``patas`` group)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _server_url() -> str:
+    from patas.embedded import database_url
+
+    return database_url()
+
+
+def _echo_figures(result: dict, keys: tuple[str, ...]) -> None:
+    click.echo(json.dumps({k: result.get(k) for k in keys}, indent=2))
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: stage speed against physical floors, rule quality against baselines.
+
+    Both create databases of their own on the warehouse server (PATAS_DATABASE_URL or the embedded
+    Postgres) and drop them afterwards; your data is not touched.
+    """
+
+
+@bench.command()
+@click.option("--rows", type=int, required=True, help="Messages in the generated corpus.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
+@click.option("--rules", "target_rules", type=int, default=1000, show_default=True,
+              help="Shadow-evaluate at least this many rules (drafted rules padded if fewer).")  # fmt: skip
+@click.option("--profile", default="conservative", show_default=True)
+@click.option("--no-end-to-end", is_flag=True, help="Skip the separate end-to-end run through Dagster.")
+@click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+@click.option("--statement-timeout", type=float, default=None,
+              help="Seconds: a stage-2/drafting statement running longer is cancelled and recorded.")  # fmt: skip
+def speed(
+    rows: int,
+    seed: int,
+    out: Path,
+    target_rules: int,
+    profile: str,
+    no_end_to_end: bool,
+    keep_databases: bool,
+    statement_timeout: float | None,
+) -> None:
+    """Time every stage on N generated messages, next to a bare COPY and a sequential scan."""
+    from patas.bench.speed import run_speed_bench
+
+    result = run_speed_bench(
+        rows,
+        seed,
+        out,
+        server_url=_server_url(),
+        target_rules=target_rules,
+        profile=profile,
+        end_to_end=not no_end_to_end,
+        keep_databases=keep_databases,
+        statement_timeout_s=statement_timeout,
+    )
+    _echo_figures(
+        result,
+        ("rows", "ingest_s", "copy_floor_s", "stage1_s", "scan_floor_s", "stage2_s", "drafting_s",
+         "shadow_eval_s", "rules_evaluated", "promotion_s", "exports_s", "end_to_end_s", "peak_rss_mb"),
+    )  # fmt: skip
+    click.echo(f"written to {out}")
+
+
+@bench.command()
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--split", type=click.Choice(["hash", "time"]), default="hash", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
+@click.option("--profile", "profiles", multiple=True, help="Profiles to measure (default: all three).")
+@click.option("--one-run", is_flag=True, help="One pipeline run; every profile from its would-be ruleset.")
+@click.option("--engine", type=click.Choice(["dagster", "staged"]), default="dagster", show_default=True,
+              help="dagster: `patas run`; staged: the same steps without Dagster.")  # fmt: skip
+@click.option("--keep-databases", is_flag=True, help="Keep the benchmark databases for inspection.")
+@click.option("--test-share", type=click.IntRange(0, 99), default=15, show_default=True,
+              help="Split buckets (of 100) whose labels are hidden from the pipeline and measured "
+                   "afterwards; 0 measures on the promotion window itself (in-sample).")  # fmt: skip
+def quality(
+    data: Path,
+    split: str,
+    out: Path,
+    profiles: tuple[str, ...],
+    one_run: bool,
+    engine: str,
+    keep_databases: bool,
+    test_share: int,
+) -> None:
+    """Per-profile precision/recall on held-out messages, next to the two baselines."""
+    from patas.bench.quality import PROFILES, run_quality_bench
+
+    result = run_quality_bench(
+        data,
+        out,
+        split=split,
+        server_url=_server_url(),
+        profiles=profiles or PROFILES,
+        one_run=one_run,
+        engine=engine,
+        keep_databases=keep_databases,
+        test_share=test_share,
+    )
+    keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
+            "baseline_naive_precision", "baseline_naive_recall")  # fmt: skip
+    click.echo(json.dumps([{k: p.get(k) for k in keys} for p in result["profiles"]], indent=2))
+    click.echo(f"written to {out}")
+
+
+@bench.command()
+@click.option("--speed", "speed_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Speed JSON files (one per corpus size).")  # fmt: skip
+@click.option("--quality", "quality_file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("docs"))
+def plots(speed_files: tuple[Path, ...], quality_file: Path | None, out_dir: Path) -> None:
+    """Draw docs/bench_stage_times.png and docs/bench_quality_pr.png and print the Markdown tables."""
+    from patas.bench.plots import plot_quality, plot_stage_times
+    from patas.bench.tables import quality_table, speed_table
+
+    if speed_files:
+        click.echo(plot_stage_times(list(speed_files), out_dir / "bench_stage_times.png"))
+        click.echo(speed_table([json.loads(Path(f).read_text()) for f in speed_files]))
+    if quality_file:
+        click.echo(plot_quality(quality_file, out_dir / "bench_quality_pr.png"))
+        click.echo(quality_table(json.loads(Path(quality_file).read_text())))

@@ -1,0 +1,389 @@
+"""The ``patas`` command line.
+
+Heavy modules (Dagster, dbt, scikit-learn) are imported inside the commands that need them, so
+``patas ingest`` or ``patas db status`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from patas.cli.common import PatasGroup, fail, settings, warehouse_url
+from python_steps.settings import PROJECT_ROOT, Settings, dbt_env
+
+_settings = settings
+_fail = fail
+
+
+def _url(s: Settings) -> str:
+    return warehouse_url(s)
+
+
+@click.group(cls=PatasGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="patas")
+def main() -> None:
+    """PATAS: turn labelled message logs into safe, transparent blocking rules.
+
+    The warehouse is PATAS_DATABASE_URL, or an embedded Postgres that PATAS starts in
+    .patas/pgdata when that variable is unset.
+    """
+
+
+# --------------------------------------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """Manage the embedded Postgres (ignored when PATAS_DATABASE_URL is set)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded Postgres (initialising it on first use) and print its URL."""
+    s = _settings()
+    if s.database_url:
+        click.echo(f"PATAS_DATABASE_URL is set; using {s.database_url} (nothing to start)")
+        return
+    from patas.embedded import embedded_server
+
+    click.echo(embedded_server(s).start())
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres."""
+    from patas.embedded import embedded_server
+
+    stopped = embedded_server(_settings()).stop()
+    click.echo("stopped" if stopped else "not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the warehouse is reachable, and where."""
+    s = _settings()
+    if s.database_url:
+        import psycopg
+
+        try:
+            with psycopg.connect(s.database_url, connect_timeout=5) as c:
+                c.execute("select 1")
+            click.echo(f"external warehouse reachable: {s.database_url}")
+        except psycopg.OperationalError as exc:
+            _fail(f"external warehouse unreachable: {exc}", 1)
+        return
+    from patas.embedded import embedded_server
+
+    srv = embedded_server(s)
+    if srv.running():
+        click.echo(f"embedded Postgres running: {srv.url()} (data in {srv.pgdata})")
+    else:
+        click.echo(f"embedded Postgres stopped (data in {srv.pgdata}; initialised: {srv.initialized})")
+        sys.exit(1)
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (starting the embedded Postgres if needed)."""
+    click.echo(_url(_settings()))
+
+
+# ------------------------------------------------------------------------------------ generate
+@main.command()
+@click.option("--rows", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--start", default="2026-01-01", show_default=True, help="First day (UTC) of the corpus.")
+@click.option(
+    "--scenario",
+    default="default",
+    show_default=True,
+    help="'default' or 'drift' (see python_steps.bench.generate).",
+)
+def generate(rows: int, seed: int, out: Path, days: int, start: str, scenario: str) -> None:
+    """Write a synthetic, labelled message corpus (JSONL) for demos and benchmarks."""
+    from python_steps.bench.generate import generate_corpus
+
+    t0 = time.perf_counter()
+    generate_corpus(rows, seed, out, start=start, days=days, scenario=scenario)
+    click.echo(f"wrote {rows:,} messages to {out} in {time.perf_counter() - t0:.1f}s")
+
+
+# -------------------------------------------------------------------------------------- ingest
+def _parse_map(value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    mapping = {}
+    for part in value.split(","):
+        if "=" not in part:
+            raise click.BadParameter(f"expected field=column pairs, got {part!r}", param_hint="--map")
+        field, column = part.split("=", 1)
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None, help="Default: from the file name."
+)
+@click.option("--map", "mapping", default=None, help="CSV column mapping, e.g. text=body,is_spam=label.")
+@click.option("--max-text-bytes", type=int, default=None, help="Texts above this size are quarantined.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+def ingest(
+    paths: tuple[Path, ...], fmt: str | None, mapping: str | None, max_text_bytes: int | None, as_json: bool
+) -> None:
+    """Load message files (JSONL or CSV, optionally gzipped) into raw.messages.
+
+    Every line ends as loaded, duplicate or quarantined (with its line number and reason);
+    re-ingesting a file loads nothing new.
+    """
+    import psycopg
+
+    from python_steps.ingest.load import ingest_file
+
+    s = _settings()
+    column_map = _parse_map(mapping)
+    url = _url(s)
+    for path in paths:
+        if not path.is_file():
+            _fail(f"no such file: {path}")
+        try:
+            report = ingest_file(
+                url,
+                path,
+                fmt=fmt,
+                column_map=column_map,
+                max_text_bytes=max_text_bytes or s.max_text_bytes,
+                progress=sys.stderr.isatty() and not as_json,
+            )
+        except (OSError, ValueError, EOFError, psycopg.Error) as exc:
+            _fail(f"{path}: {' '.join(str(exc).split()) or type(exc).__name__}")
+        if as_json:
+            click.echo(json.dumps(report.as_dict()))
+        else:
+            d = report.as_dict()
+            click.echo(
+                f"{path}: batch {d['batch_id']}: read {d['read']:,} = loaded {d['loaded']:,}"
+                f" + duplicate {d['duplicate']:,} + quarantined {d['quarantined']:,}"
+            )
+
+
+# ----------------------------------------------------------------------------------------- run
+def _run_options(f):
+    """The `patas run` flags: each sets one field of the run specification (python_steps.runspec)."""
+    options = [
+        click.option("--split", type=click.Choice(["auto", "time", "hash"]), default=None,
+                     help="auto (default): a time split when messages have timestamps, else a hash split."),
+        click.option("--mining-start", default=None, help="ISO timestamp; with the three others, explicit windows."),
+        click.option("--mining-end", default=None),
+        click.option("--evaluation-start", default=None),
+        click.option("--evaluation-end", default=None),
+        click.option("--evaluation-share", type=int, default=None, help="Hash split: % held out (default 30)."),
+        click.option("--profile", default=None, help="Safety profile (default: PATAS_PROFILE or conservative)."),
+        click.option("--max-rules", type=int, default=None, help="Drafting: at most this many rules (default 1000)."),
+        click.option("--stage2-sample", "stage2_sample_size", type=int, default=None,
+                     help="Stage 2: messages clustered at most (default 4000)."),
+        click.option("--no-llm", "no_llm", is_flag=True, help="Never call the LLM, even when PATAS_LLM_ENABLED is set."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _spec_from_flags(no_llm: bool = False, ingest_paths: tuple[str, ...] = (), **flags):
+    from python_steps.runspec import RunSpec
+
+    values = {k: v for k, v in flags.items() if v is not None}
+    if no_llm:
+        values["use_llm"] = False
+    return RunSpec.from_mapping({**values, "ingest_paths": tuple(ingest_paths)})
+
+
+def _progress_printer():
+    """One line per finished stage on stderr (and, on a terminal, which stage is running).
+
+    The stream is taken now: during the run, sys.stdout and sys.stderr point at the run's log file."""
+    stream = sys.stderr
+    tty = stream.isatty()
+
+    def show(event) -> None:
+        from patas.runner import CHECKS
+
+        if event.stage == CHECKS and event.status != "failed":
+            return
+        if event.status == "started":
+            if tty:
+                click.echo(f"  {event.stage} ...", file=stream)
+            return
+        mark = "done" if event.status == "done" else "FAILED"
+        click.echo(f"  {event.stage:<20} {mark} in {event.seconds:.1f} s", file=stream)
+
+    return show
+
+
+def _run(s: Settings, url: str, spec, *, quiet: bool) -> dict:
+    from patas.runner import run_pipeline
+
+    summary = run_pipeline(s, url, spec, progress=None if quiet else _progress_printer())
+    return summary
+
+
+@main.command()
+@_run_options
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def run(as_json: bool, **flags) -> None:
+    """Materialize the whole asset graph in-process (stage 1, drafting, shadow evaluation, lifecycle, exports)."""
+    spec = _spec_from_flags(**flags)
+    s = _settings()
+    summary = _run(s, _url(s), spec, quiet=as_json)
+    _print_summary(summary, as_json)
+    if not summary.get("success"):
+        sys.exit(1)
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        return
+    from python_steps.publish.report import render_summary
+
+    click.echo(render_summary(summary))
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--profile", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def demo(rows: int, seed: int, profile: str | None, as_json: bool) -> None:
+    """Generate a corpus, ingest it, run everything and print a summary."""
+    from python_steps.bench.generate import generate_corpus
+    from python_steps.ingest.load import ingest_file
+    from python_steps.runspec import RunSpec
+
+    spec = RunSpec(profile=profile)
+    s = _settings()
+    t0 = time.perf_counter()
+    url = _url(s)
+    click.echo(f"[1/4] warehouse ready ({'PATAS_DATABASE_URL' if s.database_url else 'embedded Postgres'}) "
+               f"in {time.perf_counter() - t0:.1f} s", err=True)  # fmt: skip
+    corpus = s.home / "demo" / f"corpus_{rows}_{seed}.jsonl"
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    t1 = time.perf_counter()
+    if not corpus.exists():
+        generate_corpus(rows, seed, corpus)
+    click.echo(
+        f"[2/4] corpus: {corpus} ({rows:,} messages, seed {seed}) in {time.perf_counter() - t1:.1f} s",
+        err=True,
+    )
+    t1 = time.perf_counter()
+    report = ingest_file(url, corpus, max_text_bytes=s.max_text_bytes).as_dict()
+    click.echo(
+        f"[3/4] ingest: read {report['read']:,} = loaded {report['loaded']:,} + duplicate {report['duplicate']:,}"
+        f" + quarantined {report['quarantined']:,} in {time.perf_counter() - t1:.1f} s",
+        err=True,
+    )
+    click.echo(
+        "[4/4] the asset graph: stage 1 -> stage 2 -> drafting -> shadow evaluation -> promotion -> exports",
+        err=True,
+    )
+    summary = _run(s, url, spec, quiet=as_json)
+    summary["demo_seconds"] = round(time.perf_counter() - t0, 1)
+    _print_summary(summary, as_json)
+    if not as_json:
+        click.echo(
+            "\nNext:\n"
+            "  patas rules list --status active        the active rules, one line each\n"
+            "  patas rules show <rule id>              one rule's card: evidence, examples, audit\n"
+            "  patas rules export --format rol         the active rules for a regex rule engine\n"
+            "  patas ui                                Dagster UI: asset graph, checks, runs\n"
+            "  patas docs                              dbt docs: model lineage and column docs"
+        )
+    if not summary.get("success"):
+        sys.exit(1)
+
+
+# -------------------------------------------------------------------------------------- ui/docs
+def _tool_env(s: Settings) -> dict[str, str]:
+    url = _url(s)
+    env = dbt_env(url)
+    env["PATAS_DATABASE_URL"] = url  # Dagster's warehouse resource reads it; the UI never starts a server
+    env.setdefault("DAGSTER_HOME", str(_dagster_home(s)))
+    return env
+
+
+def _dagster_home(s: Settings) -> Path:
+    from patas.runner import DAGSTER_YAML
+
+    home = Path(os.environ.get("DAGSTER_HOME") or s.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """Start the Dagster UI (webserver and daemon, so the inbox sensor runs) on the PATAS graph."""
+    s = _settings()
+    env = _tool_env(s)
+    _prepare_manifest(env)
+    cmd = [_bin("dagster"), "dev", "-m", "patas_dagster.definitions", "-h", host, "-p", str(port)]
+    click.echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    sys.exit(subprocess.call(cmd, env=env, cwd=PROJECT_ROOT))
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Only generate the docs site into target/.")
+def docs(port: int, no_serve: bool) -> None:
+    """Generate and serve dbt docs (model lineage and column docs)."""
+    s = _settings()
+    env = _tool_env(s)
+    code = subprocess.call([_bin("dbt"), "docs", "generate", "--quiet"], env=env, cwd=PROJECT_ROOT)
+    if code or no_serve:
+        sys.exit(code)
+    sys.exit(subprocess.call([_bin("dbt"), "docs", "serve", "--port", str(port)], env=env, cwd=PROJECT_ROOT))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt(args: tuple[str, ...]) -> None:
+    """Run dbt against the PATAS warehouse, e.g. `patas dbt -- test --select marts`."""
+    env = _tool_env(_settings())
+    sys.exit(subprocess.call([_bin("dbt"), *args], env=env, cwd=PROJECT_ROOT))
+
+
+def _prepare_manifest(env: dict[str, str]) -> None:
+    from patas.manifest import ensure_manifest
+
+    ensure_manifest(env)
+
+
+def _attach_subcommands() -> None:
+    from patas.cli.bench import bench
+    from patas.cli.rules import rules
+
+    main.add_command(rules)
+    main.add_command(bench)
+
+
+_attach_subcommands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,179 @@
+"""`patas run`: materialize the whole graph in-process on a persistent Dagster instance.
+
+The run is configured by one :class:`~python_steps.runspec.RunSpec`, handed to Dagster as the
+``run_spec`` resource's config. One run at a time: the runner holds the warehouse run lock (a
+Postgres advisory lock) for the whole run, and a second run fails at once with a clear message.
+The terminal gets one line per stage (``progress``); Dagster's and dbt's full log goes to
+``$PATAS_HOME/logs/run-<id>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from patas.manifest import ensure_manifest
+from python_steps.publish import report
+from python_steps.runspec import RunSpec
+from python_steps.settings import Settings, dbt_env
+from python_steps.warehouse import WarehouseError, connect, run_lock
+
+# Dagster step key -> the stage a user reads (the dbt multi-asset runs as several steps).
+STAGE_NAMES = {
+    "raw_messages": "ingest",
+    "patas__semantic_clusters": "stage 2 (clusters)",
+    "rule_drafts": "drafting",
+    "rule_lifecycle": "promotion",
+    "patas__rule_exports": "exports",
+    "patas__run_report": "run report",
+}
+CHECKS = "data-quality checks"  # every other step is an asset check
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    step_key: str
+    stage: str
+    status: str  # 'started' | 'done' | 'failed'
+    seconds: float | None = None
+
+
+def stage_name(step_key: str, dbt_steps_seen: int) -> str:
+    if step_key.startswith("patas_dbt_models"):
+        return ("stage 1", "shadow evaluation", "active rules")[min(dbt_steps_seen, 2)]
+    return STAGE_NAMES.get(step_key, CHECKS)
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under $PATAS_HOME/dagster (telemetry off unless the user configured it)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+class _StageWatcher(threading.Thread):
+    """Polls the run's event log and reports step starts and ends as they happen."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, progress: Callable[[StageEvent], None]):
+        super().__init__(daemon=True)
+        self.instance, self.run_id, self.progress = instance, run_id, progress
+        self.stop = threading.Event()
+        self.seen = 0
+        self.started: dict[str, float] = {}
+        self.names: dict[str, str] = {}
+        self.dbt_steps = 0
+
+    def poll(self) -> None:
+        records = self.instance.all_logs(self.run_id)
+        for entry in records[self.seen :]:
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
+            key = event.step_key
+            if event.event_type_value == "STEP_START":
+                self.names[key] = stage_name(key, self.dbt_steps)
+                if key.startswith("patas_dbt_models"):
+                    self.dbt_steps += 1
+                self.started[key] = entry.timestamp
+                self.progress(StageEvent(key, self.names[key], "started"))
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                seconds = entry.timestamp - self.started.get(key, entry.timestamp)
+                status = "done" if event.event_type_value == "STEP_SUCCESS" else "failed"
+                self.progress(StageEvent(key, self.names.get(key, key), status, round(seconds, 1)))
+        self.seen = len(records)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            with contextlib.suppress(Exception):  # the watcher only reports; the run is unaffected
+                self.poll()
+
+
+def run_pipeline(
+    settings: Settings,
+    url: str,
+    spec: RunSpec | None = None,
+    *,
+    progress: Callable[[StageEvent], None] | None = None,
+) -> dict:
+    """Run the whole graph once with ``spec``; returns the run summary (``success`` says how it went)."""
+    spec = spec or RunSpec()
+    env = dbt_env(url)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_"))})
+    os.environ["PATAS_DATABASE_URL"] = url
+    ensure_manifest(env)
+    from patas_dagster.definitions import defs  # needs target/manifest.json
+
+    run_id = str(uuid.uuid4())
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.logs_dir / f"run-{run_id}.log"
+    run_config = {
+        "loggers": {
+            "console": {"config": {"log_level": settings.log_level}},
+            "file": {"config": {"path": str(log_path), "log_level": "DEBUG"}},
+        },
+        "resources": {"run_spec": {"config": spec.as_dict()}},
+    }
+    instance = dagster_instance(settings)
+    job = defs.resolve_job_def("patas_pipeline")
+    stage_seconds: dict[str, float] = {}
+
+    def record(event: StageEvent) -> None:
+        if event.seconds is not None:
+            stage_seconds[event.stage] = round(stage_seconds.get(event.stage, 0.0) + event.seconds, 1)
+        if progress:
+            progress(event)
+
+    with connect(url, autocommit=True) as lock_conn, run_lock(lock_conn, wait=False):
+        watcher = _StageWatcher(instance, run_id, record)
+        watcher.start()
+        t0 = time.perf_counter()
+        try:
+            # dbt's output, Dagster's warnings and library progress bars go to the run's log file;
+            # the terminal gets the stage lines (``progress``) and the summary.
+            with (
+                log_path.open("a", encoding="utf-8") as log,
+                contextlib.redirect_stdout(log),
+                contextlib.redirect_stderr(log),
+            ):
+                result = job.execute_in_process(
+                    run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id
+                )
+        finally:
+            watcher.stop.set()
+            watcher.join()
+            watcher.poll()  # the last events
+        elapsed = time.perf_counter() - t0
+    with connect(url) as conn:
+        summary = report.build_summary(conn, result.run_id)
+    summary.update(
+        success=result.success,
+        run_seconds=round(elapsed, 1),
+        run_id=result.run_id,
+        stage_seconds=stage_seconds,
+        log_file=str(log_path),
+        report_file=str(settings.home / "reports" / f"run_{run_id}.json"),
+        run_spec=spec.as_dict(),
+    )
+    if not result.success:
+        summary["failures"] = [
+            f"{e.step_key}: {e.event_specific_data.error.message.strip()[:500]}"
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
+    return summary
+
+
+__all__ = ["RunSpec", "StageEvent", "WarehouseError", "dagster_instance", "run_pipeline"]

@@ -1,0 +1,315 @@
+"""Promotion policy: pure functions of metrics, unit-tested without a database.
+
+:func:`promotion_failures` and :func:`deprecation_reason` judge one rule against a safety profile;
+:func:`greedy_select` picks a ruleset whose union meets the profile; :func:`plan_transitions`
+turns states and metrics into the run's decisions. :mod:`python_steps.lifecycle.store` reads the
+evaluation, calls these and writes the outcome.
+
+Reasons start with a stable code (``meets_profile``, ``precision_below_profile``,
+``precision_dropped``, ``ham_hits_above_profile``, ``coverage_above_twice_profile``, ``idle``,
+``evaluated``, ``drafted``, ``manual_*``), then readable details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_steps.lifecycle.profiles import (
+    MATCH_EVERYTHING_COVERAGE,
+    SafetyProfile,
+    TierThresholds,
+    tier_for,
+)
+from python_steps.metrics import wilson_lower_bound
+
+STATUSES = ("candidate", "shadow", "active", "deprecated")
+
+
+class LifecycleError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RuleState:
+    rule_id: str
+    version: int
+    status: str
+    is_pinned: bool = False
+    promoted_metrics: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule_id: str
+    version: int
+    from_status: str | None
+    to_status: str
+    reason: str
+    metrics: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class HitSets:
+    """The spam and ham message ids a rule hits on the evaluation window (for greedy selection)."""
+
+    spam: frozenset[int] = frozenset()
+    ham: frozenset[int] = frozenset()
+
+
+def _fmt(x: Any) -> str:
+    return "null" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+
+
+def promotion_failures(metrics: Mapping[str, Any] | None, profile: SafetyProfile) -> list[str]:
+    """Why a rule does not meet ``profile`` on its evaluation metrics (empty: it does)."""
+    if not metrics:
+        return ["not_evaluated: no evaluation row"]
+    out: list[str] = []
+    labelled = metrics["spam_hit_count"] + metrics["ham_hit_count"]
+    precision = metrics.get("precision")
+    if labelled == 0 or precision is None:
+        return ["no_labelled_hits: the rule hit no labelled message of the evaluation window"]
+    if profile.use_wilson and profile.wilson_scope == "rule":
+        lower = metrics["precision_lower_bound"]
+        if lower < profile.min_precision:
+            out.append(
+                f"precision_lower_bound_below_profile: Wilson lower bound {_fmt(lower)} < {profile.min_precision}"
+                f" (precision {_fmt(precision)} on {labelled} labelled hits)"
+            )
+    elif precision < profile.min_precision:
+        out.append(f"precision_below_profile: precision {_fmt(precision)} < {profile.min_precision}")
+    if metrics["ham_hit_count"] > profile.max_ham_hits:
+        out.append(f"ham_hits_above_profile: {metrics['ham_hit_count']} ham hits > {profile.max_ham_hits}")
+    coverage = metrics.get("coverage") or 0.0
+    if coverage > min(profile.max_coverage, MATCH_EVERYTHING_COVERAGE):
+        out.append(f"coverage_above_profile: coverage {_fmt(coverage)} > {profile.max_coverage}")
+    if labelled < profile.min_hits:
+        out.append(f"too_few_hits: {labelled} labelled hits < {profile.min_hits}")
+    return out
+
+
+def deprecation_reason(
+    metrics: Mapping[str, Any] | None,
+    promoted_metrics: Mapping[str, Any] | None,
+    profile: SafetyProfile,
+    *,
+    idle_runs: int = 0,
+) -> str | None:
+    """Why an active rule must be deprecated on this run's evaluation (None: it stays active).
+
+    Point precision (not the Wilson bound) decides here: a rule is deprecated on what it did,
+    not on how little evidence a quiet window gave.
+    """
+    if not metrics:
+        return None
+    precision = metrics.get("precision")
+    if precision is not None and precision < profile.min_precision:
+        return (
+            f"precision_below_profile: precision {_fmt(precision)} < {profile.min_precision} ({profile.name})"
+        )
+    promoted_precision = (promoted_metrics or {}).get("precision")
+    if (
+        precision is not None
+        and promoted_precision
+        and precision < promoted_precision * (1 - profile.max_relative_precision_drop)
+    ):
+        return (
+            f"precision_dropped: precision {_fmt(precision)} is more than "
+            f"{profile.max_relative_precision_drop:.0%} below {_fmt(promoted_precision)} at promotion"
+        )
+    if metrics["ham_hit_count"] > profile.max_ham_hits:
+        return f"ham_hits_above_profile: {metrics['ham_hit_count']} ham hits > {profile.max_ham_hits} ({profile.name})"
+    coverage = metrics.get("coverage") or 0.0
+    if coverage > 2 * profile.max_coverage or coverage > MATCH_EVERYTHING_COVERAGE:
+        return f"coverage_above_twice_profile: coverage {_fmt(coverage)} > 2 x {profile.max_coverage}"
+    if profile.max_idle_runs and idle_runs >= profile.max_idle_runs:
+        return f"idle: no hit on the last {idle_runs} evaluations"
+    return None
+
+
+def _rank_key(rule_id: str, metrics: Mapping[str, Any]) -> tuple:
+    return (-metrics["precision_lower_bound"], -metrics["spam_hit_count"], metrics["ham_hit_count"], rule_id)
+
+
+def greedy_select(
+    eligible: Mapping[str, Mapping[str, Any]],
+    hits: Mapping[str, HitSets],
+    fp_budget: int,
+    *,
+    already_active: Iterable[str] = (),
+    min_lower_bound: float | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """Choose among ``eligible`` rules so the whole ruleset hits at most ``fp_budget`` ham messages
+    and every chosen rule adds spam the set did not catch yet.
+
+    Rules already active count first. Candidates are tried best first (Wilson lower bound, then spam
+    hits, then fewest ham hits, then id). With ``min_lower_bound``, the chosen list is cut to its
+    longest prefix (in that order) whose union, with the active rules, has a Wilson 95% lower bound
+    of precision at or above it: the evidence of the whole ruleset, not of each rule, clears the bar.
+    Returns (chosen ids, {skipped id: reason}).
+    """
+    covered_spam: set[int] = set()
+    covered_ham: set[int] = set()
+    for rid in sorted(already_active):
+        h = hits.get(rid, HitSets())
+        covered_spam |= h.spam
+        covered_ham |= h.ham
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for rid in sorted(eligible, key=lambda r: _rank_key(r, eligible[r])):
+        h = hits.get(rid, HitSets())
+        new_spam = len(h.spam - covered_spam)
+        new_ham = len(h.ham - covered_ham)
+        if new_spam == 0:
+            skipped[rid] = "redundant: every spam message it hits is already caught by the active set"
+            continue
+        if len(covered_ham) + new_ham > fp_budget:
+            skipped[rid] = (
+                f"fp_budget: would bring the ruleset to {len(covered_ham) + new_ham} ham hits > {fp_budget}"
+            )
+            continue
+        chosen.append(rid)
+        covered_spam |= h.spam
+        covered_ham |= h.ham
+    if min_lower_bound is not None:
+        spam: set[int] = set()
+        ham: set[int] = set()
+        for rid in sorted(already_active):
+            spam |= hits.get(rid, HitSets()).spam
+            ham |= hits.get(rid, HitSets()).ham
+        keep, best_bound = 0, None
+        for i, rid in enumerate(chosen, start=1):
+            spam |= hits.get(rid, HitSets()).spam
+            ham |= hits.get(rid, HitSets()).ham
+            bound = wilson_lower_bound(len(spam), len(spam) + len(ham))
+            if bound >= min_lower_bound:
+                keep, best_bound = i, bound
+        for rid in chosen[keep:]:
+            skipped[rid] = (
+                f"ruleset_lower_bound: the ruleset with this rule does not reach a Wilson lower bound of "
+                f"{min_lower_bound} on its held-out hits"
+                + (f" (best {best_bound:.4f} with {keep} rules)" if best_bound is not None else "")
+            )
+        chosen = chosen[:keep]
+    return chosen, skipped
+
+
+@dataclass
+class Plan:
+    decisions: list[Decision] = field(default_factory=list)
+    tiers: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # shadow rules not promoted, and why
+
+
+def plan_transitions(
+    states: Mapping[str, RuleState],
+    evaluations: Mapping[str, Mapping[str, Any]],
+    profile: SafetyProfile,
+    *,
+    hits: Mapping[str, HitSets] | None = None,
+    idle_runs: Mapping[str, int] | None = None,
+    tiers: TierThresholds | None = None,
+) -> Plan:
+    """Every transition of one run, from the rules' states and their evaluation-window metrics.
+
+    candidate -> shadow once evaluated; shadow -> active when the profile is met (greedily under
+    ``profile.fp_budget`` when set, which needs ``hits``); active -> deprecated per
+    :func:`deprecation_reason`. Pinned rules never move. Deterministic: rules in id order.
+    """
+    plan = Plan()
+    status = {rid: s.status for rid, s in states.items()}
+    for rid in sorted(states):
+        s = states[rid]
+        m = evaluations.get(rid)
+        plan.tiers[rid] = tier_for(m, tiers)
+        if s.is_pinned or m is None:
+            continue
+        if s.status == "candidate":
+            plan.decisions.append(
+                Decision(rid, s.version, "candidate", "shadow", "evaluated: shadow evaluation ran", m)
+            )
+            status[rid] = "shadow"
+        elif s.status == "active":
+            why = deprecation_reason(m, s.promoted_metrics, profile, idle_runs=(idle_runs or {}).get(rid, 0))
+            if why:
+                plan.decisions.append(Decision(rid, s.version, "active", "deprecated", why, m))
+                status[rid] = "deprecated"
+
+    eligible: dict[str, Mapping[str, Any]] = {}
+    for rid in sorted(states):
+        if status[rid] != "shadow" or states[rid].is_pinned or rid not in evaluations:
+            continue
+        failures = promotion_failures(evaluations[rid], profile)
+        if failures:
+            plan.held[rid] = "; ".join(failures)
+        else:
+            eligible[rid] = evaluations[rid]
+    if profile.selects_as_set:
+        if hits is None:
+            raise LifecycleError(f"profile {profile.name} chooses a set: it needs the rules' hit sets")
+        active_now = [rid for rid, st in status.items() if st == "active"]
+        chosen, skipped = _select_set(eligible, hits, profile, active_now)
+        plan.held.update(skipped)
+    else:
+        chosen = sorted(eligible)
+    for rid in sorted(chosen):
+        m = evaluations[rid]
+        plan.decisions.append(Decision(rid, states[rid].version, "shadow", "active", _meets(m, profile), m))
+    return plan
+
+
+def _select_set(
+    eligible: Mapping[str, Mapping[str, Any]],
+    hits: Mapping[str, HitSets],
+    profile: SafetyProfile,
+    already_active: Iterable[str],
+) -> tuple[list[str], dict[str, str]]:
+    ruleset_scope = profile.use_wilson and profile.wilson_scope == "ruleset"
+    budget = profile.fp_budget if profile.fp_budget is not None else profile.max_ham_hits
+    return greedy_select(
+        eligible,
+        hits,
+        budget,
+        already_active=already_active,
+        min_lower_bound=profile.min_precision if ruleset_scope else None,
+    )
+
+
+def _meets(m: Mapping[str, Any], profile: SafetyProfile) -> str:
+    per_rule_wilson = profile.use_wilson and profile.wilson_scope == "rule"
+    bar = "Wilson lower bound" if per_rule_wilson else "precision"
+    value = m["precision_lower_bound"] if per_rule_wilson else m["precision"]
+    return (
+        f"meets_profile: {profile.name}: {bar} {_fmt(value)} >= {profile.min_precision}, "
+        f"ham hits {m['ham_hit_count']} <= {profile.max_ham_hits}, coverage {_fmt(m['coverage'])} "
+        f"<= {profile.max_coverage}, labelled hits {m['spam_hit_count'] + m['ham_hit_count']}"
+    )
+
+
+def would_be_active(
+    states: Mapping[str, RuleState],
+    evaluations: Mapping[str, Mapping[str, Any]],
+    profile: SafetyProfile,
+    *,
+    hits: Mapping[str, HitSets] | None = None,
+) -> list[str]:
+    """The set ``profile`` would make active from this evaluation: pinned active rules, plus every
+    rule not deprecated that meets the profile (greedy under its fp_budget when set)."""
+    pinned = sorted(rid for rid, s in states.items() if s.is_pinned and s.status == "active")
+    eligible = {
+        rid: evaluations[rid]
+        for rid, s in sorted(states.items())
+        if not s.is_pinned
+        and s.status != "deprecated"
+        and rid in evaluations
+        and not promotion_failures(evaluations[rid], profile)
+    }
+    if profile.selects_as_set:
+        if hits is None:
+            raise LifecycleError(f"profile {profile.name} chooses a set: it needs the rules' hit sets")
+        chosen, _ = _select_set(eligible, hits, profile, pinned)
+    else:
+        chosen = list(eligible)
+    return sorted(set(pinned) | set(chosen))

@@ -1,0 +1,468 @@
+"""The lifecycle's store: reads the shadow evaluation, applies the policy, writes the outcome.
+
+:func:`apply_lifecycle` reads ``marts.rule_evaluations`` and ``marts.rule_hits``, applies the
+decisions of :mod:`python_steps.lifecycle.policy` and appends every transition to
+``patas.rule_audit``, in one transaction. Per run it also snapshots the evaluation metrics into
+``patas.rule_metrics_history`` (the ``rule_history`` view reads it) and writes
+``patas.ruleset_members``: for each safety profile, the rules it would make active (the
+``ruleset_evaluation`` mart measures those sets). :func:`check_evaluation_consistency` is the
+blocking Dagster check before promotion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from python_steps import tables
+from python_steps.lifecycle.policy import (
+    Decision,
+    HitSets,
+    LifecycleError,
+    RuleState,
+    plan_transitions,
+    would_be_active,
+)
+from python_steps.lifecycle.profiles import (
+    ProfileConfig,
+    SafetyProfile,
+    load_profiles,
+    tier_for,
+)
+
+EVALUATION_WINDOW = "evaluation"
+LIFECYCLE_LOCK_KEY = 0x5A7A6  # serializes automatic and manual lifecycle changes
+
+METRIC_COLUMNS = (
+    "hit_count",
+    "spam_hit_count",
+    "ham_hit_count",
+    "unlabelled_hit_count",
+    "unique_spam_hit_count",
+    "window_message_count",
+    "window_spam_count",
+    "window_ham_count",
+    "precision",
+    "recall",
+    "coverage",
+    "false_positive_rate",
+    "f1_score",
+    "precision_lower_bound",
+    "precision_upper_bound",
+    "false_positive_rate_upper_bound",
+)
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create the lifecycle tables (idempotent). Serialized: concurrent DDL on the same names races."""
+    conn.execute("select pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK_KEY,))
+    tables.ensure(conn, tables.LIFECYCLE_DDL)
+
+
+_RELATION_RE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
+
+
+def _check_relation_names(*names: str) -> None:
+    for name in names:
+        if not _RELATION_RE.fullmatch(name):
+            raise LifecycleError(f"not a schema-qualified relation name: {name!r}")
+
+
+def relation_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (name,)).fetchone()[0]
+
+
+def latest_drafts(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    if not relation_exists(conn, "patas.rule_drafts"):
+        return {}
+    rows = conn.execute(
+        """
+        select distinct on (rule_id) rule_id, version, origin, evaluation_kind
+        from patas.rule_drafts
+        order by rule_id, version desc
+        """
+    ).fetchall()
+    return {r[0]: {"version": r[1], "origin": r[2], "evaluation_kind": r[3]} for r in rows}
+
+
+def _states(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, RuleState]:
+    rows = conn.execute(
+        "select rule_id, version, status, is_pinned, promoted_metrics from patas.rule_lifecycle order by rule_id"
+        + (" for update" if lock else "")
+    ).fetchall()
+    return {r[0]: RuleState(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def _evaluations(
+    conn: psycopg.Connection, relation: str, window: str | None = EVALUATION_WINDOW
+) -> list[dict]:
+    cols = ", ".join(("rule_id", "rule_version", "window_name", *METRIC_COLUMNS, "evaluated_run_id"))
+    sql = f"select {cols} from {relation}"  # relation: a fixed name from this module, not user text
+    params: tuple = ()
+    if window:
+        sql += " where window_name = %s"
+        params = (window,)
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(sql + " order by rule_id, window_name", params).fetchall()
+
+
+def _metrics_json(row: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
+    out = {k: row[k] for k in METRIC_COLUMNS if k in row}
+    if run_id is not None:
+        out["run_id"] = run_id
+    return out
+
+
+def _hit_sets(conn: psycopg.Connection, rule_ids: Sequence[str], hits_relation: str) -> dict[str, HitSets]:
+    if not rule_ids:
+        return {}
+    rows = conn.execute(
+        f"""
+        select h.rule_id, h.message_id, m.is_spam
+        from {hits_relation} as h
+        inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+        where h.window_name = %s and h.rule_id = any(%s) and m.is_spam is not null
+        """,
+        (EVALUATION_WINDOW, list(rule_ids)),
+    ).fetchall()
+    spam: dict[str, set[int]] = {}
+    ham: dict[str, set[int]] = {}
+    for rid, mid, is_spam in rows:
+        (spam if is_spam else ham).setdefault(rid, set()).add(mid)
+    return {rid: HitSets(frozenset(spam.get(rid, ())), frozenset(ham.get(rid, ()))) for rid in rule_ids}
+
+
+def audit_decision(conn: psycopg.Connection, d: Decision, run_id: str | None, actor: str) -> None:
+    conn.execute(
+        """
+        insert into patas.rule_audit (rule_id, version, from_status, to_status, reason, metrics, run_id, actor)
+        values (%s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            d.rule_id,
+            d.version,
+            d.from_status,
+            d.to_status,
+            d.reason,
+            Jsonb(_metrics_json(d.metrics)) if d.metrics else None,
+            run_id,
+            actor,
+        ),
+    )
+
+
+def apply_decision(
+    conn: psycopg.Connection, d: Decision, run_id: str | None, actor: str, tier: str | None = None
+) -> None:
+    if d.from_status is None:
+        conn.execute(
+            """
+            insert into patas.rule_lifecycle (rule_id, version, status, tier, status_reason, updated_run_id)
+            values (%s, %s, %s, coalesce(%s, 'FEATURE_ONLY'), %s, %s)
+            on conflict (rule_id) do nothing
+            """,
+            (d.rule_id, d.version, d.to_status, tier, d.reason, run_id),
+        )
+    elif d.to_status == "active":
+        conn.execute(
+            """
+            update patas.rule_lifecycle
+            set status = 'active', version = %s, promoted_at = now(), promoted_run_id = %s,
+                promoted_metrics = %s, status_reason = %s, updated_run_id = %s, updated_at = now(),
+                tier = coalesce(%s, tier)
+            where rule_id = %s
+            """,
+            (
+                d.version,
+                run_id,
+                Jsonb(_metrics_json(d.metrics, run_id)) if d.metrics else None,
+                d.reason,
+                run_id,
+                tier,
+                d.rule_id,
+            ),
+        )
+    else:
+        conn.execute(
+            """
+            update patas.rule_lifecycle
+            set status = %s, version = %s, status_reason = %s, updated_run_id = %s, updated_at = now(),
+                tier = coalesce(%s, tier)
+            where rule_id = %s
+            """,
+            (d.to_status, d.version, d.reason, run_id, tier, d.rule_id),
+        )
+    audit_decision(conn, d, run_id, actor)
+
+
+def _profile(profile: SafetyProfile | str | None, config: ProfileConfig) -> SafetyProfile:
+    return profile if isinstance(profile, SafetyProfile) else config.get(profile)
+
+
+def _idle_runs(
+    conn: psycopg.Connection, rule_ids: Sequence[str], this_run: Mapping[str, int], run_id: str
+) -> dict[str, int]:
+    """Consecutive evaluations without a hit, ending with this run (history + this run)."""
+    out: dict[str, int] = {}
+    rows = conn.execute(
+        """
+        select rule_id, hit_count from patas.rule_metrics_history
+        where window_name = %s and rule_id = any(%s) and run_id <> %s
+        order by rule_id, run_seq desc
+        """,
+        (EVALUATION_WINDOW, list(rule_ids), run_id),
+    ).fetchall()
+    past: dict[str, list[int]] = {}
+    for rid, hits in rows:
+        past.setdefault(rid, []).append(hits)
+    for rid in rule_ids:
+        seq = [this_run.get(rid, 0), *past.get(rid, [])]
+        n = 0
+        for h in seq:
+            if h:
+                break
+            n += 1
+        out[rid] = n
+    return out
+
+
+def apply_lifecycle(
+    conn: psycopg.Connection,
+    *,
+    run_id: str,
+    profile: SafetyProfile | str | None = None,
+    config: ProfileConfig | None = None,
+    actor: str = "patas",
+    evaluations_relation: str = "marts.rule_evaluations",
+    hits_relation: str = "marts.rule_hits",
+) -> dict[str, Any]:
+    """Apply one run's lifecycle after shadow evaluation and return a summary.
+
+    Drafted rules without a lifecycle row become candidates; then :func:`plan_transitions` moves
+    them; every transition is audited; the run's metrics are appended to
+    ``patas.rule_metrics_history``; ``patas.ruleset_members`` gets each profile's would-be active
+    set. One transaction, serialized with the manual controls. Re-running the same run is a no-op
+    (the same metrics give the same decisions).
+    """
+    config = config or load_profiles()
+    prof = _profile(profile, config)
+    _check_relation_names(evaluations_relation, hits_relation)
+    with conn.transaction():
+        ensure_schema(conn)
+        problems = check_evaluation_consistency(
+            conn, run_id, evaluations_relation=evaluations_relation, hits_relation=hits_relation
+        )
+        if problems:
+            raise LifecycleError("shadow evaluation is missing or inconsistent: " + "; ".join(problems[:10]))
+        drafts = latest_drafts(conn)
+        all_rows = _evaluations(conn, evaluations_relation, window=None)
+        evals = {r["rule_id"]: r for r in all_rows if r["window_name"] == EVALUATION_WINDOW}
+
+        states = _states(conn, lock=True)
+        new = [rid for rid in sorted(drafts) if rid not in states]
+        for rid in new:
+            d = Decision(
+                rid, drafts[rid]["version"], None, "candidate", f"drafted: origin {drafts[rid]['origin']}"
+            )
+            apply_decision(conn, d, run_id, actor)
+        states = _states(conn, lock=True)
+        # The latest drafted version is the one evaluated.
+        states = {
+            rid: RuleState(
+                s.rule_id,
+                drafts.get(rid, {}).get("version", s.version),
+                s.status,
+                s.is_pinned,
+                s.promoted_metrics,
+            )
+            for rid, s in states.items()
+        }
+
+        needs_hits = prof.selects_as_set or any(p.selects_as_set for p in config.profiles.values())
+        hits = _hit_sets(conn, sorted(evals), hits_relation) if needs_hits else None
+        active_ids = [rid for rid, s in states.items() if s.status == "active"]
+        idle = (
+            _idle_runs(conn, active_ids, {rid: evals[rid]["hit_count"] for rid in evals}, run_id)
+            if prof.max_idle_runs
+            else {}
+        )
+        plan = plan_transitions(states, evals, prof, hits=hits, idle_runs=idle, tiers=config.tiers)
+        for d in plan.decisions:
+            apply_decision(conn, d, run_id, actor, plan.tiers.get(d.rule_id))
+        for rid, tier in plan.tiers.items():
+            conn.execute(
+                "update patas.rule_lifecycle set tier = %s, version = %s where rule_id = %s and (tier <> %s or version <> %s)",
+                (tier, states[rid].version, rid, tier, states[rid].version),
+            )
+
+        final_states = _states(conn)
+        _snapshot_history(conn, run_id, all_rows, final_states, plan.tiers)
+        rulesets = {
+            "profile:" + name: would_be_active(final_states, evals, p, hits=hits)
+            for name, p in sorted(config.profiles.items())
+        }
+        conn.execute("delete from patas.ruleset_members")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into patas.ruleset_members (ruleset_name, rule_id, run_id) values (%s, %s, %s)",
+                [(name, rid, run_id) for name, ids in sorted(rulesets.items()) for rid in ids],
+            )
+
+    counts: dict[str, int] = {}
+    for s in final_states.values():
+        counts[s.status] = counts.get(s.status, 0) + 1
+    transitions: dict[str, int] = {}
+    for d in plan.decisions:
+        key = f"{d.from_status}->{d.to_status}"
+        transitions[key] = transitions.get(key, 0) + 1
+    return {
+        "run_id": run_id,
+        "profile": prof.name,
+        "new_candidates": len(new),
+        "transitions": dict(sorted(transitions.items())),
+        "promoted": sorted(d.rule_id for d in plan.decisions if d.to_status == "active"),
+        "deprecated": {d.rule_id: d.reason for d in plan.decisions if d.to_status == "deprecated"},
+        "transition_count": len(plan.decisions),
+        "held": len(plan.held),
+        "status_counts": dict(sorted(counts.items())),
+        "ruleset_sizes": {k: len(v) for k, v in rulesets.items()},
+    }
+
+
+def _snapshot_history(
+    conn: psycopg.Connection,
+    run_id: str,
+    rows: Sequence[Mapping[str, Any]],
+    states: Mapping[str, RuleState],
+    tiers: Mapping[str, str],
+) -> None:
+    seq = conn.execute(
+        "select coalesce(max(run_seq) filter (where run_id = %s), max(run_seq) + 1, 1) from patas.rule_metrics_history",
+        (run_id,),
+    ).fetchone()[0]
+    conn.execute("delete from patas.rule_metrics_history where run_id = %s", (run_id,))
+    cols = ("rule_id", "rule_version", "run_id", "run_seq", "window_name", "status", "tier", *METRIC_COLUMNS)
+    values = []
+    for r in rows:
+        st = states.get(r["rule_id"])
+        values.append(
+            (
+                r["rule_id"],
+                r["rule_version"],
+                run_id,
+                seq,
+                r["window_name"],
+                st.status if st else "candidate",
+                tiers.get(r["rule_id"], "FEATURE_ONLY")
+                if r["window_name"] == EVALUATION_WINDOW
+                else tier_for(r),
+                *(r[c] for c in METRIC_COLUMNS),
+            )
+        )
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"insert into patas.rule_metrics_history ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))})",
+            values,
+        )
+
+
+# ---- consistency check (the blocking Dagster check before promotion) ---------------------------
+
+
+def check_evaluation_consistency(
+    conn: psycopg.Connection,
+    run_id: str,
+    *,
+    evaluations_relation: str = "marts.rule_evaluations",
+    hits_relation: str = "marts.rule_hits",
+) -> list[str]:
+    """Problems that must stop promotion (empty list: promotion may go ahead)."""
+    _check_relation_names(evaluations_relation, hits_relation)
+    problems: list[str] = []
+    for rel in (evaluations_relation, hits_relation):
+        if not relation_exists(conn, rel):
+            return [f"{rel} does not exist: run shadow evaluation first"]
+    runs = [
+        r[0] for r in conn.execute(f"select distinct evaluated_run_id from {evaluations_relation}").fetchall()
+    ]
+    if runs and runs != [run_id]:
+        problems.append(f"{evaluations_relation} holds run(s) {sorted(runs)}, not {run_id!r}")
+    drafts = latest_drafts(conn)
+    evaluated = {
+        r[0]: r[1]
+        for r in conn.execute(
+            f"select rule_id, rule_version from {evaluations_relation} where window_name = %s",
+            (EVALUATION_WINDOW,),
+        ).fetchall()
+    }
+    missing = sorted(rid for rid in drafts if rid not in evaluated)
+    if missing:
+        problems.append(f"{len(missing)} drafted rule(s) have no evaluation row, e.g. {missing[:3]}")
+    stale = sorted(rid for rid, v in evaluated.items() if rid in drafts and drafts[rid]["version"] != v)
+    if stale:
+        problems.append(f"{len(stale)} rule(s) evaluated at an old version, e.g. {stale[:3]}")
+    if relation_exists(conn, "patas.rule_lifecycle"):
+        live = [
+            r[0]
+            for r in conn.execute(
+                "select rule_id from patas.rule_lifecycle where status in ('shadow', 'active') order by rule_id"
+            ).fetchall()
+        ]
+        unevaluated = [rid for rid in live if rid not in evaluated]
+        if unevaluated:
+            problems.append(
+                f"{len(unevaluated)} shadow/active rule(s) were not evaluated, e.g. {unevaluated[:3]}"
+            )
+    bad = conn.execute(
+        f"""
+        select rule_id, window_name from {evaluations_relation}
+        where hit_count <> spam_hit_count + ham_hit_count + unlabelled_hit_count
+           or least(hit_count, spam_hit_count, ham_hit_count, unlabelled_hit_count, unique_spam_hit_count) < 0
+           or hit_count > window_message_count
+           or spam_hit_count > window_spam_count
+           or ham_hit_count > window_ham_count
+           or unique_spam_hit_count > spam_hit_count
+           or window_spam_count + window_ham_count > window_message_count
+           or not (coalesce(precision, 0) between 0 and 1 and coalesce(recall, 0) between 0 and 1
+                   and coalesce(coverage, 0) between 0 and 1 and coalesce(false_positive_rate, 0) between 0 and 1
+                   and coalesce(f1_score, 0) between 0 and 1)
+           or not (precision_lower_bound between 0 and 1 and precision_upper_bound between 0 and 1
+                   and false_positive_rate_upper_bound between 0 and 1)
+           or precision_lower_bound > coalesce(precision, 0) + 1e-12
+           or precision_upper_bound < coalesce(precision, 1) - 1e-12
+        order by rule_id, window_name
+        limit 5
+        """
+    ).fetchall()
+    if bad:
+        problems.append(f"metrics out of range or inconsistent for {[f'{r[0]}/{r[1]}' for r in bad]}")
+    mismatched = conn.execute(
+        f"""
+        with counted as (
+            select rule_id, window_name, count(*) as n from {hits_relation} group by rule_id, window_name
+        )
+        select e.rule_id, e.window_name, e.hit_count, coalesce(c.n, 0)
+        from {evaluations_relation} as e
+        left join counted as c on c.rule_id = e.rule_id and c.window_name = e.window_name
+        where e.hit_count <> coalesce(c.n, 0)
+        order by e.rule_id
+        limit 5
+        """
+    ).fetchall()
+    if mismatched:
+        problems.append(f"hit counts disagree with {hits_relation} for {[r[0] for r in mismatched]}")
+    orphans = conn.execute(
+        f"""
+        select count(*) from (select distinct rule_id, window_name from {hits_relation}) as h
+        where not exists (
+            select 1 from {evaluations_relation} as e where e.rule_id = h.rule_id and e.window_name = h.window_name
+        )
+        """
+    ).fetchone()[0]
+    if orphans:
+        problems.append(f"{orphans} rule/window pair(s) in {hits_relation} have no evaluation row")
+    return problems

@@ -1,0 +1,772 @@
+"""Deterministic rule drafting from the stage-1 candidates.
+
+Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham counts) and drafts:
+
+- one rule per strong entity (registrable domain, phone, handle, short code, email, template
+  signature): spam share at least ``min_spam_share`` over at least ``min_spam_count`` spam;
+- one ``text_phrase`` rule per n-gram that is frequent in spam and rare in ham (same bar, and at
+  most ``max_phrase_ham_count`` ham);
+- generalizations of entities, counted on the mining window from the entity arrays of
+  ``int_messages_enriched``: a phone number range (``phone starts with 0871``: 3 to 5 leading
+  digits shared by at least ``min_prefix_numbers`` distinct spam numbers; the shortest strong
+  prefix of a branch wins) and the presence of an entity kind (``has a short code``); same bar as
+  single signals. They catch the numbers and codes of a campaign that the mining window never saw;
+- conjunctions ``A AND B`` for signals that are suspicious but not precise enough alone: the
+  partner B is the co-occurring signal (on the mining window, ``int_message_signals_extracted``)
+  that makes the pair clear the bar with the most spam; one set-based query for all of them.
+
+Then: duplicates merged (same canonical rule id), subsumed rules dropped (a conjunction when one of
+its parts is already a rule; a phrase when a shorter phrase inside it is), a complexity budget, and
+at most ``max_rules`` rules, ranked by (Wilson lower bound, spam count, rule id). Every draft goes
+through ``parse_rule`` (validation) and the one compiler. Same data and config, same rules, byte
+for byte: every query and list is ordered, nothing reads the clock.
+
+:func:`write_drafts` upserts ``patas.rule_drafts`` (a new version only when the compiled form of a
+rule id changes), ``patas.rule_signal_clauses`` and ``patas.rule_counterexamples`` (per rule, the
+ham it matches and the nearest ham it does not: ham sharing the most of the signals typical of its
+spam hits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from python_steps import rules as rl
+from python_steps import tables
+from python_steps.metrics import wilson_lower_bound
+from python_steps.rules.compiler import ENTITY_COLUMNS
+
+CANDIDATES = "marts.stage1_candidates"
+SIGNALS = "intermediate.int_message_signals_extracted"
+MESSAGES = "intermediate.int_messages_enriched"
+WINDOWED = "intermediate.int_messages_windowed"
+
+ENTITY_KINDS = ("domain", "phone", "handle", "short_code", "email", "signature")
+
+
+@dataclass(frozen=True)
+class DraftingConfig:
+    min_spam_count: int = 3
+    min_spam_share: float = 0.95
+    max_phrase_ham_count: int = 1
+    max_phrase_words: int = 3
+    # conjunctions: base signals with at least this spam share (but below the bar) get a partner
+    min_conjunction_base_share: float = 0.5
+    max_conjunction_bases: int = 200
+    partner_kinds: tuple[str, ...] = ("ngram", *ENTITY_KINDS)
+    max_complexity: int = 4  # leaves + depth: a leaf is 2, a two-leaf conjunction 4
+    counterexamples: int = 3
+    profile_signals: int = 20
+    # generalizations: phone prefixes of these lengths, shared by this many distinct spam numbers
+    phone_prefix_lengths: tuple[int, ...] = (3, 4, 5)
+    min_prefix_numbers: int = 3
+    presence_kinds: tuple[str, ...] = ("url", "phone", "short_code", "handle", "email")
+
+
+@dataclass(frozen=True)
+class DraftedRule:
+    rule_id: str
+    rule: rl.Rule
+    rule_json: dict[str, Any]
+    rule_canonical: str
+    description: str
+    sql_expression: str
+    regex: str | None
+    evaluation_kind: str
+    complexity: int
+    pattern_id: str
+    spam_count: int
+    ham_count: int
+    clauses: list[tuple[int, str, str]] | None = field(default=None, compare=False)
+    origin: str = "pattern_mining"
+
+    @property
+    def lower_bound(self) -> float:
+        return wilson_lower_bound(self.spam_count, self.spam_count + self.ham_count)
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    tables.ensure(conn, tables.DRAFTS_DDL)
+
+
+def _leaf_json(kind: str, value: str) -> dict[str, Any]:
+    if kind == "ngram":
+        return {"kind": "text_phrase", "value": value}
+    return {"kind": kind, "op": "eq", "value": value}
+
+
+def _make(rule_json: dict[str, Any], pattern_id: str, spam: int, ham: int) -> DraftedRule | None:
+    try:
+        rule = rl.parse_rule(rule_json)
+    except rl.RuleError:
+        return None  # a signal value the rule language refuses (e.g. a 2-digit "phone"): skip it
+    clauses = rl.signal_clauses(rule)
+    return DraftedRule(
+        rule_id=rl.rule_id(rule),
+        rule=rule,
+        rule_json=rl.to_json(rule),
+        rule_canonical=rl.canonical_json(rule),
+        description=rl.describe(rule),
+        sql_expression=rl.compile_sql_predicate(rule),
+        regex=rl.to_python_regex(rule),
+        evaluation_kind="signal" if clauses is not None else "predicate",
+        complexity=rl.complexity(rule)["score"],
+        pattern_id=pattern_id,
+        spam_count=spam,
+        ham_count=ham,
+        clauses=clauses,
+    )
+
+
+def _strong(spam: int, ham: int, cfg: DraftingConfig) -> bool:
+    return spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_spam_share
+
+
+def _read_candidates(conn: psycopg.Connection) -> list[tuple[str, str, int, int]]:
+    rows = conn.execute(
+        f"""
+        select signal_kind, signal_value, spam_count::bigint, ham_count::bigint
+        from {CANDIDATES}
+        """
+    ).fetchall()
+    return sorted((k, v, int(s), int(h)) for k, v, s, h in rows)  # code-point order
+
+
+def _conjunction_pairs(
+    conn: psycopg.Connection, bases: list[tuple[str, str]], cfg: DraftingConfig
+) -> list[tuple[str, str, str, str, int, int]]:
+    """(base kind, base value, partner kind, partner value, spam, ham) on the mining window, for
+    every base signal and co-occurring partner with at least ``min_spam_count`` joint spam."""
+    if not bases:
+        return []
+    rows = conn.execute(
+        f"""
+        with bases as (
+            select * from unnest(%(kinds)s::text[], %(values)s::text[]) as b (signal_kind, signal_value)
+        ),
+        mining as (
+            select m.message_id, m.is_spam
+            from {MESSAGES} as m
+            inner join {WINDOWED} as w on w.message_id = m.message_id
+            where w.window_name = 'mining' and m.is_spam is not null
+        ),
+        base_hits as (
+            select s.message_id, s.signal_kind, s.signal_value, mn.is_spam
+            from {SIGNALS} as s
+            inner join bases as b on b.signal_kind = s.signal_kind and b.signal_value = s.signal_value
+            inner join mining as mn on mn.message_id = s.message_id
+        )
+        select
+            h.signal_kind, h.signal_value, p.signal_kind, p.signal_value,
+            count(*) filter (where h.is_spam) as spam_count,
+            count(*) filter (where not h.is_spam) as ham_count
+        from base_hits as h
+        inner join {SIGNALS} as p on p.message_id = h.message_id
+        where p.signal_kind = any(%(partners)s::text[])
+            and (p.signal_kind, p.signal_value) <> (h.signal_kind, h.signal_value)
+        group by 1, 2, 3, 4
+        having count(*) filter (where h.is_spam) >= %(min_spam)s
+        """,
+        {
+            "kinds": [k for k, _ in bases],
+            "values": [v for _, v in bases],
+            "partners": list(cfg.partner_kinds),
+            "min_spam": cfg.min_spam_count,
+        },
+    ).fetchall()
+    return sorted((a, b, c, d, int(s), int(h)) for a, b, c, d, s, h in rows)  # code-point order
+
+
+def _generalizations(
+    conn: psycopg.Connection, cfg: DraftingConfig
+) -> list[tuple[dict[str, Any], str, int, int]]:
+    """(rule json, pattern id, spam, ham) for strong phone prefixes and entity presence on the
+    labelled mining window; prefixes subsumed by a shorter strong prefix are left out."""
+    lengths = sorted(set(cfg.phone_prefix_lengths))
+    kinds = [k for k in cfg.presence_kinds if k in ENTITY_COLUMNS]
+    presence = ",\n".join(
+        f"count(*) filter (where cardinality(m.{ENTITY_COLUMNS[k]}) > 0 and m.is_spam), "
+        f"count(*) filter (where cardinality(m.{ENTITY_COLUMNS[k]}) > 0 and not m.is_spam)"
+        for k in kinds
+    )
+    mining = f"""
+        select m.message_id, m.is_spam, m.phones, m.short_codes, m.urls, m.handles, m.emails
+        from {MESSAGES} as m
+        inner join {WINDOWED} as w on w.message_id = m.message_id
+        where w.window_name = 'mining' and m.is_spam is not null
+    """
+    out: list[tuple[dict[str, Any], str, int, int]] = []
+    if kinds:
+        row = conn.execute(f"select {presence} from ({mining}) as m").fetchone()
+        for i, k in enumerate(kinds):
+            spam, ham = int(row[2 * i]), int(row[2 * i + 1])
+            if _strong(spam, ham, cfg):
+                out.append(({"kind": k, "op": "present"}, f"generalization:present:{k}", spam, ham))
+    if not lengths:
+        return out
+    rows = conn.execute(
+        f"""
+        with phones as (
+            select distinct m.message_id, m.is_spam, p.v as phone
+            from ({mining}) as m
+            cross join lateral unnest(m.phones) as p (v)
+        ),
+        prefixes as (
+            select distinct ph.message_id, ph.is_spam, ph.phone, left(ph.phone, n.len) as prefix
+            from phones as ph
+            cross join unnest(%(lengths)s::int[]) as n (len)
+            where length(ph.phone) > n.len
+        )
+        select
+            prefix,
+            count(distinct message_id) filter (where is_spam),
+            count(distinct message_id) filter (where not is_spam),
+            count(distinct phone) filter (where is_spam)
+        from prefixes
+        group by prefix
+        having count(distinct phone) filter (where is_spam) >= %(min_numbers)s
+        """,
+        {"lengths": lengths, "min_numbers": cfg.min_prefix_numbers},
+    ).fetchall()
+    strong = sorted(
+        (prefix, int(spam), int(ham)) for prefix, spam, ham, _ in rows if _strong(int(spam), int(ham), cfg)
+    )
+    kept: list[str] = []
+    for prefix, spam, ham in sorted(strong, key=lambda r: (len(r[0]), r[0])):
+        if any(prefix.startswith(k) for k in kept):
+            continue  # a shorter strong prefix already covers this range
+        kept.append(prefix)
+        out.append(
+            (
+                {"kind": "phone", "op": "prefix", "value": prefix},
+                f"generalization:phone_prefix:{prefix}",
+                spam,
+                ham,
+            )
+        )
+    return sorted(out, key=lambda g: g[1])
+
+
+def _sub_phrases(words: list[str]) -> list[str]:
+    n = len(words)
+    return [" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if (i, j) != (0, n)]
+
+
+def draft_rules(
+    conn: psycopg.Connection,
+    *,
+    run_id: str,
+    max_rules: int,
+    config: DraftingConfig | None = None,
+) -> list[DraftedRule]:
+    """Draft typed rules from the stage-1 candidates; sorted by rule id."""
+    cfg = config or DraftingConfig()
+    _ = run_id  # recorded by write_drafts; drafting itself depends only on the data and config
+    singles: dict[str, DraftedRule] = {}
+    bases: list[tuple[str, str]] = []
+    for kind, value, spam, ham in _read_candidates(conn):
+        if kind not in ENTITY_KINDS and kind != "ngram":
+            continue
+        if kind == "ngram" and (
+            ham > cfg.max_phrase_ham_count or len(value.split(" ")) > cfg.max_phrase_words
+        ):
+            if spam + ham > 0 and spam / (spam + ham) >= cfg.min_conjunction_base_share:
+                bases.append((kind, value))
+            continue
+        if _strong(spam, ham, cfg):
+            d = _make(_leaf_json(kind, value), f"signal:{kind}:{value}", spam, ham)
+            if d is not None:
+                _keep(singles, d)
+        elif spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_conjunction_base_share:
+            bases.append((kind, value))
+
+    for rule_json, pattern_id, spam, ham in _generalizations(conn, cfg):
+        d = _make(rule_json, pattern_id, spam, ham)
+        if d is not None:
+            _keep(singles, d)
+
+    # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset).
+    phrase_values = {
+        d.rule.value for d in singles.values() if isinstance(d.rule, rl.Leaf) and d.rule.kind == "text_phrase"
+    }
+    for rid in sorted(singles):
+        d = singles[rid]
+        words = (
+            d.rule.value.split(" ") if isinstance(d.rule, rl.Leaf) and d.rule.kind == "text_phrase" else []
+        )
+        if any(p in phrase_values for p in _sub_phrases(words)):
+            del singles[rid]
+
+    single_signals = {
+        (c[1], c[2]) for d in singles.values() if d.clauses and len(d.clauses) == 1 for c in d.clauses
+    }
+    bases = sorted(set(bases))[: cfg.max_conjunction_bases]
+    best: dict[tuple[str, str], tuple[tuple[float, int, str, str], DraftedRule]] = {}
+    phrase_values = {v for k, v in single_signals if k == "ngram"}
+
+    def covered(kind: str, value: str) -> bool:
+        """An existing single rule already hits every message carrying this signal."""
+        if (kind, value) in single_signals:
+            return True
+        return kind == "ngram" and any(p in phrase_values for p in _sub_phrases(value.split(" ")))
+
+    for bk, bv, pk, pv, spam, ham in _conjunction_pairs(conn, bases, cfg):
+        if covered(pk, pv) or covered(bk, bv) or not _strong(spam, ham, cfg):
+            continue  # subsumed by an existing rule, or still not precise enough
+        if bk == pk == "ngram" and (f" {bv} " in f" {pv} " or f" {pv} " in f" {bv} "):
+            continue  # one phrase inside the other: the pair is just the longer phrase
+        if pk == "ngram" and pv.count(" ") + 1 > cfg.max_phrase_words:
+            continue
+        d = _make(
+            {"all": [_leaf_json(bk, bv), _leaf_json(pk, pv)]}, f"conjunction:{bk}:{bv}+{pk}:{pv}", spam, ham
+        )
+        if d is None:
+            continue
+        key = (-d.lower_bound, -spam, pk, pv)
+        if (bk, bv) not in best or key < best[(bk, bv)][0]:
+            best[(bk, bv)] = (key, d)
+    drafts = dict(singles)
+    for _, d in (best[k] for k in sorted(best)):
+        _keep(drafts, d)
+
+    kept = [d for d in drafts.values() if d.complexity <= cfg.max_complexity]
+    kept.sort(key=lambda d: (-d.lower_bound, -d.spam_count, d.rule_id))
+    return sorted(kept[:max_rules], key=lambda d: d.rule_id)
+
+
+def _keep(drafts: dict[str, DraftedRule], d: DraftedRule) -> None:
+    """Merge duplicates: one draft per rule id, the best-supported origin pattern wins."""
+    old = drafts.get(d.rule_id)
+    if old is None or (-d.spam_count, d.pattern_id) < (-old.spam_count, old.pattern_id):
+        drafts[d.rule_id] = d
+
+
+def ngram_vocabulary(conn: psycopg.Connection, phrases: list[str]) -> set[str]:
+    """The phrases that have ``ngram`` rows in ``int_message_signals_extracted``.
+
+    The extractor keeps only the vocabulary n-grams (seen in at least ``patas_min_spam_count``
+    spam messages, over all labelled data) and, for those, a row for every message carrying them.
+    So a phrase rule may be evaluated through its ``ngram`` signal only when the phrase is in the
+    vocabulary; elsewhere the signal path would see no message at all (neither spam nor ham) and a
+    hand-written or LLM phrase would look harmless. The vocabulary only grows, so the answer stays
+    true for later runs.
+    """
+    values = sorted(set(phrases))
+    if not values or conn.execute("select to_regclass(%s)", (SIGNALS,)).fetchone()[0] is None:
+        return set()
+    rows = conn.execute(
+        f"""
+        select v.phrase
+        from unnest(%s::text[]) as v (phrase)
+        where exists (
+            select 1 from {SIGNALS} as s where s.signal_value = v.phrase and s.signal_kind = 'ngram'
+        )
+        """,
+        (values,),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def signal_evaluable_clauses(
+    conn: psycopg.Connection, clauses: list[tuple[int, str, str]] | None
+) -> list[tuple[int, str, str]] | None:
+    """``clauses`` when shadow evaluation may use them, else None (evaluate the predicate)."""
+    if not clauses:
+        return None
+    phrases = [v for _, k, v in clauses if k == "ngram"]
+    if phrases and not set(phrases) <= ngram_vocabulary(conn, phrases):
+        return None
+    return clauses
+
+
+def _vocabulary_checked(conn: psycopg.Connection, drafts: list[DraftedRule]) -> list[DraftedRule]:
+    phrases = [v for d in drafts for _, k, v in d.clauses or () if k == "ngram"]
+    known = ngram_vocabulary(conn, phrases)
+    out = []
+    for d in drafts:
+        if d.clauses and not {v for _, k, v in d.clauses if k == "ngram"} <= known:
+            d = replace(d, evaluation_kind="predicate", clauses=None)
+        out.append(d)
+    return out
+
+
+def write_drafts(
+    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, *, config: DraftingConfig | None = None
+) -> dict[str, int]:
+    """Upsert drafts, their signal clauses and counter-examples; returns counts.
+
+    A draft whose phrases are not all in the n-gram vocabulary is stored as a predicate rule
+    (:func:`ngram_vocabulary`)."""
+    cfg = config or DraftingConfig()
+    inserted = 0
+    drafts = _vocabulary_checked(conn, drafts)
+    with conn.transaction():
+        ensure_schema(conn)
+        for d in sorted(drafts, key=lambda x: x.rule_id):
+            row = conn.execute(
+                """
+                select version, rule_canonical, description, sql_expression, regex, evaluation_kind
+                from patas.rule_drafts where rule_id = %s order by version desc limit 1
+                """,
+                (d.rule_id,),
+            ).fetchone()
+            current = (d.rule_canonical, d.description, d.sql_expression, d.regex, d.evaluation_kind)
+            if row is not None and tuple(row[1:]) == current:
+                continue
+            conn.execute(
+                """
+                insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,
+                    sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    d.rule_id,
+                    1 if row is None else row[0] + 1,
+                    Jsonb(d.rule_json),
+                    d.rule_canonical,
+                    d.description,
+                    d.sql_expression,
+                    d.regex,
+                    d.origin,
+                    d.pattern_id,
+                    d.evaluation_kind,
+                    d.complexity,
+                    run_id,
+                ),
+            )
+            inserted += 1
+        ids = [d.rule_id for d in drafts]
+        conn.execute("delete from patas.rule_signal_clauses where rule_id = any(%s)", (ids,))
+        clause_rows = sorted((d.rule_id, *c) for d in drafts if d.clauses for c in d.clauses)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into patas.rule_signal_clauses (rule_id, clause_no, signal_kind, signal_value) "
+                "values (%s, %s, %s, %s)",
+                clause_rows,
+            )
+        examples = store_counterexamples(conn, drafts, run_id, cfg)
+    return {
+        "drafts": len(drafts),
+        "versions_inserted": inserted,
+        "clauses": len(clause_rows),
+        "counterexamples": examples,
+    }
+
+
+def store_counterexamples(
+    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, cfg: DraftingConfig
+) -> int:
+    """Per signal-evaluable rule, on the mining window: the ham it matches (lowest ids first) and
+    the nearest ham it does not match (most signals shared with its spam hits' typical signals).
+
+    Built in a few set-based steps over small, indexed and analyzed temporary tables: one big CTE
+    left the planner guessing (rows=1) and cost minutes on 20k messages."""
+    ids = [d.rule_id for d in drafts]
+    conn.execute("delete from patas.rule_counterexamples where rule_id = any(%s)", (ids,))
+    clause_rows = sorted((d.rule_id, *c) for d in drafts if d.clauses for c in d.clauses)
+    if not clause_rows:
+        return 0
+    steps = [
+        "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
+        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids",
+        "create temp table ce_clauses (rule_id text, clause_no int, signal_kind text, signal_value text)",
+    ]
+    for sql in steps:
+        conn.execute(sql)
+    with (
+        conn.cursor() as cur,
+        cur.copy("copy ce_clauses (rule_id, clause_no, signal_kind, signal_value) from stdin") as cp,
+    ):
+        for row in clause_rows:
+            cp.write_row(row)
+    for sql in (
+        "analyze ce_clauses",
+        f"""
+        create temp table ce_mining as
+        select m.message_id, m.is_spam
+        from {MESSAGES} as m
+        inner join {WINDOWED} as w on w.message_id = m.message_id
+        where w.window_name = 'mining' and m.is_spam is not null
+        """,
+        "create unique index on ce_mining (message_id)",
+        "analyze ce_mining",
+        f"""
+        create temp table ce_hits as
+        with clause_sizes as (
+            select rule_id, clause_no, count(*) as size from ce_clauses group by 1, 2
+        ),
+        clause_hits as (
+            select c.rule_id, c.clause_no, s.message_id, count(*) as matched
+            from ce_clauses as c
+            inner join {SIGNALS} as s on s.signal_kind = c.signal_kind and s.signal_value = c.signal_value
+            inner join ce_mining as mn on mn.message_id = s.message_id
+            group by 1, 2, 3
+        )
+        select distinct h.rule_id, h.message_id, mn.is_spam
+        from clause_hits as h
+        inner join clause_sizes as z on z.rule_id = h.rule_id and z.clause_no = h.clause_no
+        inner join ce_mining as mn on mn.message_id = h.message_id
+        where h.matched = z.size
+        """,
+        "create index on ce_hits (rule_id, message_id)",
+        "analyze ce_hits",
+        f"""
+        create temp table ce_profile as
+        select rule_id, signal_kind, signal_value from (
+            select h.rule_id, s.signal_kind, s.signal_value,
+                row_number() over (
+                    partition by h.rule_id
+                    order by count(*) desc, s.signal_kind collate "C", s.signal_value collate "C"
+                ) as pos
+            from ce_hits as h
+            inner join {SIGNALS} as s on s.message_id = h.message_id
+            where h.is_spam
+                and not exists (
+                    select 1 from ce_clauses as c
+                    where c.rule_id = h.rule_id and c.signal_kind = s.signal_kind
+                        and c.signal_value = s.signal_value
+                )
+            group by 1, 2, 3
+        ) as ranked
+        where pos <= {int(cfg.profile_signals)}
+        """,
+        "analyze ce_profile",
+        # The mining-window ham rows of the profile signals: the only signal rows the nearest-ham
+        # ranking reads (joining the profile to the whole signal table first, then dropping spam
+        # and other windows, made about five times as many join rows).
+        f"""
+        create temp table ce_ham_signals as
+        select s.signal_kind, s.signal_value, s.message_id
+        from {SIGNALS} as s
+        inner join ce_mining as mn on mn.message_id = s.message_id and not mn.is_spam
+        where exists (
+            select 1 from ce_profile as p
+            where p.signal_kind = s.signal_kind and p.signal_value = s.signal_value
+        )
+        """,
+    ):
+        conn.execute(sql)
+    _rank_nearest_ham(conn, cfg.counterexamples)
+    cur = conn.execute(
+        """
+        insert into patas.rule_counterexamples
+            (rule_id, example_kind, rank, message_id, shared_signal_count, drafted_run_id)
+        with matched_ham as (
+            select rule_id, 'matched_ham' as example_kind,
+                row_number() over (partition by rule_id order by message_id) as rank,
+                message_id, null::int as shared_signal_count
+            from ce_hits where not is_spam
+        ),
+        nearest_ranked as (
+            select rule_id, 'nearest_unmatched_ham' as example_kind, rank, message_id,
+                shared::int as shared_signal_count
+            from ce_nearest
+        )
+        select *, %(run)s from matched_ham where rank <= %(k_examples)s
+        union all
+        select *, %(run)s from nearest_ranked where rank <= %(k_examples)s
+        order by 1, 2, 3
+        """,
+        {"k_examples": cfg.counterexamples, "run": run_id},
+    )
+    inserted = cur.rowcount
+    conn.execute(
+        "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
+        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids"
+    )
+    return inserted
+
+
+NEAREST_FETCH_ROWS = 200_000  # ham signal rows per fetch from the server-side cursor
+NEAREST_RULE_BLOCK = 64  # rules per sparse product: bounds the product's memory
+
+
+def _rank_nearest_ham(conn: psycopg.Connection, k: int) -> None:
+    """``ce_nearest``: per rule, the ``k`` mining-window ham messages it does not hit that share the
+    most of its profile signals (ties: lowest message id), with ``rank`` and ``shared``.
+
+    The same figures as the set-based query (per rule and ham message not hit: the count of
+    profile x signal rows; ranked by that count descending, then message id), counted as a sparse
+    product (rules x signals) @ (signals x ham messages): the join has millions of rows (1.9M rule
+    and message pairs at 100k messages) and grouping and sorting them in Postgres took seconds.
+
+    Memory stays bounded at scale: signals are numbered in SQL, the (signal, message) pairs are
+    streamed from a server-side cursor into integer arrays (16 bytes a row, no Python tuple per
+    row), and the product is taken for ``NEAREST_RULE_BLOCK`` rules at a time."""
+    import numpy as np
+    from scipy import sparse
+
+    conn.execute("create temp table ce_nearest (rule_id text, rank int, message_id bigint, shared bigint)")
+    if k <= 0:
+        return
+    conn.execute(
+        """
+        create temp table ce_signal_ids as
+        select signal_kind, signal_value, (row_number() over (order by signal_kind, signal_value) - 1)::int as signal_no
+        from (select distinct signal_kind, signal_value from ce_profile) as s
+        """
+    )
+    profile = conn.execute(
+        """
+        select p.rule_id, i.signal_no
+        from ce_profile as p
+        inner join ce_signal_ids as i on i.signal_kind = p.signal_kind and i.signal_value = p.signal_value
+        """
+    ).fetchall()
+    n_signals = conn.execute("select count(*) from ce_signal_ids").fetchone()[0]
+    if not profile:
+        return
+    rule_ids = sorted({r for r, _ in profile})
+    rule_no = {r: i for i, r in enumerate(rule_ids)}
+    p = sparse.csr_matrix(
+        (
+            np.ones(len(profile), dtype=np.int64),
+            (np.array([rule_no[r] for r, _ in profile], dtype=np.int64), np.array([s for _, s in profile])),
+        ),
+        shape=(len(rule_ids), n_signals),
+    )
+    sig_parts: list[np.ndarray] = []
+    msg_parts: list[np.ndarray] = []
+    with conn.transaction(), conn.cursor(name="ce_ham_pairs") as cur:
+        cur.itersize = NEAREST_FETCH_ROWS
+        cur.execute(
+            """
+            select i.signal_no, h.message_id
+            from ce_ham_signals as h
+            inner join ce_signal_ids as i on i.signal_kind = h.signal_kind and i.signal_value = h.signal_value
+            """
+        )
+        while chunk := cur.fetchmany(NEAREST_FETCH_ROWS):
+            pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
+            sig_parts.append(pairs[:, 0].copy())
+            msg_parts.append(pairs[:, 1].copy())
+    conn.execute("drop table if exists pg_temp.ce_signal_ids")
+    if not sig_parts:
+        return
+    h_sig = np.concatenate(sig_parts)
+    messages, h_msg = np.unique(np.concatenate(msg_parts), return_inverse=True)
+    del sig_parts, msg_parts
+    m = sparse.csr_matrix(
+        (np.ones(len(h_sig), dtype=np.int64), (h_sig, h_msg)), shape=(n_signals, len(messages))
+    )  # duplicate (signal, message) rows add up, as join rows do
+    del h_sig, h_msg
+    msg_no = {int(v): i for i, v in enumerate(messages)}
+    hit_keys = np.array(
+        sorted(
+            rule_no[r] * len(messages) + msg_no[mid]
+            for r, mid in conn.execute("select rule_id, message_id from ce_hits where not is_spam")
+            if r in rule_no and mid in msg_no
+        ),
+        dtype=np.int64,
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy("copy ce_nearest (rule_id, rank, message_id, shared) from stdin") as cp,
+    ):
+        for first in range(0, len(rule_ids), NEAREST_RULE_BLOCK):
+            counts = (p[first : first + NEAREST_RULE_BLOCK] @ m).tocoo()
+            rows = counts.row.astype(np.int64) + first
+            cols = counts.col.astype(np.int64)
+            shared = counts.data.astype(np.int64)
+            keep = shared > 0
+            if len(hit_keys):
+                keep &= ~np.isin(rows * len(messages) + cols, hit_keys)
+            rows, cols, shared = rows[keep], cols[keep], shared[keep]
+            message_ids = messages[cols]
+            order = np.lexsort((message_ids, -shared, rows))  # by rule, shared desc, message id
+            rows, message_ids, shared = rows[order], message_ids[order], shared[order]
+            if not len(rows):
+                continue
+            starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+            rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+            top = rank <= k
+            for r, rk, mid, sh in zip(
+                rows[top].tolist(),
+                rank[top].tolist(),
+                message_ids[top].tolist(),
+                shared[top].tolist(),
+                strict=True,
+            ):
+                cp.write_row((rule_ids[r], rk, mid, sh))
+
+
+def make_draft(
+    rule_json: dict[str, Any], *, origin: str, pattern_id: str, spam: int = 0, ham: int = 0
+) -> DraftedRule | None:
+    """A draft from a typed rule proposed elsewhere (stage-2 clusters, the LLM, a person); None when
+    the rule does not validate."""
+    d = _make(rule_json, pattern_id, spam, ham)
+    return None if d is None else replace(d, origin=origin)
+
+
+def draft_with_stage2(
+    conn: psycopg.Connection,
+    *,
+    run_id: str,
+    max_rules: int,
+    config: DraftingConfig | None = None,
+    llm_config: Any = None,
+) -> tuple[list[DraftedRule], dict[str, Any]]:
+    """Deterministic drafts from stage 1, plus rules proposed from the stage-2 clusters and,
+    when ``llm_config`` is given, by the LLM from the clusters' aggregated signals. A proposal
+    equal to a deterministic draft keeps the deterministic origin. Sorted by rule id."""
+    from python_steps.mining import clustering
+
+    drafts = {d.rule_id: d for d in draft_rules(conn, run_id=run_id, max_rules=max_rules, config=config)}
+    info: dict[str, Any] = {"pattern_mining": len(drafts), "semantic": 0, "llm": 0}
+    clusters = clustering.load_clusters(conn)
+    for p in clustering.cluster_rules(clusters):
+        d = make_draft(
+            p["rule"], origin="semantic", pattern_id=f"cluster:{p['cluster_id']}", spam=p["cluster_size"]
+        )
+        if d is not None and d.rule_id not in drafts:
+            drafts[d.rule_id] = d
+            info["semantic"] += 1
+    if llm_config is not None and clusters:
+        from python_steps.mining.llm import LlmDrafter
+
+        outcome = LlmDrafter(conn, llm_config, run_id).draft([c.signals() for c in clusters])
+        for p in outcome.proposals:
+            d = make_draft(p.rule_json, origin="llm", pattern_id=f"llm:{p.cluster_id}")
+            if d is not None and d.rule_id not in drafts:
+                drafts[d.rule_id] = d
+                info["llm"] += 1
+        info["llm_calls"] = dict(sorted(outcome.calls.items()))
+        info["llm_tokens"] = outcome.tokens
+    return [drafts[k] for k in sorted(drafts)], info
+
+
+def audit_stored_drafts(conn: psycopg.Connection) -> list[str]:
+    """Problems with the stored drafts (empty = safe): every typed rule must recompile to exactly its
+    stored SQL, and every stored predicate (typed or raw manual SQL) must pass the safety validator."""
+    from python_steps.rules import sql_safety
+
+    if not conn.execute("select to_regclass('patas.rule_drafts') is not null").fetchone()[0]:
+        return []
+    problems: list[str] = []
+    rows = conn.execute(
+        """
+        select distinct on (rule_id) rule_id, version, rule_json, sql_expression
+        from patas.rule_drafts order by rule_id, version desc
+        """
+    ).fetchall()
+    for rid, version, rule_json, sql in rows:
+        where = f"{rid} v{version}"
+        if isinstance(rule_json, dict) and set(rule_json) != {"raw_sql"}:
+            try:
+                rule = rl.parse_rule(rule_json)
+            except rl.RuleError as exc:
+                problems.append(f"{where}: stored rule no longer validates: {exc}")
+                continue
+            if rl.rule_id(rule) != rid:
+                problems.append(f"{where}: rule id does not match its canonical form ({rl.rule_id(rule)})")
+            if rl.compile_sql_predicate(rule) != sql:
+                problems.append(f"{where}: stored SQL differs from the compiler's output")
+        verdict = sql_safety.validate_sql(sql, mode="predicate")
+        if not verdict.ok:
+            problems.append(f"{where}: unsafe SQL: {'; '.join(verdict.reasons)}")
+    return problems

@@ -1,0 +1,294 @@
+"""Rule exports: SQL, ROL (regex rule engine JSON) and typed JSON, from the rules of one status.
+
+``sql``
+    One stand-alone ``SELECT id FROM messages WHERE ...;`` per rule, for a plain
+    ``messages(id, text)`` table whose ``text`` holds the message text *normalized by PATAS*
+    (``python_steps.text.normalize.normalize_text``, the same text shadow evaluation matched; the
+    warehouse's ``normalized_text`` column). Three sections:
+
+    - *portable*: runs unchanged on Postgres and SQLite: ``text contains`` leaves as
+      ``LIKE '%...%' ESCAPE '\\'`` (wildcards escaped), combined with AND / OR / NOT. Exact on
+      normalized text: it is case-folded, so SQLite's ASCII case-insensitive LIKE changes nothing.
+    - *postgres-only*: rules with a phrase or regex leaf, as ``text ~ '...'`` (POSIX regex);
+      SQLite has no regex operator.
+    - *warehouse-only*: rules on extracted entities (domain, phone, handle, ...), signatures or meta,
+      which no predicate over raw text reproduces faithfully: exported as the compiler's SELECT
+      over PATAS's message relation (``intermediate.int_messages_enriched``).
+
+``rol``
+    ``{version, created_at, description, rules: [{id, name, type: "regex", pattern, flags, weight,
+    enabled, category, metadata}]}`` with the compiler's Python regex (``re.search`` over
+    normalized text). Rules without a faithful regex (entity, signature, meta leaves) are left out
+    and listed under ``skipped``.
+
+``json``
+    The typed rules with their status, tier, promotion metrics and latest evaluation metrics.
+
+Deterministic: rules in id order, no wall clock (``created_at`` is the latest promotion time of
+the exported rules unless the caller gives one). User text reaches SQL only through the rule
+compiler's ``quote_literal``; descriptions in SQL comments are flattened to one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from python_steps import rules as rl
+from python_steps.rules.compiler import leaf_regex
+
+FORMATS = ("sql", "rol", "json")
+STATUSES = ("candidate", "shadow", "active", "deprecated", "all")
+PORTABLE, POSTGRES, WAREHOUSE = "portable", "postgres-only", "warehouse-only"
+FILE_NAMES = {"sql": "rules.sql", "rol": "rules.rol.json", "json": "rules.json"}
+ROL_FORMAT_VERSION = "1.0"
+
+
+class ExportError(ValueError):
+    pass
+
+
+# ---- reading the rules -------------------------------------------------------------------------
+
+
+def load_rules(conn: psycopg.Connection, status: str = "active") -> list[dict[str, Any]]:
+    """The rules of one status (or 'all'), with typed rule, tier and metrics, in id order."""
+    if status not in STATUSES:
+        raise ExportError(f"status must be one of {STATUSES}, not {status!r}")
+    exists = conn.execute("select to_regclass('patas.rule_lifecycle') is not null").fetchone()[0]
+    if not exists:
+        return []
+    has_history = conn.execute("select to_regclass('patas.rule_metrics_history') is not null").fetchone()[0]
+    latest = (
+        """
+        left join lateral (
+            select to_jsonb(h) - 'recorded_at' as metrics
+            from patas.rule_metrics_history as h
+            where h.rule_id = l.rule_id and h.window_name = 'evaluation'
+            order by h.run_seq desc
+            limit 1
+        ) as latest on true
+        """
+        if has_history
+        else "left join lateral (select null::jsonb as metrics) as latest on true"
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"""
+            select l.rule_id, l.version, l.status, l.is_pinned, l.tier, l.promoted_at, l.promoted_run_id,
+                   l.promoted_metrics, d.rule_json, d.description, d.sql_expression, d.regex, d.origin,
+                   d.pattern_id, d.evaluation_kind, latest.metrics as latest_metrics
+            from patas.rule_lifecycle as l
+            inner join patas.rule_drafts as d on d.rule_id = l.rule_id and d.version = l.version
+            {latest}
+            where %s = 'all' or l.status = %s
+            order by l.rule_id
+            """,
+            (status, status),
+        ).fetchall()
+
+
+# ---- SQL ---------------------------------------------------------------------------------------
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return rl.quote_literal(f"%{escaped}%")
+
+
+def _text_sql(rule: rl.Rule, allow_regex: bool) -> str | None:
+    """A predicate over ``text`` (normalized), or None when the rule needs more than the text."""
+    if isinstance(rule, rl.Leaf):
+        if rule.kind == "text_contains":
+            return f"text LIKE {_like_pattern(rule.value)} ESCAPE '\\'"
+        if rule.kind in ("text_phrase", "text_regex") and allow_regex:
+            pattern = leaf_regex(rule, "postgres")
+            return None if pattern is None else f"text ~ {rl.quote_literal(pattern)}"
+        return None
+    if isinstance(rule, rl.Not):
+        inner = _text_sql(rule.child, allow_regex)
+        return None if inner is None else f"NOT ({inner})"
+    parts = [_text_sql(c, allow_regex) for c in rule.children]
+    if any(p is None for p in parts):
+        return None
+    sep = " AND " if isinstance(rule, rl.AllOf) else " OR "
+    return "(" + sep.join(parts) + ")"  # type: ignore[arg-type]
+
+
+def sql_export_kind(rule_json: Mapping[str, Any]) -> tuple[str, str]:
+    """(section, statement) for one typed rule. Raw-SQL manual rules are warehouse-only."""
+    if "raw_sql" in rule_json:
+        return WAREHOUSE, " ".join(str(rule_json["raw_sql"]).split()).rstrip(";")
+    rule = rl.parse_rule(rule_json)
+    portable = _text_sql(rule, allow_regex=False)
+    if portable is not None:
+        return PORTABLE, f"SELECT id FROM messages WHERE {portable}"
+    pg = _text_sql(rule, allow_regex=True)
+    if pg is not None:
+        return POSTGRES, f"SELECT id FROM messages WHERE {pg}"
+    return WAREHOUSE, rl.compile_select(rule)
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _sql(rules: Sequence[Mapping[str, Any]], status: str) -> str:
+    sections: dict[str, list[str]] = {PORTABLE: [], POSTGRES: [], WAREHOUSE: []}
+    for r in rules:
+        section, statement = sql_export_kind(r["rule_json"])
+        sections[section].append(
+            f"-- rule: {r['rule_id']} v{r['version']} [{r['tier']}] {_one_line(r['description'])}\n{statement};\n"
+        )
+    head = [
+        f"-- PATAS rules ({status}): {len(rules)} rule(s).",
+        "-- Each statement selects the ids of the messages one rule hits, from messages(id, text) where",
+        "-- text is the PATAS-normalized message text (python_steps.text.normalize.normalize_text).",
+    ]
+    titles = {
+        PORTABLE: "portable: Postgres and SQLite, unchanged",
+        POSTGRES: "postgres-only: POSIX regex operator ~ (phrase and regex rules)",
+        WAREHOUSE: "warehouse-only: entity, signature or meta rules over PATAS's message relation",
+    }
+    out = "\n".join(head) + "\n"
+    for section in (PORTABLE, POSTGRES, WAREHOUSE):
+        out += f"\n-- section: {section} -- {titles[section]} ({len(sections[section])})\n\n"
+        out += "\n".join(sections[section])
+    return out
+
+
+# ---- ROL and JSON ------------------------------------------------------------------------------
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+def _created_at(rules: Sequence[Mapping[str, Any]], given: str | None) -> str | None:
+    if given is not None:
+        return given
+    stamps = [r["promoted_at"] for r in rules if r.get("promoted_at") is not None]
+    return _iso(max(stamps)) if stamps else None
+
+
+def _rol(rules: Sequence[Mapping[str, Any]], status: str, created_at: str | None) -> str:
+    entries, skipped = [], []
+    for r in rules:
+        if not r["regex"]:
+            skipped.append(
+                {"id": r["rule_id"], "reason": "no faithful regex form (entity, signature or meta rule)"}
+            )
+            continue
+        m = r["latest_metrics"] or r["promoted_metrics"] or {}
+        entries.append(
+            {
+                "id": r["rule_id"],
+                "name": _one_line(r["description"]),
+                "type": "regex",
+                "pattern": r["regex"],
+                "flags": [],
+                "weight": round(float(m.get("precision_lower_bound") or 0.0), 6),
+                "enabled": r["status"] == "active",
+                "category": "spam",
+                "metadata": {
+                    "applies_to": "normalized_text",
+                    "match": "re.search",
+                    "rule_version": r["version"],
+                    "status": r["status"],
+                    "tier": r["tier"],
+                    "origin": r["origin"],
+                    "precision": m.get("precision"),
+                    "recall": m.get("recall"),
+                    "hit_count": m.get("hit_count"),
+                },
+            }
+        )
+    doc = {
+        "version": ROL_FORMAT_VERSION,
+        "created_at": _created_at(rules, created_at),
+        "description": f"PATAS {status} rules as regular expressions over normalized message text",
+        "rules": entries,
+        "skipped": skipped,
+    }
+    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def _json(rules: Sequence[Mapping[str, Any]], status: str) -> str:
+    doc = {
+        "format": "patas-rules/1",
+        "status": status,
+        "rules": [
+            {
+                "id": r["rule_id"],
+                "version": r["version"],
+                "status": r["status"],
+                "is_pinned": r["is_pinned"],
+                "tier": r["tier"],
+                "origin": r["origin"],
+                "pattern_id": r["pattern_id"],
+                "description": r["description"],
+                "rule": r["rule_json"],
+                "evaluation_kind": r["evaluation_kind"],
+                "sql_expression": r["sql_expression"],
+                "regex": r["regex"],
+                "promoted_at": _iso(r["promoted_at"]),
+                "promoted_run_id": r["promoted_run_id"],
+                "promoted_metrics": r["promoted_metrics"],
+                "latest_metrics": r["latest_metrics"],
+            }
+            for r in rules
+        ],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+# ---- entry points ------------------------------------------------------------------------------
+
+
+def export_rules(
+    conn: psycopg.Connection, fmt: str, status: str = "active", *, created_at: str | None = None
+) -> str:
+    """The rules of ``status`` in format ``fmt`` ('sql', 'rol' or 'json') as text."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {FORMATS}, not {fmt!r}")
+    rules = load_rules(conn, status)
+    if fmt == "sql":
+        return _sql(rules, status)
+    if fmt == "rol":
+        return _rol(rules, status, created_at)
+    return _json(rules, status)
+
+
+def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
+    """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for fmt in FORMATS:
+        path = out_dir / FILE_NAMES[fmt]
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(export_rules(conn, fmt, status), encoding="utf-8")
+        tmp.replace(path)
+        written[fmt] = path
+    return written
+
+
+def parse_sql_export(text: str) -> list[dict[str, str]]:
+    """The statements of a SQL export: [{rule_id, section, sql}] (for tests and tooling)."""
+    out: list[dict[str, str]] = []
+    section, rule_id = "", None
+    for line in text.splitlines():
+        if line.startswith("-- section: "):
+            section = line[len("-- section: ") :].split(" ", 1)[0]
+        elif line.startswith("-- rule: "):
+            rule_id = line[len("-- rule: ") :].split(" ", 1)[0]
+        elif line.strip() and not line.startswith("--") and rule_id:
+            out.append({"rule_id": rule_id, "section": section, "sql": line})
+            rule_id = None
+    return out

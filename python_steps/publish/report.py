@@ -1,0 +1,173 @@
+"""Run figures: what a run saw, drafted, promoted, and how good the active rules are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+
+
+def _exists(conn: psycopg.Connection, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+
+
+def warehouse_counts(conn: psycopg.Connection) -> dict[str, int]:
+    row = conn.execute(
+        """
+        select
+            (select count(*) from raw.messages),
+            (select count(*) from raw.messages where is_spam),
+            (select count(*) from raw.messages where not is_spam),
+            (select count(*) from raw.ingest_batches),
+            (select count(*) from raw.ingest_quarantine)
+        """
+    ).fetchone()
+    return dict(zip(("messages", "spam", "ham", "batches", "quarantined"), row, strict=True))
+
+
+def unbalanced_batches(conn: psycopg.Connection) -> list[int]:
+    """Finished batches whose counts do not add up (read = loaded + duplicate + quarantined)."""
+    rows = conn.execute(
+        """
+        select batch_id from raw.ingest_batches
+        where status = 'done' and read_count <> loaded_count + duplicate_count + quarantined_count
+        order by batch_id
+        """
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
+    summary: dict = {"run_id": run_id}
+    if _exists(conn, "raw.messages"):
+        summary["warehouse"] = warehouse_counts(conn)
+    if _exists(conn, "patas.runs"):
+        row = conn.execute("select windows from patas.runs where run_id = %s", (run_id,)).fetchone()
+        summary["windows"] = row[0] if row else None
+    if _exists(conn, "intermediate.int_messages_windowed"):
+        summary["window_messages"] = dict(
+            conn.execute(
+                "select window_name, count(*) from intermediate.int_messages_windowed group by 1 order by 1"
+            ).fetchall()
+        )
+    if _exists(conn, "marts.stage1_candidates"):
+        summary["stage1_candidates"] = conn.execute(
+            "select count(*) from marts.stage1_candidates"
+        ).fetchone()[0]
+    if _exists(conn, "patas.rule_drafts"):
+        summary["rules_drafted"] = conn.execute(
+            "select count(distinct rule_id) from patas.rule_drafts"
+        ).fetchone()[0]
+        summary["rules_new_this_run"] = conn.execute(
+            "select count(distinct rule_id) from patas.rule_drafts where drafted_run_id = %s", (run_id,)
+        ).fetchone()[0]
+    if _exists(conn, "patas.rule_lifecycle"):
+        summary["rules_by_status"] = dict(
+            conn.execute("select status, count(*) from patas.rule_lifecycle group by 1 order by 1").fetchall()
+        )
+    if _exists(conn, "patas.rule_audit"):
+        summary["transitions_this_run"] = dict(
+            conn.execute(
+                "select coalesce(from_status, 'new') || '->' || coalesce(to_status, from_status), count(*)"
+                " from patas.rule_audit"
+                " where run_id = %s group by 1 order by 1",
+                (run_id,),
+            ).fetchall()
+        )
+    if _exists(conn, "marts.ruleset_evaluation"):
+        cur = conn.execute("select * from marts.ruleset_evaluation order by 1, 2")
+        cols = [d.name for d in cur.description]
+        summary["rulesets"] = [
+            {
+                c: (float(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, int) else v)
+                for c, v in zip(cols, r, strict=True)
+            }
+            for r in cur.fetchall()
+        ]
+    if _exists(conn, "marts.active_rules"):
+        cur = conn.execute(
+            "select rule_id, description, tier from marts.active_rules order by rule_id limit 10"
+        )
+        summary["active_rules_preview"] = [
+            dict(zip(("rule_id", "description", "tier"), r, strict=True)) for r in cur
+        ]
+    return summary
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def render_summary(summary: dict) -> str:
+    lines = ["PATAS run summary", "================="]
+    wh = summary.get("warehouse") or {}
+    if wh:
+        lines.append(
+            f"messages:        {wh['messages']:,} (spam {wh['spam']:,}, ham {wh['ham']:,}); quarantined lines {wh['quarantined']:,}"
+        )
+    if summary.get("windows"):
+        w = summary["windows"]
+        if w.get("split_mode") == "time":
+            lines.append(f"mining window:   [{w['mining_start']}, {w['mining_end']})")
+            lines.append(f"evaluation:      [{w['evaluation_start']}, {w['evaluation_end']})")
+        else:
+            lines.append(
+                f"split:           hash on template signature, {w.get('evaluation_share')}% held out"
+            )
+    if summary.get("window_messages"):
+        lines.append(
+            "window sizes:    " + ", ".join(f"{k} {v:,}" for k, v in summary["window_messages"].items())
+        )
+    for key, label in (
+        ("stage1_candidates", "stage-1 signals"),
+        ("rules_drafted", "rules drafted"),
+        ("rules_new_this_run", "new this run"),
+    ):
+        if key in summary:
+            lines.append(f"{label + ':':<17}{summary[key]:,}")
+    if summary.get("rules_by_status"):
+        lines.append(
+            "rules by status: " + ", ".join(f"{k} {v}" for k, v in summary["rules_by_status"].items())
+        )
+    if summary.get("transitions_this_run"):
+        lines.append(
+            "transitions:     " + ", ".join(f"{k} {v}" for k, v in summary["transitions_this_run"].items())
+        )
+    for rs in summary.get("rulesets", []):
+        name = rs.get("ruleset") or rs.get("ruleset_name") or "?"
+        figures = ", ".join(
+            f"{k} {_fmt(rs[k])}"
+            for k in ("rule_count", "precision", "recall", "false_positive_rate", "f1")
+            if k in rs
+        )
+        lines.append(f"ruleset {name}: {figures}")
+    if summary.get("active_rules_preview"):
+        lines.append("active rules (first 10):")
+        lines.extend(
+            f"  {r['rule_id']}  [{r['tier']}]  {r['description']}" for r in summary["active_rules_preview"]
+        )
+    if "run_seconds" in summary:
+        lines.append(f"run time:        {summary['run_seconds']} s (run {summary.get('run_id')})")
+    if summary.get("stage_seconds"):
+        lines.append(
+            "stage times:     " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stage_seconds"].items())
+        )
+    if summary.get("report_file"):
+        lines.append(f"run report:      {summary['report_file']}")
+    if summary.get("log_file"):
+        lines.append(f"full log:        {summary['log_file']}")
+    if summary.get("failures"):
+        lines.append("FAILED steps:")
+        lines.extend(f"  {f}" for f in summary["failures"])
+    return "\n".join(lines)
+
+
+def write_report(summary: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"run_{summary['run_id']}.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    (out_dir / "latest.json").write_text(path.read_text())
+    return path

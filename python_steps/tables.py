@@ -1,0 +1,245 @@
+"""The tables PATAS writes from Python: their names and their DDL, in one place.
+
+dbt owns the models; these tables are written by Python steps and re-enter dbt as sources
+(``models/staging/_raw__sources.yml``, ``_patas__sources.yml``). Every ``ensure_*`` is idempotent
+and safe to run concurrently (a transaction-level advisory lock serializes the DDL, which races
+on ``create ... if not exists`` of the same names otherwise). Tests build their databases through
+:func:`ensure_all`, never from a copy of these definitions.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+# -- names ----------------------------------------------------------------------------------------
+RAW_MESSAGES = "raw.messages"
+RAW_INGEST_BATCHES = "raw.ingest_batches"
+RAW_INGEST_QUARANTINE = "raw.ingest_quarantine"
+RUNS = "patas.runs"
+RULE_DRAFTS = "patas.rule_drafts"
+RULE_SIGNAL_CLAUSES = "patas.rule_signal_clauses"
+RULE_COUNTEREXAMPLES = "patas.rule_counterexamples"
+SEMANTIC_CLUSTERS = "patas.semantic_clusters"
+SEMANTIC_CLUSTER_MEMBERS = "patas.semantic_cluster_members"
+RULE_LIFECYCLE = "patas.rule_lifecycle"
+RULE_AUDIT = "patas.rule_audit"
+RULE_METRICS_HISTORY = "patas.rule_metrics_history"
+RULESET_MEMBERS = "patas.ruleset_members"
+
+# dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
+STAGE1_CANDIDATES = "marts.stage1_candidates"
+MESSAGE_SIGNALS = "intermediate.int_message_signals_extracted"
+MESSAGES_ENRICHED = "intermediate.int_messages_enriched"
+MESSAGES_WINDOWED = "intermediate.int_messages_windowed"
+RULE_HITS = "marts.rule_hits"
+RULE_EVALUATIONS = "marts.rule_evaluations"
+
+DDL_LOCK_KEY = 0x5A7A5 + 1  # transaction-level: concurrent first runs do not race on the DDL
+
+# -- DDL ------------------------------------------------------------------------------------------
+RAW_DDL = """
+create schema if not exists raw;
+
+create table if not exists raw.ingest_batches (
+    batch_id bigint generated always as identity primary key,
+    source_path text not null,
+    source_sha256 text,
+    source_format text not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    status text not null default 'running' check (status in ('running', 'done', 'failed')),
+    read_count bigint not null default 0,
+    loaded_count bigint not null default 0,
+    duplicate_count bigint not null default 0,
+    quarantined_count bigint not null default 0,
+    error text,
+    constraint ingest_batches_counts_add_up check (
+        status <> 'done' or read_count = loaded_count + duplicate_count + quarantined_count
+    )
+);
+
+create table if not exists raw.messages (
+    message_id bigint generated always as identity (cache 1000) primary key,
+    external_id text not null unique,
+    event_at timestamptz,
+    text text not null,
+    is_spam boolean,
+    meta jsonb not null default '{}',
+    tas_action text check (tas_action in ('blocked', 'allowed')),
+    user_complaint boolean,
+    unbanned boolean,
+    -- batch_id refers to raw.ingest_batches; not a declared foreign key: a per-row RI check
+    -- doubles the cost of a bulk load. Only ingestion writes here, in the batch's transaction.
+    batch_id bigint not null,
+    source_line bigint not null,
+    ingested_at timestamptz not null default now()
+);
+
+-- Batches are appended in batch_id order, so a BRIN index (a few pages, next to free to keep up
+-- during a load) turns "the batches newer than X" of every incremental stage-1 run into a
+-- read of the last block ranges instead of a scan of all messages (1M: 167 ms -> 0.1 ms).
+create index if not exists messages_batch_id_brin on raw.messages using brin (batch_id);
+
+create table if not exists raw.ingest_quarantine (
+    batch_id bigint not null references raw.ingest_batches (batch_id),
+    line_number bigint not null,
+    reason_code text not null,
+    reason text not null,
+    raw_line text not null,
+    raw_bytes bytea not null,
+    primary key (batch_id, line_number)
+);
+"""
+
+RUNS_DDL = """
+create schema if not exists patas;
+create table if not exists patas.runs (
+    run_id text primary key,
+    split_mode text not null,
+    windows jsonb not null,
+    started_at timestamptz not null default now()
+);
+"""
+
+DRAFTS_DDL = """
+create schema if not exists patas;
+
+create table if not exists patas.rule_drafts (
+    rule_id text not null,
+    version integer not null,
+    rule_json jsonb not null,
+    rule_canonical text not null,
+    description text not null,
+    sql_expression text not null,
+    regex text,
+    origin text not null check (origin in ('pattern_mining', 'semantic', 'llm', 'manual')),
+    pattern_id text,
+    evaluation_kind text not null check (evaluation_kind in ('signal', 'predicate')),
+    complexity integer,
+    drafted_run_id text,
+    created_at timestamptz not null default now(),
+    primary key (rule_id, version)
+);
+
+create table if not exists patas.rule_signal_clauses (
+    rule_id text not null,
+    clause_no integer not null,
+    signal_kind text not null,
+    signal_value text not null,
+    primary key (rule_id, clause_no, signal_kind, signal_value)
+);
+create index if not exists rule_signal_clauses_signal_idx
+    on patas.rule_signal_clauses (signal_kind, signal_value);
+
+create table if not exists patas.rule_counterexamples (
+    rule_id text not null,
+    example_kind text not null check (example_kind in ('matched_ham', 'nearest_unmatched_ham')),
+    rank integer not null,
+    message_id bigint not null,
+    shared_signal_count integer,
+    drafted_run_id text,
+    primary key (rule_id, example_kind, rank)
+);
+"""
+
+CLUSTERS_DDL = """
+create schema if not exists patas;
+create table if not exists patas.semantic_clusters (
+    cluster_id text primary key,
+    run_id text not null,
+    message_count integer not null,
+    sample_size integer not null,
+    top_entities jsonb not null,
+    top_phrases jsonb not null,
+    examples jsonb not null,
+    counter_examples jsonb not null
+);
+create table if not exists patas.semantic_cluster_members (
+    cluster_id text not null,
+    message_id bigint not null,
+    primary key (cluster_id, message_id)
+);
+"""
+
+LIFECYCLE_DDL = """
+create schema if not exists patas;
+
+create table if not exists patas.rule_lifecycle (
+    rule_id text primary key,
+    version integer not null,
+    status text not null check (status in ('candidate', 'shadow', 'active', 'deprecated')),
+    is_pinned boolean not null default false,
+    tier text not null default 'FEATURE_ONLY'
+        check (tier in ('SAFE_AUTO', 'REVIEW_ONLY', 'FEATURE_ONLY')),
+    promoted_at timestamptz,
+    promoted_run_id text,
+    promoted_metrics jsonb,
+    status_reason text,
+    updated_run_id text,
+    updated_at timestamptz not null default now()
+);
+
+create table if not exists patas.rule_audit (
+    audit_id bigint generated always as identity primary key,
+    rule_id text not null,
+    version integer not null,
+    from_status text,
+    to_status text not null,
+    reason text not null,
+    metrics jsonb,
+    run_id text,
+    actor text not null,
+    at timestamptz not null default now()
+);
+create index if not exists rule_audit__rule_id on patas.rule_audit (rule_id, audit_id);
+
+create table if not exists patas.rule_metrics_history (
+    rule_id text not null,
+    rule_version integer not null,
+    run_id text not null,
+    run_seq bigint not null,
+    window_name text not null,
+    status text not null,
+    tier text not null,
+    hit_count bigint not null,
+    spam_hit_count bigint not null,
+    ham_hit_count bigint not null,
+    unlabelled_hit_count bigint not null,
+    unique_spam_hit_count bigint not null,
+    window_message_count bigint not null,
+    window_spam_count bigint not null,
+    window_ham_count bigint not null,
+    precision double precision,
+    recall double precision,
+    coverage double precision,
+    false_positive_rate double precision,
+    f1_score double precision,
+    precision_lower_bound double precision not null,
+    precision_upper_bound double precision not null,
+    false_positive_rate_upper_bound double precision not null,
+    recorded_at timestamptz not null default now(),
+    primary key (rule_id, run_id, window_name)
+);
+
+create table if not exists patas.ruleset_members (
+    ruleset_name text not null,
+    rule_id text not null,
+    run_id text not null,
+    primary key (ruleset_name, rule_id)
+);
+"""
+
+ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL)
+
+
+def ensure(conn: psycopg.Connection, ddl: str) -> None:
+    """Apply one group's DDL under the DDL lock, in its own transaction (or savepoint)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        conn.execute(ddl)
+
+
+def ensure_all(conn: psycopg.Connection) -> None:
+    """Every table PATAS writes from Python."""
+    for ddl in ALL_DDL:
+        ensure(conn, ddl)
