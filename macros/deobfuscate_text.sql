@@ -1,4 +1,4 @@
-{#- Undo common URL obfuscation (python_steps.normalize.deobfuscate): hxxp -> http; [.] (.) {.}
+{#- Undo common URL obfuscation (python_steps.text.normalize.deobfuscate): hxxp -> http; [.] (.) {.}
     [dot] (dot) -> '.'; spaces around a dot before a common TLD removed.
     Arguments: prepared - prepare_text output. -#}
 {% macro deobfuscate_text(prepared) -%}

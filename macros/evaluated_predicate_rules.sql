@@ -6,7 +6,7 @@
     does not exist yet.
 
     The expressions are the rule compiler's output (python_steps.rules) or raw SQL that passed
-    python_steps.sql_safety.validate_sql before it was stored; they are never user text pasted here.
+    python_steps.rules.sql_safety.validate_sql before it was stored; they are never user text pasted here.
     Rule ids are checked against a strict pattern before they become SQL literals.
 
     Arguments:

@@ -1,4 +1,4 @@
-{#- Emails as rows (python_steps.normalize.extract_emails), lower case.
+{#- Emails as rows (python_steps.text.normalize.extract_emails), lower case.
     Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). 
     Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
     it in entity_array() for the sorted distinct array. -#}

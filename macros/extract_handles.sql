@@ -1,5 +1,5 @@
 {#- @handles and t.me/<name> (telegram.me) names as rows, lower case,
-    without '@' (python_steps.normalize.extract_handles); t.me service paths (joinchat, share, ...)
+    without '@' (python_steps.text.normalize.extract_handles); t.me service paths (joinchat, share, ...)
     are not handles. Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). 
     Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
     it in entity_array() for the sorted distinct array. -#}

@@ -1,5 +1,5 @@
 {#- Money amounts with a currency as rows of '<iso code> <amount>'
-    (python_steps.normalize.extract_money): '£1,000' -> 'gbp 1000', '500 euros' -> 'eur 500'.
+    (python_steps.text.normalize.extract_money): '£1,000' -> 'gbp 1000', '500 euros' -> 'eur 500'.
     Arguments: prepared - prepare_text output. 
     Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
     it in entity_array() for the sorted distinct array. -#}

@@ -1,4 +1,4 @@
-{#- Word 1..3 grams of normalized text as rows (python_steps.normalize.ngrams): tokens are runs of
+{#- Word 1..3 grams of normalized text as rows (python_steps.text.normalize.ngrams): tokens are runs of
     word characters; an n-gram may not start or end with a stop word (reference.stop_words) or a
     bare number. Emits a FROM-clause item: a lateral subquery with one column, ngram, distinct per
     message. Arguments: normalized - normalized text column; alias - the subquery alias. -#}

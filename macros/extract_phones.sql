@@ -1,4 +1,4 @@
-{#- Phone numbers as rows of canonical digits (python_steps.normalize.extract_phones):
+{#- Phone numbers as rows of canonical digits (python_steps.text.normalize.extract_phones):
     national and international formats, separators, brackets, '+' (and '+44 (0)...' trunk zeros),
     look-alike digits o->0, l/i->1 inside the number, a leading '00' dropped; 7-15 digits only,
     so a short run of digits is never a phone. Arguments: prepared - prepare_text output. 

@@ -1,4 +1,4 @@
-{#- URLs as rows (python_steps.normalize.extract_urls): with or without
+{#- URLs as rows (python_steps.text.normalize.extract_urls): with or without
     scheme, www., bare domain.tld/path (path, or a common TLD, required when there is no scheme or
     www.), trailing punctuation dropped, 'http://' added when no scheme. Lower case throughout
     (the text is case-folded). Arguments: deobfuscated - deobfuscate_text(prepare_text(...)). 

@@ -1,4 +1,4 @@
-{#- Homoglyph folding (python_steps.normalize.fold_homoglyphs): inside a word that mixes Latin
+{#- Homoglyph folding (python_steps.text.normalize.fold_homoglyphs): inside a word that mixes Latin
     with Cyrillic/Greek letters, look-alikes of the minority script are folded into the majority
     script; single-script words are untouched (Russian stays Russian).
     Arguments: column - case-folded text; check_column - a column with the same script mix (the

@@ -1,4 +1,4 @@
-{#- The first half of prepare_text (python_steps.normalize.prepare_text): code points unassigned
+{#- The first half of prepare_text (python_steps.text.normalize.prepare_text): code points unassigned
     in Unicode 14 dropped, zero-width and bidi controls dropped, NFKC, ASCII lower-cased (lower()
     under the "C" collation folds ASCII only, whatever the database locale). Pure-ASCII text takes
     a short path (NFKC cannot change it). prepare_folded_text finishes the job; models compute

@@ -1,4 +1,4 @@
-{#- Steps 2-4 of normalization (python_steps.normalize.normalize_prepared) over prepare_text
+{#- Steps 2-4 of normalization (python_steps.text.normalize.normalize_prepared) over prepare_text
     output: repeated characters squeezed, homoglyphs folded, digit look-alikes between Latin
     letters folded (0->o, 1->l, 3->e, 5->s). Each step is guarded by a cheap test on the prepared
     text, which is enough: squeezing keeps every pair of adjacent distinct characters, so the

@@ -1,4 +1,4 @@
-{#- The PATAS normalizer (python_steps.normalize.normalize_text, version NORMALIZER_VERSION):
+{#- The PATAS normalizer (python_steps.text.normalize.normalize_text, version NORMALIZER_VERSION):
     NFKC, case folding, zero-width/bidi removal, homoglyph and digit look-alike folding, squeezing,
     whitespace collapse. Arguments: column - a text SQL expression. For ad-hoc use (tests, rule
     compiler); models call prepare_text and normalize_prepared_text on stored columns. -#}

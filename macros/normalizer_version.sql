@@ -1,5 +1,5 @@
 {#- The normalizer version recorded with every staged message; must equal
-    python_steps.normalize.NORMALIZER_VERSION (a unit test checks). Bump both together. -#}
+    python_steps.text.normalize.NORMALIZER_VERSION (a unit test checks). Bump both together. -#}
 {% macro normalizer_version() -%}
     {{ return(adapter.dispatch('normalizer_version', 'patas')()) }}
 {%- endmacro %}

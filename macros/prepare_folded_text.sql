@@ -1,4 +1,4 @@
-{#- The second half of prepare_text (python_steps.normalize.prepare_text) over fold_text output:
+{#- The second half of prepare_text (python_steps.text.normalize.prepare_text) over fold_text output:
     the upper-case letters beyond ASCII folded by fixed upper->lower tables per script block, then
     whitespace collapsed and trimmed.
 

@@ -1,4 +1,4 @@
-{#- Unicode-clean, case-folded, whitespace-collapsed text (python_steps.normalize.prepare_text):
+{#- Unicode-clean, case-folded, whitespace-collapsed text (python_steps.text.normalize.prepare_text):
     code points unassigned in Unicode 14 dropped, zero-width and bidi controls dropped, NFKC,
     explicit locale-independent case folding, whitespace collapsed and trimmed. Entities are
     extracted from this text. prepare_folded_text(fold_text(column)), as one expression for ad-hoc

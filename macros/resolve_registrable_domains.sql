@@ -1,5 +1,5 @@
 {#- Registrable domain (eTLD+1) and public suffix of hosts, by the Public Suffix List algorithm
-    over the public_suffixes seed (twin: python_steps.normalize.registrable_domain): the rule with
+    over the public_suffixes seed (twin: python_steps.text.normalize.registrable_domain): the rule with
     the most labels wins, an exception rule beats all, '*' is the default rule; a host that is
     itself a public suffix has no registrable domain (null).
     Emits a SELECT of (host, registrable_domain, public_suffix), one row per distinct host.

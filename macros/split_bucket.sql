@@ -1,5 +1,5 @@
 {#- Hash-split bucket 0..99 of a template signature (docs/contracts.md "Windows"); Python:
-    python_steps.normalize.split_bucket. Arguments: signature - template_signature output. -#}
+    python_steps.text.normalize.split_bucket. Arguments: signature - template_signature output. -#}
 {% macro split_bucket(signature) -%}
     {{ return(adapter.dispatch('split_bucket', 'patas')(signature)) }}
 {%- endmacro %}

@@ -1,5 +1,5 @@
 {#- Runs of 3+ identical characters other than digits and '.' squeezed to two
-    (python_steps.normalize: ([^0-9.])\1\1+ -> \1\1). A quantified back reference is very slow in
+    (python_steps.text.normalize: ([^0-9.])\1\1+ -> \1\1). A quantified back reference is very slow in
     Postgres, so only texts holding such a triple are rewritten, character by character.
     Arguments: column - the text to squeeze; check_column - a column on which the triple test is
     run (the same text, or one with the same runs), referenced twice. -#}

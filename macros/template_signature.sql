@@ -1,4 +1,4 @@
-{#- Template signature (python_steps.normalize.template_signature): md5 hex of the normalized text
+{#- Template signature (python_steps.text.normalize.template_signature): md5 hex of the normalized text
     with handles/emails ('@'), URLs ('/') and numbers with separators ('0') masked. Equal
     signatures = one template. Arguments: normalized - normalize_text output. -#}
 {% macro template_signature(normalized) -%}

@@ -1,4 +1,4 @@
-{#- The host of a canonical URL (python_steps.normalize.url_host). Arguments: url - a text
+{#- The host of a canonical URL (python_steps.text.normalize.url_host). Arguments: url - a text
     expression (an extract_urls value). -#}
 {% macro url_host(url) -%}
     {{ return(adapter.dispatch('url_host', 'patas')(url)) }}

@@ -1,5 +1,5 @@
 {#- A window bound var as a timestamptz literal. The value must look like an ISO timestamp
-    (python_steps.windows.RunWindows writes them); anything else fails compilation, so a var can
+    (python_steps.mining.windows.RunWindows writes them); anything else fails compilation, so a var can
     never inject SQL. Arguments: name - the var name, e.g. 'patas_mining_start'. -#}
 {% macro window_timestamp(name) -%}
     {{ return(adapter.dispatch('window_timestamp', 'patas')(name)) }}

@@ -1,4 +1,4 @@
-{#- Word 1-3 grams (python_steps.normalize.ngrams) of the word_tokens of a relation, as a SELECT of
+{#- Word 1-3 grams (python_steps.text.normalize.ngrams) of the word_tokens of a relation, as a SELECT of
     (<columns>, ngram) rows (columns: message_id, batch_id unless given). An n-gram may not start or end with a stop word
     (reference.stop_words) or a bare number. One row per token position with the next two
     tokens (null past the end): unnest over shifted copies of the array zips them in one pass.

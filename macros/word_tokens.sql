@@ -1,4 +1,4 @@
-{#- The word tokens of a normalized text (python_steps.normalize.ngrams tokenizer): runs of word
+{#- The word tokens of a normalized text (python_steps.text.normalize.ngrams tokenizer): runs of word
     characters, as a text[] in order. Arguments: normalized - normalize_text output; joined - true
     for the tokens joined by single spaces (a text; string_to_array(x, ' ') splits it back, and
     gives the same array). -#}

@@ -319,7 +319,7 @@ signals as (
 
     union all
 
-    -- vocabulary word 1-3 grams (python_steps.normalize.ngrams), distinct per message above
+    -- vocabulary word 1-3 grams (python_steps.text.normalize.ngrams), distinct per message above
     select message_id, batch_id, 'ngram' as signal_kind, ngram as signal_value
     from ngrams
 

@@ -1,5 +1,5 @@
 {#- Values test of extract_handles: awkward inputs and the expected sorted distinct entity array
-    (the same cases pass through python_steps.normalize; tests/integration/test_normalize_parity.py
+    (the same cases pass through python_steps.text.normalize; tests/integration/test_normalize_parity.py
     proves the two sides agree). Returns the failing cases. -#}
 
 with

@@ -28,10 +28,10 @@ from test_shadow_eval_support import (
     scratch_project,
 )
 
-from python_steps import exports as ex
 from python_steps import rules as rl
 from python_steps.lifecycle import store as lc
 from python_steps.lifecycle.profiles import ProfileConfig, SafetyProfile, TierThresholds
+from python_steps.publish import exports as ex
 
 pytestmark = pytest.mark.integration
 

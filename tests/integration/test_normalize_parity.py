@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from python_steps import normalize as nz
 from python_steps.settings import dbt_env
+from python_steps.text import normalize as nz
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from python_steps import normalize as nz
 from python_steps.ingest.load import ingest_file
 from python_steps.settings import dbt_env, url_parts
+from python_steps.text import normalize as nz
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from python_steps import normalize as nz
 from python_steps.settings import PROJECT_ROOT
+from python_steps.text import normalize as nz
 from python_steps.text import reference_data
 
 
