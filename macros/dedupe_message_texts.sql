@@ -1,5 +1,5 @@
 {#-
-    Whether stg_raw__messages normalizes each distinct text of the new messages once (true) or
+    Whether int_messages_normalized normalizes each distinct text of the new messages once (true) or
     every message's text in the parallel workers (false). Var patas_dedupe_texts: true, false or
     'auto' (default): dedupe when the first 20,000 new messages hold fewer than half as many
     distinct texts (spam campaigns and generated corpora repeat texts: 1M generated messages

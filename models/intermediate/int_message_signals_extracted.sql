@@ -36,7 +36,7 @@ messages as not materialized (
         word_tokens,
         signature,
         is_spam
-    from {{ ref('stg_raw__messages') }}
+    from {{ ref('int_messages_normalized') }}
     {% if is_incremental() %}
     where batch_id > (select coalesce(max(batch_id), 0) from {{ this }})
     {% endif %}
@@ -124,7 +124,7 @@ domains as (
 all_spam as not materialized (
 
     select message_id, batch_id, word_tokens
-    from {{ ref('stg_raw__messages') }}
+    from {{ ref('int_messages_normalized') }}
     where is_spam
     {%- if is_incremental() %}
         {#- no new message, no new vocabulary n-gram: a re-run on unchanged data skips the scan #}
@@ -222,7 +222,7 @@ joined_vocabulary as materialized (
 old_messages as not materialized (
 
     select s.message_id, s.batch_id, s.word_tokens
-    from {{ ref('stg_raw__messages') }} as s
+    from {{ ref('int_messages_normalized') }} as s
     where exists (select 1 from joined_vocabulary)
         and s.batch_id <= (select batch_id from previous_batch)
         and s.word_tokens && (

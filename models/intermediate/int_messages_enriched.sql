@@ -18,7 +18,7 @@ with
 
 messages as (
 
-    select * from {{ ref('stg_raw__messages') }}
+    select * from {{ ref('int_messages_normalized') }}
     {% if is_incremental() %}
     where batch_id > (select coalesce(max(batch_id), 0) from {{ this }})
     {% endif %}

@@ -39,6 +39,7 @@ from python_steps.settings import dbt_env, url_parts
 
 STAGE1_MODELS = (
     "stg_raw__messages",
+    "int_messages_normalized",
     "int_message_signals_extracted",
     "int_hosts_resolved",
     "int_messages_enriched",

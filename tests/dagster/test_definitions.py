@@ -31,6 +31,7 @@ EXPECTED = [
     K(["raw", "messages"]),
     K(["raw", "ingest_batches"]),
     K(["staging", "stg_raw__messages"]),
+    K(["intermediate", "int_messages_normalized"]),
     K(["intermediate", "int_messages_enriched"]),
     K(["intermediate", "int_message_signals_extracted"]),
     K(["intermediate", "int_messages_windowed"]),
@@ -61,6 +62,7 @@ def test_every_stage_is_an_asset(graph):
     ("downstream", "upstream"),
     [
         (K(["staging", "stg_raw__messages"]), K(["raw", "messages"])),
+        (K(["intermediate", "int_messages_normalized"]), K(["staging", "stg_raw__messages"])),
         (K(["patas", "semantic_clusters"]), K(["marts", "stage1_uncovered_spam"])),
         (K(["patas", "rule_drafts"]), K(["marts", "stage1_candidates"])),
         (K(["patas", "rule_drafts"]), K(["patas", "semantic_clusters"])),

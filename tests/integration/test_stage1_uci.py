@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGE1_MODELS = (
     "stg_raw__messages",
+    "int_messages_normalized",
     "int_message_signals_extracted",
     "int_hosts_resolved",
     "int_messages_enriched",
@@ -103,7 +104,7 @@ def _snapshot(url: str) -> dict[str, list[tuple]]:
         return {
             "staged": conn.execute(
                 "select message_id, prepared_text, normalized_text, signature, word_tokens, sender_id, chat_id"
-                " from staging.stg_raw__messages order by 1"
+                " from intermediate.int_messages_normalized order by 1"
             ).fetchall(),
             "enriched": conn.execute(
                 "select message_id, normalized_text, signature, urls, hosts, domains, phones, short_codes,"
@@ -169,7 +170,7 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
     for dedupe in ("true", "false"):
         dbt.run("--full-refresh", "--vars", f"{{patas_dedupe_texts: {dedupe}}}")
         run_dir = tmp / "target" / "run"
-        staging_sql = next(run_dir.rglob("stg_raw__messages.sql")).read_text()
+        staging_sql = next(run_dir.rglob("int_messages_normalized.sql")).read_text()
         signals_sql = next(run_dir.rglob("int_message_signals_extracted.sql")).read_text()
         dedupe_paths[dedupe] = (
             _snapshot(url),
@@ -238,7 +239,7 @@ GATED_MODELS = ("int_hosts_resolved", "signal_label_counts", "stage1_uncovered_s
 
 
 def test_incremental_equals_full_refresh(stage1: dict) -> None:
-    assert _rows_inserted(stage1["incremental_run"], "stg_raw__messages") == 5574 - 3000
+    assert _rows_inserted(stage1["incremental_run"], "int_messages_normalized") == 5574 - 3000
     # the new batch changed the inputs of the gated models: they were rebuilt
     assert _rows_inserted(stage1["incremental_run"], "signal_label_counts") == len(stage1["full"]["counts"])
     assert _rows_inserted(stage1["incremental_run"], "int_hosts_resolved") == len(stage1["full"]["hosts"])
@@ -249,7 +250,7 @@ def test_incremental_equals_full_refresh(stage1: dict) -> None:
 
 def test_rerun_on_unchanged_data_inserts_nothing(stage1: dict) -> None:
     for model in (
-        "stg_raw__messages",
+        "int_messages_normalized",
         "int_message_signals_extracted",
         "int_messages_enriched",
         *GATED_MODELS,
