@@ -17,13 +17,13 @@
     messages that pass its cheap pre-check (a necessary condition of its pattern), so most
     messages cost a few regex tests; no correlated subqueries, so Postgres can run it in
     parallel. One btree on signal_value serves the signal joins of shadow evaluation
-    (rule_hits); a message_id index was not used by any reader (measured at 100k messages). Not a
+    (rule_hits); no reader uses a message_id index. Not a
     hash index: signal values repeat a lot (a common n-gram or template signature sits on
     100k rows), every insert walks its bucket's overflow chain, and at 1M messages (5.8M rows,
     29k distinct values) the hash build took 22.6 s against 3.6 s for a btree (deduplicated,
     sorted in parallel). The batch_id index
     makes the incremental filter (max batch_id of this table, read by every branch) an index
-    probe instead of a scan of millions of rows (38 s -> seconds for one extra day at 1M). -#}
+    probe instead of a scan of millions of rows (docs/benchmarks.md). -#}
 
 with
 

@@ -54,9 +54,7 @@ normalized as {{ 'materialized' if dedupe else 'not materialized' }} (
         word tokens travel as one string), so the chain runs in the parallel workers under one Gather. Squeezing and homoglyph folding
         hold scalar subqueries, which cannot run in a worker: the workers normalize the texts
         that need neither (all but a few percent) and compute their signature and tokens; the
-        leader finishes the rest in this level and the next. (Before: plan levels kept apart by
-        offset 0, of which only the lowest ran in the workers; 1M messages: 31 s -> see
-        docs/benchmarks.md.) -#}
+        leader finishes the rest in this level and the next (figures: docs/benchmarks.md). -#}
     select
         s.*,
         p.prepared_text,

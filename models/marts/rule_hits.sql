@@ -14,7 +14,7 @@
     parallel_tuple_cost is lowered for this one statement: the planner cannot see that
     "unnest(array[case ...]) where rule_id is not null" keeps few rows, so it expects tens of
     millions of rows through Gather and picks a serial plan; with parallel workers the predicate
-    scans run about 2x faster on 2 cores (measured: 59 s -> 27 s, 1,000 rules x 1M messages).
+    scans run about twice as fast on 2 cores (docs/benchmarks.md).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 {%- for w in windows -%}

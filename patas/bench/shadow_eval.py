@@ -39,16 +39,6 @@ from python_steps.settings import dbt_env, url_parts
 
 MODELS = ("rule_hits", "rule_evaluations", "rule_overlaps")
 STAGING = ("stg_patas__rule_drafts", "stg_patas__rule_signal_clauses")
-MACROS = (
-    "generate_schema_name",
-    "wilson_lower_bound",
-    "wilson_upper_bound",
-    "false_positive_rate_upper_bound",
-    "hit_metric_columns",
-    "evaluated_predicate_rules",
-    "rule_predicate_hits",
-    "create_reader_role",
-)
 
 CORPUS_SQL = """
 create schema if not exists intermediate;
@@ -225,15 +215,13 @@ def _project(tmp: Path) -> Path:
     proj = tmp / "dbt_project"
     (proj / "models" / "marts").mkdir(parents=True)
     (proj / "models" / "intermediate").mkdir(parents=True)
-    (proj / "macros").mkdir()
+    shutil.copytree(ROOT / "macros", proj / "macros")
     shutil.copy(ROOT / "dbt_project.yml", proj)
     for name in MODELS:
         shutil.copy(ROOT / "models" / "marts" / f"{name}.sql", proj / "models" / "marts")
     (proj / "models" / "staging").mkdir(parents=True)
     for name in ("_patas__sources.yml", "stg_patas__rule_drafts.sql", "stg_patas__rule_signal_clauses.sql"):
         shutil.copy(ROOT / "models" / "staging" / name, proj / "models" / "staging")
-    for name in MACROS:
-        shutil.copy(ROOT / "macros" / f"{name}.sql", proj / "macros")
     for name in ("int_messages_enriched", "int_message_signals_extracted", "int_messages_windowed"):
         (proj / "models" / "intermediate" / f"{name}.sql").write_text("select 1 as message_id\n")
     return proj

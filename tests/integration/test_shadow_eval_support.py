@@ -35,16 +35,6 @@ POST_LIFECYCLE_STAGING = (
     "stg_patas__ruleset_members",
 )
 POST_LIFECYCLE_MODELS = ("ruleset_evaluation", "active_rules", "rule_history")
-MY_MACROS = (
-    "generate_schema_name",
-    "wilson_lower_bound",
-    "wilson_upper_bound",
-    "false_positive_rate_upper_bound",
-    "hit_metric_columns",
-    "evaluated_predicate_rules",
-    "rule_predicate_hits",
-    "create_reader_role",
-)
 UPSTREAM_STUBS = {
     "intermediate": ("int_messages_enriched", "int_message_signals_extracted", "int_messages_windowed"),
 }
@@ -253,15 +243,13 @@ def scratch_project(tmp: Path) -> Path:
         shutil.copy(REPO_ROOT / "models" / "staging" / f"{name}.sql", proj / "models" / "staging")
     for yml in ("_patas__sources.yml", "_patas__models.yml"):
         shutil.copy(REPO_ROOT / "models" / "staging" / yml, proj / "models" / "staging")
-    (proj / "macros").mkdir()
+    shutil.copytree(REPO_ROOT / "macros", proj / "macros")  # the project's macros, all of them
     (proj / "tests" / "dbt").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "dbt_project.yml", proj / "dbt_project.yml")
     for name in (*SHADOW_MODELS, *POST_LIFECYCLE_MODELS, "active_rules"):
         shutil.copy(REPO_ROOT / "models" / "marts" / f"{name}.sql", proj / "models" / "marts")
     for yml in ("_rules__models.yml",):
         shutil.copy(REPO_ROOT / "models" / "marts" / yml, proj / "models" / "marts")
-    for name in MY_MACROS:
-        shutil.copy(REPO_ROOT / "macros" / f"{name}.sql", proj / "macros")
     for test in sorted((REPO_ROOT / "tests" / "dbt").glob("assert_rule*.sql")) + sorted(
         (REPO_ROOT / "tests" / "dbt").glob("assert_ruleset*.sql")
     ):

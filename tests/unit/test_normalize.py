@@ -101,5 +101,5 @@ def test_generated_seeds_and_macro_are_current() -> None:
 
 
 def test_sql_normalizer_version_matches_python() -> None:
-    macro = (PROJECT_ROOT / "macros" / "normalizer_version.sql").read_text()
+    macro = (PROJECT_ROOT / "macros" / "text" / "normalizer_version.sql").read_text()
     assert f"'{nz.NORMALIZER_VERSION}'" in macro
