@@ -287,7 +287,9 @@ def _raw_sql_draft(conn: psycopg.Connection, raw_sql: str, description: str | No
         if not verdict.ok:
             raise LifecycleError("the WHERE clause is not a valid predicate: " + "; ".join(verdict.reasons))
     predicate = " ".join(predicate.split())
-    if relation_exists(conn, tables.MESSAGES_ENRICHED):
+    with conn.transaction():  # leaves the connection idle: the guard runs in a transaction of its own
+        evaluable = relation_exists(conn, tables.MESSAGES_ENRICHED)
+    if evaluable:
         try:
             guard = sql_safety.coverage_guard(
                 conn, predicate, mode="predicate", max_coverage=MATCH_EVERYTHING_COVERAGE
