@@ -16,7 +16,7 @@ Only the standard library and psycopg: it must run against old checkouts too.
 from __future__ import annotations
 
 import argparse
-import filecmp
+import difflib
 import json
 import os
 import re
@@ -42,6 +42,7 @@ TABLES = (
     "marts.stage1_candidates",
 )
 VOLATILE_COLUMN = re.compile(r"(^|_)(run_id|at|time|timestamp|seconds)$|_at$|^created|^updated|^evaluated")
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # run ids inside JSON
 ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
 
 
@@ -100,12 +101,23 @@ def capture(checkout: Path, server: str, data: Path | None, out: Path, dbname: s
         c.execute(f'drop database if exists "{dbname}" with (force)')
 
 
+def _stable(path: Path) -> list[str]:
+    """A capture's lines with run ids and timestamps masked (they differ between any two runs)."""
+    return ISO_TS.sub("<ts>", RUN_ID.sub("<run>", path.read_text())).splitlines(keepends=True)
+
+
 def compare(a: Path, b: Path) -> int:
     names = sorted({p.name for p in a.iterdir()} | {p.name for p in b.iterdir()})
-    differ = [n for n in names if not (a / n).exists() or not (b / n).exists()
-              or not filecmp.cmp(a / n, b / n, shallow=False)]  # fmt: skip
+    differ = []
     for n in names:
-        print(f"{'DIFFERS' if n in differ else 'same   '}  {n}")
+        same = (a / n).exists() and (b / n).exists() and _stable(a / n) == _stable(b / n)
+        print(f"{'same   ' if same else 'DIFFERS'}  {n}")
+        if not same:
+            differ.append(n)
+            if (a / n).exists() and (b / n).exists():
+                sys.stdout.writelines(
+                    list(difflib.unified_diff(_stable(a / n), _stable(b / n), str(a / n), str(b / n)))[:40]
+                )
     return 1 if differ else 0
 
 
