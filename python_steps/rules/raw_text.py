@@ -1,6 +1,6 @@
 """Raw-text regexes: what a regex rule engine that sees RAW message text must match.
 
-PATAS matches text rules against normalized text (``python_steps.normalize.normalize_text``).
+PATAS matches text rules against normalized text (``python_steps.text.normalize.normalize_text``).
 A consumer such as the ROL regex engine applies ``pattern`` to the raw message with Python ``re``
 (flag IGNORECASE). :func:`raw_regex` gives, for a typed rule, a pattern that searched in the RAW
 text finds what the rule finds in the normalized text, or ``None`` when this module has no such
@@ -45,7 +45,7 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
-from python_steps import normalize as nz
+from python_steps.text import normalize as nz
 from python_steps.rules.ir import AllOf, AnyOf, Leaf, Not, Rule
 
 _WORD = re.compile("[" + nz.WORD_CHARS + "]")
