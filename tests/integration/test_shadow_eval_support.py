@@ -44,6 +44,7 @@ MY_MACROS = (
     "evaluated_predicate_rules",
     "rule_predicate_hits",
     "create_reader_role",
+    "create_refresh_function",
 )
 UPSTREAM_STUBS = {
     "intermediate": ("int_messages_enriched", "int_message_signals_extracted", "int_messages_windowed"),
