@@ -142,9 +142,13 @@ def _manual(action: str, rule_id: str, reason: str, **kw) -> None:
         "deprecate": manual.deprecate_rule,
         "pin": manual.pin_rule,
     }[action]
+    from patas.cli.common import settings
+
+    exports_dir = settings().exports_dir
     with _conn() as conn:
         try:
-            result = fn(conn, rule_id, reason=reason, actor=_actor(), **kw)
+            # marts.active_rules and the export files reflect the action when this returns
+            result = fn(conn, rule_id, reason=reason, actor=_actor(), exports_dir=exports_dir, **kw)
         except (manual.LifecycleError, ValueError) as exc:
             _fail(str(exc))
         conn.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -65,9 +66,11 @@ def _manual_transition(
     actor: str,
     code: str,
     pin: bool | None = None,
+    exports_dir: Path | None = None,
 ) -> dict[str, Any]:
     actor = _manual_actor(actor)
     reason = _need_reason(reason)
+    export_texts: dict[str, str] | None = None
     with conn.transaction():
         ensure_schema(conn)
         row = conn.execute(
@@ -111,6 +114,15 @@ def _manual_transition(
         final = conn.execute(
             "select status, is_pinned from patas.rule_lifecycle where rule_id = %s", (rule_id,)
         ).fetchone()
+        refresh_active_rules(conn)
+        if exports_dir is not None:
+            from python_steps.publish import exports
+
+            export_texts = exports.render_exports(conn)
+    if export_texts is not None and exports_dir is not None:
+        from python_steps.publish import exports
+
+        exports.write_export_texts(export_texts, exports_dir)
     return {
         "rule_id": rule_id,
         "from_status": status,
@@ -120,25 +132,62 @@ def _manual_transition(
     }
 
 
-def promote_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
+def refresh_active_rules(conn: psycopg.Connection) -> bool:
+    """Rebuild ``marts.active_rules`` in the caller's transaction with the function its dbt model
+    leaves behind (macro ``create_refresh_function``: the model's own query). False when the mart
+    was never built (nothing to refresh: the next run builds it)."""
+    exists = conn.execute("select to_regprocedure('marts.refresh_active_rules()') is not null").fetchone()
+    if not exists or not exists[0]:
+        return False
+    conn.execute("select marts.refresh_active_rules()")
+    return True
+
+
+# Manual actions reach consumers before they return: marts.active_rules is refreshed in the
+# action's transaction (readers see old or new, never a mix), and with ``exports_dir`` (the CLI and
+# the API pass the settings' exports folder) the export files are rendered in that transaction and
+# replaced (each atomically) once it commits.
+
+
+def promote_rule(
+    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, exports_dir: Path | None = None
+) -> dict[str, Any]:
     """Make a rule active by hand (audited, ``manual_promote``); its promotion metrics are the latest
     evaluation's, if any."""
-    return _manual_transition(conn, rule_id, "active", reason=reason, actor=actor, code="manual_promote")
+    return _manual_transition(
+        conn, rule_id, "active", reason=reason, actor=actor, code="manual_promote", exports_dir=exports_dir
+    )
 
 
-def deprecate_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
+def deprecate_rule(
+    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, exports_dir: Path | None = None
+) -> dict[str, Any]:
     """Deprecate a rule by hand (audited, ``manual_deprecate``)."""
     return _manual_transition(
-        conn, rule_id, "deprecated", reason=reason, actor=actor, code="manual_deprecate"
+        conn,
+        rule_id,
+        "deprecated",
+        reason=reason,
+        actor=actor,
+        code="manual_deprecate",
+        exports_dir=exports_dir,
     )
 
 
 def pin_rule(
-    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, pinned: bool = True
+    conn: psycopg.Connection,
+    rule_id: str,
+    *,
+    reason: str,
+    actor: str,
+    pinned: bool = True,
+    exports_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Pin (or unpin) a rule: a pinned rule's status is never changed automatically."""
     code = "manual_pin" if pinned else "manual_unpin"
-    return _manual_transition(conn, rule_id, None, reason=reason, actor=actor, code=code, pin=pinned)
+    return _manual_transition(
+        conn, rule_id, None, reason=reason, actor=actor, code=code, pin=pinned, exports_dir=exports_dir
+    )
 
 
 def add_manual_rule(

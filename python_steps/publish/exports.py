@@ -308,18 +308,30 @@ def export_rules(
     return _json(rules, status)
 
 
-def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
-    """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
+def render_exports(conn: psycopg.Connection, status: str = "active") -> dict[str, str]:
+    """Every format as text, ``{fmt: text}``, read in the caller's transaction."""
+    rules = load_rules(conn, status)
+    return {"sql": _sql(rules, status), "rol": _rol(rules, status, None), "json": _json(rules, status)}
+
+
+def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Path]:
+    """Write rendered exports to ``out_dir`` (rules.sql, rules.rol.json, rules.json), each file
+    replaced atomically (a temporary file renamed over it); return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for fmt in FORMATS:
         path = out_dir / FILE_NAMES[fmt]
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(export_rules(conn, fmt, status), encoding="utf-8")
+        tmp.write_text(texts[fmt], encoding="utf-8")
         tmp.replace(path)
         written[fmt] = path
     return written
+
+
+def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
+    """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
+    return write_export_texts(render_exports(conn, status), out_dir)
 
 
 def parse_sql_export(text: str) -> list[dict[str, str]]:

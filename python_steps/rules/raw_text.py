@@ -45,8 +45,8 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
-from python_steps.text import normalize as nz
 from python_steps.rules.ir import AllOf, AnyOf, Leaf, Not, Rule
+from python_steps.text import normalize as nz
 
 _WORD = re.compile("[" + nz.WORD_CHARS + "]")
 _SPACE = re.compile(nz.SPACE_PATTERN)
