@@ -171,7 +171,7 @@ def _sql(rules: Sequence[Mapping[str, Any]], status: str) -> str:
         "-- text is the PATAS-normalized message text, words its words joined by single spaces.",
         "-- In the PATAS warehouse, from raw text (functions generated from the staging normalizer):",
         "--   create temporary view messages as select message_id as id, patas.normalize_text(text) as text,",
-        "--     patas.normalized_words(text) as words from <your table of raw messages>;",
+        "--     patas.normalized_words(text) as words from <your table of raw messages>",
         "-- Elsewhere (SQLite, ...): patas normalize --jsonl < raw.jsonl  prints each JSON line with",
         '--   "normalized_text" and "words" added (--text / --words: one line per input line).',
     ]

@@ -14,10 +14,10 @@ import re
 
 import pytest
 
-from python_steps import normalize as nz
 from python_steps import rules as rl
 from python_steps.rules import raw_text as rt
 from python_steps.rules.compiler import to_python_regex
+from python_steps.text import normalize as nz
 
 WORDS = [
     "free", "cool", "win", "copy", "reply", "hello", "bonus", "deposit", "spin200", "1v3", "рх",
