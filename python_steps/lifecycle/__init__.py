@@ -7,6 +7,5 @@
 - :mod:`python_steps.lifecycle.manual`: promote, deprecate, pin and add rules by hand, audited
 
 ``policy`` and ``profiles`` import no database code; ``store`` and ``manual`` may import
-:mod:`python_steps.tables`, :mod:`python_steps.rules` and :mod:`python_steps.mining`; ``manual``
-also :mod:`python_steps.publish.exports` (a manual action rewrites the export files).
+:mod:`python_steps.tables`, :mod:`python_steps.rules` and :mod:`python_steps.mining`.
 """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -66,11 +65,9 @@ def _manual_transition(
     actor: str,
     code: str,
     pin: bool | None = None,
-    exports_dir: Path | None = None,
 ) -> dict[str, Any]:
     actor = _manual_actor(actor)
     reason = _need_reason(reason)
-    export_texts: dict[str, str] | None = None
     with conn.transaction():
         ensure_schema(conn)
         row = conn.execute(
@@ -115,14 +112,6 @@ def _manual_transition(
             "select status, is_pinned from patas.rule_lifecycle where rule_id = %s", (rule_id,)
         ).fetchone()
         refresh_active_rules(conn)
-        if exports_dir is not None:
-            from python_steps.publish import exports
-
-            export_texts = exports.render_exports(conn)
-    if export_texts is not None and exports_dir is not None:
-        from python_steps.publish import exports
-
-        exports.write_export_texts(export_texts, exports_dir)
     return {
         "rule_id": rule_id,
         "from_status": status,
@@ -144,24 +133,18 @@ def refresh_active_rules(conn: psycopg.Connection) -> bool:
 
 
 # Manual actions reach consumers before they return: marts.active_rules is refreshed in the
-# action's transaction (readers see old or new, never a mix), and with ``exports_dir`` (the CLI and
-# the API pass the settings' exports folder) the export files are rendered in that transaction and
-# replaced (each atomically) once it commits.
+# action's transaction (readers see old or new, never a mix). The export files are rewritten by
+# python_steps.publish.exports.manual_action, which wraps these (publish may import lifecycle, not
+# the reverse).
 
 
-def promote_rule(
-    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, exports_dir: Path | None = None
-) -> dict[str, Any]:
+def promote_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
     """Make a rule active by hand (audited, ``manual_promote``); its promotion metrics are the latest
     evaluation's, if any."""
-    return _manual_transition(
-        conn, rule_id, "active", reason=reason, actor=actor, code="manual_promote", exports_dir=exports_dir
-    )
+    return _manual_transition(conn, rule_id, "active", reason=reason, actor=actor, code="manual_promote")
 
 
-def deprecate_rule(
-    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, exports_dir: Path | None = None
-) -> dict[str, Any]:
+def deprecate_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
     """Deprecate a rule by hand (audited, ``manual_deprecate``)."""
     return _manual_transition(
         conn,
@@ -170,7 +153,6 @@ def deprecate_rule(
         reason=reason,
         actor=actor,
         code="manual_deprecate",
-        exports_dir=exports_dir,
     )
 
 
@@ -181,13 +163,10 @@ def pin_rule(
     reason: str,
     actor: str,
     pinned: bool = True,
-    exports_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Pin (or unpin) a rule: a pinned rule's status is never changed automatically."""
     code = "manual_pin" if pinned else "manual_unpin"
-    return _manual_transition(
-        conn, rule_id, None, reason=reason, actor=actor, code=code, pin=pinned, exports_dir=exports_dir
-    )
+    return _manual_transition(conn, rule_id, None, reason=reason, actor=actor, code=code, pin=pinned)
 
 
 def add_manual_rule(

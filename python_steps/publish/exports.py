@@ -55,6 +55,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from python_steps import rules as rl
+from python_steps.lifecycle import manual
 from python_steps.rules import raw_text
 from python_steps.rules.compiler import leaf_regex
 
@@ -332,6 +333,33 @@ def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Pat
 def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
     """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
     return write_export_texts(render_exports(conn, status), out_dir)
+
+
+MANUAL_ACTIONS = {"promote": manual.promote_rule, "deprecate": manual.deprecate_rule, "pin": manual.pin_rule}
+
+
+def manual_action(
+    conn: psycopg.Connection,
+    action: str,
+    rule_id: str,
+    *,
+    reason: str,
+    actor: str,
+    exports_dir: Path | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """A manual promote / deprecate / pin (``python_steps.lifecycle.manual``, audited) that reaches
+    consumers before it returns: ``marts.active_rules`` is refreshed in the action's transaction
+    (by the lifecycle), and with ``exports_dir`` the export files are rendered in that same
+    transaction and replaced, each atomically, once it commits. The CLI and the API pass the
+    settings' exports folder."""
+    fn = MANUAL_ACTIONS[action]
+    with conn.transaction():
+        result = fn(conn, rule_id, reason=reason, actor=actor, **kw)
+        texts = render_exports(conn) if exports_dir is not None else None
+    if texts is not None and exports_dir is not None:
+        write_export_texts(texts, exports_dir)
+    return result
 
 
 def parse_sql_export(text: str) -> list[dict[str, str]]:

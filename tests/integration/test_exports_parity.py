@@ -30,7 +30,6 @@ from test_shadow_eval_support import (
 )
 
 from python_steps import rules as rl
-from python_steps.lifecycle import manual
 from python_steps.lifecycle import store as lc
 from python_steps.lifecycle.profiles import ProfileConfig, SafetyProfile, TierThresholds
 from python_steps.publish import exports as ex
@@ -357,7 +356,9 @@ def test_manual_deprecate_reaches_reader_and_files(pipeline_run: dict, tmp_path)
     url = pipeline_run["url"]
     with psycopg.connect(url) as conn:
         victim = ex.load_rules(conn, "active")[0]["rule_id"]
-        manual.deprecate_rule(conn, victim, reason="parity test", actor="cli:test", exports_dir=tmp_path)
+        ex.manual_action(
+            conn, "deprecate", victim, reason="parity test", actor="cli:test", exports_dir=tmp_path
+        )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set role patas_reader")
         ids = {r[0] for r in conn.execute("select rule_id from marts.active_rules").fetchall()}

@@ -282,8 +282,8 @@ def test_manual_promote_and_deprecate(world: dict, tmp_path) -> None:
     before = [r["rule_id"] for r in _reader_active(url)]
     assert ids["domain"] not in before
     with psycopg.connect(url) as conn:
-        out = manual.promote_rule(
-            conn, ids["domain"], reason="reviewed by hand", actor="cli:carol", exports_dir=out_dir
+        out = ex.manual_action(
+            conn, "promote", ids["domain"], reason="reviewed by hand", actor="cli:carol", exports_dir=out_dir
         )
         assert out["status"] == "active" and out["from_status"] == "shadow"
         # before any run: the reader role already reads the promoted rule, the files hold it
@@ -296,8 +296,8 @@ def test_manual_promote_and_deprecate(world: dict, tmp_path) -> None:
     run_post_lifecycle(world["project"], url, "period-2")
     assert _reader_active(url) == promoted
     with psycopg.connect(url) as conn:
-        out = manual.deprecate_rule(
-            conn, ids["domain"], reason="changed my mind", actor="cli:carol", exports_dir=out_dir
+        out = ex.manual_action(
+            conn, "deprecate", ids["domain"], reason="changed my mind", actor="cli:carol", exports_dir=out_dir
         )
         assert out["status"] == "deprecated"
     assert [r["rule_id"] for r in _reader_active(url)] == before
