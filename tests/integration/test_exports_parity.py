@@ -255,11 +255,10 @@ order by m.message_id
 
 @pytest.fixture(scope="module", params=["generated", "uci"])
 def pipeline_run(request, server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    from patas_dagster.runner import run_pipeline
-    from python_steps.bench.harness import patched_environ
-    from python_steps.generate import generate_corpus
-
-    from python_steps.ingest import ingest_file
+    from patas.bench.harness import patched_environ
+    from patas.runner import run_pipeline
+    from python_steps.bench.generate import generate_corpus
+    from python_steps.ingest.load import ingest_file
     from python_steps.settings import load_settings
 
     kind = request.param
