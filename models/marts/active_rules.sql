@@ -2,11 +2,14 @@
     The table warehouse consumers read: the active rules, readable and runnable, with the metrics
     that promoted them and those of the latest evaluation. The read-only role (var
     patas_reader_role, default patas_reader) is created if needed and granted SELECT here only.
+    A manual promote / deprecate / pin refreshes the table in its own transaction through
+    marts.refresh_active_rules() (macro create_refresh_function), so consumers see it at once.
 -#}
 {%- set reader_role = var('patas_reader_role', 'patas_reader') -%}
 
 {{ config(
     pre_hook="{{ create_reader_role(var('patas_reader_role', 'patas_reader'), this.schema) }}",
+    post_hook="{{ create_refresh_function(this) }}",
     grants={'select': [reader_role]},
 ) }}
 

@@ -376,10 +376,12 @@ def _prepare_manifest(env: dict[str, str]) -> None:
 
 def _attach_subcommands() -> None:
     from patas.cli.bench import bench
+    from patas.cli.normalize import normalize
     from patas.cli.rules import rules
 
     main.add_command(rules)
     main.add_command(bench)
+    main.add_command(normalize)
 
 
 _attach_subcommands()

@@ -135,16 +135,17 @@ def show_rule(rule_id: str, as_json: bool) -> None:
 
 
 def _manual(action: str, rule_id: str, reason: str, **kw) -> None:
+    from patas.cli.common import settings
     from python_steps.lifecycle import manual
+    from python_steps.publish import exports
 
-    fn = {
-        "promote": manual.promote_rule,
-        "deprecate": manual.deprecate_rule,
-        "pin": manual.pin_rule,
-    }[action]
+    exports_dir = settings().exports_dir
     with _conn() as conn:
         try:
-            result = fn(conn, rule_id, reason=reason, actor=_actor(), **kw)
+            # marts.active_rules and the export files reflect the action when this returns
+            result = exports.manual_action(
+                conn, action, rule_id, reason=reason, actor=_actor(), exports_dir=exports_dir, **kw
+            )
         except (manual.LifecycleError, ValueError) as exc:
             _fail(str(exc))
         conn.commit()

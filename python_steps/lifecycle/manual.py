@@ -111,6 +111,7 @@ def _manual_transition(
         final = conn.execute(
             "select status, is_pinned from patas.rule_lifecycle where rule_id = %s", (rule_id,)
         ).fetchone()
+        refresh_active_rules(conn)
     return {
         "rule_id": rule_id,
         "from_status": status,
@@ -118,6 +119,23 @@ def _manual_transition(
         "is_pinned": final[1],
         "reason": d.reason,
     }
+
+
+def refresh_active_rules(conn: psycopg.Connection) -> bool:
+    """Rebuild ``marts.active_rules`` in the caller's transaction with the function its dbt model
+    leaves behind (macro ``create_refresh_function``: the model's own query). False when the mart
+    was never built (nothing to refresh: the next run builds it)."""
+    exists = conn.execute("select to_regprocedure('marts.refresh_active_rules()') is not null").fetchone()
+    if not exists or not exists[0]:
+        return False
+    conn.execute("select marts.refresh_active_rules()")
+    return True
+
+
+# Manual actions reach consumers before they return: marts.active_rules is refreshed in the
+# action's transaction (readers see old or new, never a mix). The export files are rewritten by
+# python_steps.publish.exports.manual_action, which wraps these (publish may import lifecycle, not
+# the reverse).
 
 
 def promote_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
@@ -129,12 +147,22 @@ def promote_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: 
 def deprecate_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
     """Deprecate a rule by hand (audited, ``manual_deprecate``)."""
     return _manual_transition(
-        conn, rule_id, "deprecated", reason=reason, actor=actor, code="manual_deprecate"
+        conn,
+        rule_id,
+        "deprecated",
+        reason=reason,
+        actor=actor,
+        code="manual_deprecate",
     )
 
 
 def pin_rule(
-    conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str, pinned: bool = True
+    conn: psycopg.Connection,
+    rule_id: str,
+    *,
+    reason: str,
+    actor: str,
+    pinned: bool = True,
 ) -> dict[str, Any]:
     """Pin (or unpin) a rule: a pinned rule's status is never changed automatically."""
     code = "manual_pin" if pinned else "manual_unpin"

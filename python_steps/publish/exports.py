@@ -1,25 +1,39 @@
 """Rule exports: SQL, ROL (regex rule engine JSON) and typed JSON, from the rules of one status.
 
+Consumers judge RAW messages; every export says what text it applies to.
+
 ``sql``
-    One stand-alone ``SELECT id FROM messages WHERE ...;`` per rule, for a plain
-    ``messages(id, text)`` table whose ``text`` holds the message text *normalized by PATAS*
-    (``python_steps.text.normalize.normalize_text``, the same text shadow evaluation matched; the
-    warehouse's ``normalized_text`` column). Three sections:
+    One stand-alone ``SELECT id FROM messages WHERE ...;`` per rule, for a table
+    ``messages(id, text, words)`` where ``text`` is the message text *normalized by PATAS* and
+    ``words`` the words of that text joined by single spaces. In the warehouse both come from the
+    raw text with the SQL functions dbt installs (``patas.normalize_text(text)``,
+    ``patas.normalized_words(text)``, generated from the staging normalizer's macros); elsewhere
+    ``patas normalize --jsonl`` prints them (``python_steps.text.normalize``, the Python twin). Three
+    sections:
 
     - *portable*: runs unchanged on Postgres and SQLite: ``text contains`` leaves as
-      ``LIKE '%...%' ESCAPE '\\'`` (wildcards escaped), combined with AND / OR / NOT. Exact on
-      normalized text: it is case-folded, so SQLite's ASCII case-insensitive LIKE changes nothing.
-    - *postgres-only*: rules with a phrase or regex leaf, as ``text ~ '...'`` (POSIX regex);
-      SQLite has no regex operator.
+      ``text LIKE '%...%' ESCAPE '\\'`` (wildcards escaped), ``text has phrase`` leaves as
+      ``(' ' || words || ' ') LIKE '% w1 w2 %'``, combined with AND / OR / NOT. Exact: a phrase
+      hits when its words are consecutive words of the normalized text (``regex_subset.phrase_pattern``
+      over the n-gram tokenizer's word class), which is what ``words`` spells with single spaces;
+      words hold no LIKE wildcard, backslash or ASCII capital, and the normalized text no ASCII
+      capital, so SQLite's ASCII case-insensitive LIKE changes nothing.
+    - *postgres-only*: rules with a regex leaf, as ``text ~ '...'`` (POSIX regex); SQLite has no
+      regex operator.
     - *warehouse-only*: rules on extracted entities (domain, phone, handle, ...), signatures or meta,
-      which no predicate over raw text reproduces faithfully: exported as the compiler's SELECT
+      which no predicate over the text reproduces faithfully: exported as the compiler's SELECT
       over PATAS's message relation (``intermediate.int_messages_enriched``).
 
 ``rol``
     ``{version, created_at, description, rules: [{id, name, type: "regex", pattern, flags, weight,
-    enabled, category, metadata}]}`` with the compiler's Python regex (``re.search`` over
-    normalized text). Rules without a faithful regex (entity, signature, meta leaves) are left out
-    and listed under ``skipped``.
+    enabled, category, metadata}]}``. The consumer compiles ``pattern`` with ``flags``
+    (``["IGNORECASE"]``) and searches the RAW message text. ``metadata.applies_to`` says what the
+    pattern matches: ``"raw_text"`` (``python_steps.rules.raw_text``: look-alike, case and
+    zero-width classes derived from the normalizer's tables; the same hits as shadow evaluation on
+    the raw text) or ``"normalized_text"`` (the compiler's regex; the consumer normalizes first,
+    ``patas normalize``). Patterns are wrapped in ``(?-i:...)``: they spell out the case folding
+    PATAS does, which Python's IGNORECASE would widen. Rules without any regex form (entity,
+    signature, meta leaves) are left out and listed under ``skipped``.
 
 ``json``
     The typed rules with their status, tier, promotion metrics and latest evaluation metrics.
@@ -41,6 +55,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from python_steps import rules as rl
+from python_steps.lifecycle import manual
+from python_steps.rules import raw_text
 from python_steps.rules.compiler import leaf_regex
 
 FORMATS = ("sql", "rol", "json")
@@ -103,11 +119,15 @@ def _like_pattern(value: str) -> str:
 
 
 def _text_sql(rule: rl.Rule, allow_regex: bool) -> str | None:
-    """A predicate over ``text`` (normalized), or None when the rule needs more than the text."""
+    """A predicate over ``text`` (normalized) and ``words``, or None when the rule needs more."""
     if isinstance(rule, rl.Leaf):
         if rule.kind == "text_contains":
             return f"text LIKE {_like_pattern(rule.value)} ESCAPE '\\'"
-        if rule.kind in ("text_phrase", "text_regex") and allow_regex:
+        if rule.kind == "text_phrase":
+            # words: the normalized text's words joined by single spaces; the phrase's words are
+            # words (no wildcard, no backslash), so the escape only documents it.
+            return f"(' ' || words || ' ') LIKE {_like_pattern(' ' + rule.value + ' ')} ESCAPE '\\'"
+        if rule.kind == "text_regex" and allow_regex:
             pattern = leaf_regex(rule, "postgres")
             return None if pattern is None else f"text ~ {rl.quote_literal(pattern)}"
         return None
@@ -148,12 +168,17 @@ def _sql(rules: Sequence[Mapping[str, Any]], status: str) -> str:
         )
     head = [
         f"-- PATAS rules ({status}): {len(rules)} rule(s).",
-        "-- Each statement selects the ids of the messages one rule hits, from messages(id, text) where",
-        "-- text is the PATAS-normalized message text (python_steps.text.normalize.normalize_text).",
+        "-- Each statement selects the ids of the messages one rule hits, from messages(id, text, words):",
+        "-- text is the PATAS-normalized message text, words its words joined by single spaces.",
+        "-- In the PATAS warehouse, from raw text (functions generated from the staging normalizer):",
+        "--   create temporary view messages as select message_id as id, patas.normalize_text(text) as text,",
+        "--     patas.normalized_words(text) as words from <your table of raw messages>",
+        "-- Elsewhere (SQLite, ...): patas normalize --jsonl < raw.jsonl  prints each JSON line with",
+        '--   "normalized_text" and "words" added (--text / --words: one line per input line).',
     ]
     titles = {
         PORTABLE: "portable: Postgres and SQLite, unchanged",
-        POSTGRES: "postgres-only: POSIX regex operator ~ (phrase and regex rules)",
+        POSTGRES: "postgres-only: POSIX regex operator ~ (regex rules)",
         WAREHOUSE: "warehouse-only: entity, signature or meta rules over PATAS's message relation",
     }
     out = "\n".join(head) + "\n"
@@ -177,27 +202,42 @@ def _created_at(rules: Sequence[Mapping[str, Any]], given: str | None) -> str | 
     return _iso(max(stamps)) if stamps else None
 
 
+def rol_pattern(rule_json: Mapping[str, Any], regex: str | None) -> tuple[str, str] | None:
+    """``(pattern, applies_to)`` of one rule for a regex engine that searches RAW text with
+    IGNORECASE: the raw-text form where one exists, else the compiler's regex over normalized
+    text (``regex``), else None."""
+    if "raw_sql" not in rule_json:
+        raw = raw_text.raw_regex(rl.parse_rule(rule_json))
+        if raw is not None:
+            return raw, "raw_text"
+    if regex:
+        return raw_text.normalized_regex(regex), "normalized_text"
+    return None
+
+
 def _rol(rules: Sequence[Mapping[str, Any]], status: str, created_at: str | None) -> str:
     entries, skipped = [], []
     for r in rules:
-        if not r["regex"]:
+        form = rol_pattern(r["rule_json"], r["regex"])
+        if form is None:
             skipped.append(
                 {"id": r["rule_id"], "reason": "no faithful regex form (entity, signature or meta rule)"}
             )
             continue
+        pattern, applies_to = form
         m = r["latest_metrics"] or r["promoted_metrics"] or {}
         entries.append(
             {
                 "id": r["rule_id"],
                 "name": _one_line(r["description"]),
                 "type": "regex",
-                "pattern": r["regex"],
-                "flags": [],
+                "pattern": pattern,
+                "flags": ["IGNORECASE"],
                 "weight": round(float(m.get("precision_lower_bound") or 0.0), 6),
                 "enabled": r["status"] == "active",
                 "category": "spam",
                 "metadata": {
-                    "applies_to": "normalized_text",
+                    "applies_to": applies_to,
                     "match": "re.search",
                     "rule_version": r["version"],
                     "status": r["status"],
@@ -212,7 +252,11 @@ def _rol(rules: Sequence[Mapping[str, Any]], status: str, created_at: str | None
     doc = {
         "version": ROL_FORMAT_VERSION,
         "created_at": _created_at(rules, created_at),
-        "description": f"PATAS {status} rules as regular expressions over normalized message text",
+        "description": (
+            f"PATAS {status} rules as regular expressions, searched in the raw message text with the "
+            "flags given; metadata.applies_to 'normalized_text' means the text must first be "
+            "normalized by PATAS (patas normalize)"
+        ),
         "rules": entries,
         "skipped": skipped,
     }
@@ -265,18 +309,57 @@ def export_rules(
     return _json(rules, status)
 
 
-def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
-    """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
+def render_exports(conn: psycopg.Connection, status: str = "active") -> dict[str, str]:
+    """Every format as text, ``{fmt: text}``, read in the caller's transaction."""
+    rules = load_rules(conn, status)
+    return {"sql": _sql(rules, status), "rol": _rol(rules, status, None), "json": _json(rules, status)}
+
+
+def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Path]:
+    """Write rendered exports to ``out_dir`` (rules.sql, rules.rol.json, rules.json), each file
+    replaced atomically (a temporary file renamed over it); return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for fmt in FORMATS:
         path = out_dir / FILE_NAMES[fmt]
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(export_rules(conn, fmt, status), encoding="utf-8")
+        tmp.write_text(texts[fmt], encoding="utf-8")
         tmp.replace(path)
         written[fmt] = path
     return written
+
+
+def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
+    """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
+    return write_export_texts(render_exports(conn, status), out_dir)
+
+
+MANUAL_ACTIONS = {"promote": manual.promote_rule, "deprecate": manual.deprecate_rule, "pin": manual.pin_rule}
+
+
+def manual_action(
+    conn: psycopg.Connection,
+    action: str,
+    rule_id: str,
+    *,
+    reason: str,
+    actor: str,
+    exports_dir: Path | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """A manual promote / deprecate / pin (``python_steps.lifecycle.manual``, audited) that reaches
+    consumers before it returns: ``marts.active_rules`` is refreshed in the action's transaction
+    (by the lifecycle), and with ``exports_dir`` the export files are rendered in that same
+    transaction and replaced, each atomically, once it commits. The CLI and the API pass the
+    settings' exports folder."""
+    fn = MANUAL_ACTIONS[action]
+    with conn.transaction():
+        result = fn(conn, rule_id, reason=reason, actor=actor, **kw)
+        texts = render_exports(conn) if exports_dir is not None else None
+    if texts is not None and exports_dir is not None:
+        write_export_texts(texts, exports_dir)
+    return result
 
 
 def parse_sql_export(text: str) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ read-only role can read ``active_rules`` and nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -33,6 +34,7 @@ from test_shadow_eval_support import (
 
 from python_steps.lifecycle import manual, policy, store
 from python_steps.lifecycle.profiles import ProfileConfig, SafetyProfile, TierThresholds
+from python_steps.publish import exports as ex
 
 pytestmark = pytest.mark.integration
 
@@ -256,15 +258,50 @@ def test_period_2_deprecates_decayed_rules_and_leaves_pinned_ones(world: dict) -
     assert history[1]["precision_change"] == pytest.approx(1 / 3 - 1.0)
 
 
-def test_manual_promote_and_deprecate(world: dict) -> None:
+def _reader_active(url: str) -> list[dict]:
+    """marts.active_rules as the read-only role sees it."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("set role patas_reader")
+        return conn.execute("select * from marts.active_rules order by rule_id").fetchall()
+
+
+def _exported_ids(out_dir) -> dict[str, set[str]]:
+    rol = json.loads((out_dir / "rules.rol.json").read_text())
+    typed = json.loads((out_dir / "rules.json").read_text())
+    sql = ex.parse_sql_export((out_dir / "rules.sql").read_text())
+    return {
+        "rol": {r["id"] for r in rol["rules"]} | {r["id"] for r in rol["skipped"]},
+        "json": {r["id"] for r in typed["rules"]},
+        "sql": {s["rule_id"] for s in sql},
+    }
+
+
+def test_manual_promote_and_deprecate(world: dict, tmp_path) -> None:
     url, ids = world["url"], world["ids"]
+    out_dir = tmp_path / "exports"
+    before = [r["rule_id"] for r in _reader_active(url)]
+    assert ids["domain"] not in before
     with psycopg.connect(url) as conn:
-        out = manual.promote_rule(conn, ids["domain"], reason="reviewed by hand", actor="cli:carol")
+        out = ex.manual_action(
+            conn, "promote", ids["domain"], reason="reviewed by hand", actor="cli:carol", exports_dir=out_dir
+        )
         assert out["status"] == "active" and out["from_status"] == "shadow"
+        # before any run: the reader role already reads the promoted rule, the files hold it
+        promoted = _reader_active(url)
+        assert [r["rule_id"] for r in promoted] == sorted([*before, ids["domain"]])
+        assert all(ids["domain"] in found for found in _exported_ids(out_dir).values())
         with pytest.raises(policy.LifecycleError, match="already active"):
             manual.promote_rule(conn, ids["domain"], reason="twice", actor="cli:carol")
-        out = manual.deprecate_rule(conn, ids["domain"], reason="changed my mind", actor="cli:carol")
+    # the refreshed table is what the dbt model builds
+    run_post_lifecycle(world["project"], url, "period-2")
+    assert _reader_active(url) == promoted
+    with psycopg.connect(url) as conn:
+        out = ex.manual_action(
+            conn, "deprecate", ids["domain"], reason="changed my mind", actor="cli:carol", exports_dir=out_dir
+        )
         assert out["status"] == "deprecated"
+    assert [r["rule_id"] for r in _reader_active(url)] == before
+    assert not any(ids["domain"] in found for found in _exported_ids(out_dir).values())
     last = _audit(url)[-2:]
     assert [a["reason"].split(":")[0] for a in last] == ["manual_promote", "manual_deprecate"]
     assert last[0]["run_id"] == "period-2" and last[0]["metrics"]["hit_count"] == 1  # latest evaluation
