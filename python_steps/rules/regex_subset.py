@@ -23,6 +23,12 @@ quantifiers (a quantified group may only contain unquantified atoms and no alter
 ``?``), more than :data:`MAX_UNBOUNDED` unbounded quantifiers, patterns longer than
 :data:`MAX_PATTERN_LENGTH`, and patterns that can match the empty string (they would match every
 message). Matching is a search (anywhere in the text), case-sensitive, over normalized text.
+
+:func:`parse_permissive` reads a wider syntax into the same AST for analysis only (never rendered):
+the subset plus what PATAS itself generates for the engines and what a raw SQL rule may hand to
+Postgres (lookaround, ``\\uXXXX`` escapes, ``\\A \\Z \\m \\M \\y \\Y \\B``, POSIX classes,
+lazy and nested quantifiers, any repetition bound, backreferences). ``regex_safety`` runs its
+backtracking check over that AST; constructs outside it are still refused.
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ MAX_PATTERN_LENGTH = 256
 MAX_REPEAT = 100
 MAX_UNBOUNDED = 3
 MAX_NODES = 200
+# Limits of the permissive (analysis) parser: raw SQL literals are longer than typed sources, and
+# rendered engine patterns spell every class out (see ``parse_permissive``).
+MAX_PERMISSIVE_LENGTH = 20_000
+MAX_PERMISSIVE_NODES = 10_000
+MAX_GROUP_DEPTH = 50
+MAX_BOUND_DIGITS = 9
+POSIX_CLASSES = frozenset(
+    ["alpha", "digit", "alnum", "upper", "lower", "space", "blank", "punct", "print", "graph", "cntrl",
+     "xdigit", "word"]
+)  # fmt: skip
+_CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v"}
 
 # The word characters of text rules: the n-gram tokenizer's (``python_steps.text.normalize.WORD_CHARS``,
 # a class body of explicit code-point ranges that Python and Postgres read the same way), so that
@@ -113,7 +130,7 @@ class ClassItem:
 @dataclass(frozen=True)
 class CharClass:
     negated: bool
-    items: tuple[ClassItem | str, ...]  # str = a shorthand letter among d s w
+    items: tuple[ClassItem | str, ...]  # str = a shorthand letter among d s w, or ":alpha:" (permissive)
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,7 @@ class Shorthand:
 
 @dataclass(frozen=True)
 class Anchor:
-    kind: str  # "^" | "$" | "b"
+    kind: str  # "^" | "$" | "b"; permissive parser also "A" "Z" "B" "m" "M" "y" "Y" (escapes)
 
 
 @dataclass(frozen=True)
@@ -132,13 +149,29 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Look:
+    """Lookaround (permissive parser only): kind ``=`` ``!`` ``<=`` ``<!``."""
+
+    kind: str
+    body: Alt
+
+
+@dataclass(frozen=True)
+class BackRef:
+    """A backreference ``\\1`` .. ``\\9`` (permissive parser only)."""
+
+    n: int
+
+
+@dataclass(frozen=True)
 class Repeat:
-    atom: Char | Dot | CharClass | Shorthand | Group
+    atom: Char | Dot | CharClass | Shorthand | Group | BackRef
     lo: int
     hi: int | None  # None = unbounded
+    lazy: bool = False  # ``*?`` and friends (permissive parser only)
 
 
-Node = Char | Dot | CharClass | Shorthand | Anchor | Group | Repeat
+Node = Char | Dot | CharClass | Shorthand | Anchor | Group | Look | BackRef | Repeat
 
 
 @dataclass(frozen=True)
@@ -150,14 +183,16 @@ class Alt:
 
 
 class _Parser:
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, *, permissive: bool = False) -> None:
         self.src = src
         self.i = 0
         self.unbounded = 0
         self.nodes = 0
+        self.permissive = permissive
+        self.depth = 0
 
     def fail(self, why: str) -> RegexError:
-        return RegexError(f"regex {self.src!r} at offset {self.i}: {why}")
+        return RegexError(f"regex {_short(self.src)!r} at offset {self.i}: {why}")
 
     def peek(self) -> str | None:
         return self.src[self.i] if self.i < len(self.src) else None
@@ -186,23 +221,34 @@ class _Parser:
     def item(self) -> Node:
         atom = self.atom()
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(f"more than {MAX_NODES} elements")
+        limit = MAX_PERMISSIVE_NODES if self.permissive else MAX_NODES
+        if self.nodes > limit:
+            raise self.fail(f"more than {limit} elements")
         quant = self.quantifier()
         if quant is None:
             return atom
         if isinstance(atom, Anchor):
             raise self.fail("an anchor or \\b cannot be repeated")
+        if isinstance(atom, Look):
+            raise self.fail("a lookaround cannot be repeated")
         lo, hi = quant
-        if isinstance(atom, Group) and not (lo == 0 and hi == 1) and not _is_simple_group(atom):
-            raise self.fail("a repeated group may only hold plain characters and classes (nested quantifier)")
-        if hi is None:
-            self.unbounded += 1
-            if self.unbounded > MAX_UNBOUNDED:
-                raise self.fail(f"more than {MAX_UNBOUNDED} unbounded quantifiers")
+        lazy = False
+        if self.permissive:
+            if self.peek() == "?":  # lazy: the analysis treats it like the greedy form
+                self.i += 1
+                lazy = True
+        else:
+            if isinstance(atom, Group) and not (lo == 0 and hi == 1) and not _is_simple_group(atom):
+                raise self.fail(
+                    "a repeated group may only hold plain characters and classes (nested quantifier)"
+                )
+            if hi is None:
+                self.unbounded += 1
+                if self.unbounded > MAX_UNBOUNDED:
+                    raise self.fail(f"more than {MAX_UNBOUNDED} unbounded quantifiers")
         if self.peek() in ("?", "+", "*", "{"):
             raise self.fail("lazy, possessive or stacked quantifiers are not allowed")
-        return Repeat(atom, lo, hi)
+        return Repeat(atom, lo, hi, lazy)  # type: ignore[arg-type]  # atom is never an Anchor or Look here
 
     def quantifier(self) -> tuple[int, int | None] | None:
         c = self.peek()
@@ -216,11 +262,14 @@ class _Parser:
             raise self.fail("unterminated '{' (escape a literal brace as \\{)")
         body = self.src[self.i + 1 : end]
         lo_s, comma, hi_s = body.partition(",")
-        if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()) or len(body) > 9:
+        digits = 2 * MAX_BOUND_DIGITS + 1 if self.permissive else 9
+        if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()) or len(body) > digits:
             raise self.fail(f"bad repetition {{{body}}}")
         lo = int(lo_s)
         hi: int | None = lo if not comma else (int(hi_s) if hi_s else None)
-        if lo > MAX_REPEAT or (hi is not None and (hi > MAX_REPEAT or hi < lo)):
+        if hi is not None and hi < lo:
+            raise self.fail(f"repetition {{{body}}} has its bounds out of order")
+        if not self.permissive and (lo > MAX_REPEAT or (hi is not None and hi > MAX_REPEAT)):
             raise self.fail(f"repetition bounds must satisfy 0 <= n <= m <= {MAX_REPEAT}")
         if hi == 0:
             raise self.fail("repetition {0} matches nothing")
@@ -231,15 +280,26 @@ class _Parser:
         c = self.src[self.i]
         if c == "(":
             self.i += 1
+            look = None
             if self.src.startswith("?:", self.i):
                 self.i += 2
+            elif self.permissive and (look := _look_kind(self.src, self.i)) is not None:
+                self.i += 1 + len(look)
             elif self.peek() == "?":
+                if self.permissive:
+                    raise self.fail(
+                        "only (...), (?:...) and lookaround groups are allowed (no flags or names)"
+                    )
                 raise self.fail("only (...) and (?:...) groups are allowed (no lookaround, flags or names)")
+            self.depth += 1
+            if self.permissive and self.depth > MAX_GROUP_DEPTH:
+                raise self.fail(f"groups nested deeper than {MAX_GROUP_DEPTH}")
             body = self.alt()
+            self.depth -= 1
             if self.peek() != ")":
                 raise self.fail("missing ')'")
             self.i += 1
-            return Group(body)
+            return Group(body) if look is None else Look(look, body)
         if c == "[":
             return self.char_class()
         if c == ".":
@@ -261,13 +321,32 @@ class _Parser:
         e = self.src[self.i + 1]
         self.i += 2
         if e in _SHORTHANDS:
-            if in_class and e.isupper():
+            if in_class and e.isupper() and not self.permissive:
                 raise self.fail(f"\\{e} is not allowed inside a class")
             return Shorthand(e)
         if e == "b" and not in_class:
             return Anchor("b")
         if e in METACHARS or e in "-/":
             return Char(e)
+        if self.permissive:
+            if e in "AZBmMyY" and not in_class:
+                return Anchor(e)
+            if e in _CHAR_ESCAPES:
+                return Char(_CHAR_ESCAPES[e])
+            if e in "uU":
+                n = 4 if e == "u" else 8
+                hexits = self.src[self.i : self.i + n]
+                if len(hexits) != n or any(h not in "0123456789abcdefABCDEF" for h in hexits):
+                    raise self.fail(f"\\{e} needs {n} hex digits")
+                o = int(hexits, 16)
+                if o > 0x10FFFF or 0xD800 <= o <= 0xDFFF:
+                    raise self.fail(f"\\{e}{hexits} is not a character")
+                self.i += n
+                return Char(chr(o))
+            if e in "123456789" and not in_class:
+                return BackRef(int(e))
+            if not e.isalnum():
+                return Char(e)
         if e.isdigit():
             raise self.fail("backreferences are not allowed")
         raise self.fail(f"escape \\{e} is not allowed")
@@ -278,14 +357,24 @@ class _Parser:
         if negated:
             self.i += 1
         items: list[ClassItem | str] = []
+        first = True
         while True:
             c = self.peek()
             if c is None:
                 raise self.fail("unterminated '['")
-            if c == "]":
+            if c == "]" and not (self.permissive and first):
                 self.i += 1
                 break
+            first = False
             if c == "[":
+                if self.permissive and self.src.startswith("[:", self.i):
+                    end = self.src.find(":]", self.i + 2)
+                    name = self.src[self.i + 2 : end] if end > 0 else ""
+                    if name not in POSIX_CLASSES:
+                        raise self.fail(f"unknown POSIX class [:{name}:]")
+                    self.i = end + 2
+                    items.append(f":{name}:")
+                    continue
                 raise self.fail("'[' inside a class must be escaped (no POSIX classes)")
             if c == "\\":
                 node = self.escape(in_class=True)
@@ -306,6 +395,8 @@ class _Parser:
                     if not isinstance(node, Char):
                         raise self.fail("a range cannot end in a shorthand class")
                     hi = node.ch
+                elif n == "[":
+                    raise self.fail("a range cannot end in '['")
                 else:
                     assert n is not None
                     self.i += 1
@@ -316,6 +407,18 @@ class _Parser:
         if not items:
             raise self.fail("empty class")
         return CharClass(negated, tuple(items))
+
+
+def _look_kind(src: str, i: int) -> str | None:
+    """The lookaround kind (``=`` ``!`` ``<=`` ``<!``) of a group opening at ``src[i]`` (after ``(``)."""
+    for prefix in ("?<=", "?<!", "?=", "?!"):
+        if src.startswith(prefix, i):
+            return prefix[1:]
+    return None
+
+
+def _short(src: str, limit: int = 80) -> str:
+    return src if len(src) <= limit else src[: limit - 1] + "\u2026"
 
 
 def _check_char(p: _Parser, c: str) -> str:
@@ -329,6 +432,18 @@ def _is_simple_group(g: Group) -> bool:
     if len(g.body.branches) != 1:
         return False
     return all(isinstance(n, Char | Dot | CharClass | Shorthand) for n in g.body.branches[0])
+
+
+def parse_permissive(src: str) -> Alt:
+    """Parse for analysis only (``regex_safety``): the subset widened to the engine syntax (see the
+    module docstring). No nullable check and no bound or nesting limits of the subset: the safety
+    check judges those. The result may hold :class:`Look`, :class:`BackRef`, lazy repeats and POSIX
+    class items, which the renderers do not handle."""
+    if not isinstance(src, str) or not src:
+        raise RegexError("regex must be a non-empty string")
+    if len(src) > MAX_PERMISSIVE_LENGTH:
+        raise RegexError(f"regex longer than {MAX_PERMISSIVE_LENGTH} characters")
+    return _Parser(src, permissive=True).parse()
 
 
 def parse_regex(src: str) -> Alt:
