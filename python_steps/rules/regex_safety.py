@@ -1,0 +1,658 @@
+"""One static check against catastrophic backtracking, for every regex PATAS accepts.
+
+Every entry point that takes a regex runs :func:`check_regex`: typed ``text_regex`` leaves
+(``ir.parse_rule``, hence manual rules, the LLM's output and stored drafts), and every pattern of a
+raw SQL rule (``sql_safety.validate_sql``: the right side of ``~ ~* !~ !~*``, the pattern of
+``regexp_replace``). The check is static: the pattern is parsed into the ``regex_subset`` AST
+(:func:`regex_subset.parse_permissive`, which reads the engine syntax too) and judged by its shape;
+nothing is timed and nothing is run. A refusal says, in plain words, which part is dangerous and why.
+
+What is refused (``n`` = the length of a message; a backtracking engine such as Python ``re``
+tries every way to split the text before it gives up, at every start position):
+
+- **Nested quantifiers** (exponential): a group repeated more than once (``+ * {m,n}`` with n > 1)
+  whose rounds can trade characters with each other, so a text splits between rounds in
+  exponentially many ways: ``(a+)+``, ``(a*)*``, ``(a+)*``, ``((ab)*)+``, ``(\\w+\\s?)+``,
+  ``(.*a){12}``, ``(a{1,100}){1,100}``. Also a repeated group that can match the empty string
+  (``(a?)+``). Rounds trade characters when, in the body written twice, a repetition of the first
+  copy and one of the second can match a common character with only characters they both match
+  in between (see "can trade characters" below).
+- **Overlapping alternatives in a repeated group** (exponential): ``(a|a)*``, ``(a|ab)+``,
+  ``(\\w|\\d)+``, ``(.|\\s)*``: two alternatives can start with the same character. (Some such
+  groups are merely slow rather than exponential; the rule is deliberately simple: start the
+  alternatives differently or use one class.)
+- **Repetitions that can trade characters** (polynomial, about ``n**(k+1)`` for ``k`` of them):
+  two unbounded repetitions *X* and *Y*, in this order, trade characters when some character ``c``
+  is matched by both, every character any single match of *X* or *Y* needs can be ``c``-like (in
+  both), and everything *mandatory* between them can also be matched by both (optional parts and
+  zero-width assertions are skipped). ``\\d+\\d+``, ``.*.*``, ``\\w*\\w*``, ``a+a+``,
+  ``[a-z]+\\w+``, ``.*x.*y.*z``, ``\\S+@\\S+``, ``\\s*\\w*\\s*`` trade; ``\\d+-\\d+``,
+  ``\\w+ \\w+``, ``[^@]+@[^@]+``, ``\\w+a\\d+`` and the phrase patterns PATAS generates
+  (``claim[^w]+your[^w]+prize``) do not, because a character in between belongs to only one side.
+  Threshold: :data:`MAX_UNBOUNDED_PER_CHAIN` = 1 unbounded repetition per chain of repetitions
+  that trade characters pairwise (one alone is a plain ``O(n**2)`` search, like ``.*x``).
+- **Too many ways to split** (polynomial or exponential in the pattern length): in such a chain,
+  bounded repetitions multiply the ways to split a text: ``{m,n}`` counts n-m+1, ``?`` counts 2,
+  an unbounded one counts :data:`UNBOUNDED_WEIGHT` (100). Threshold: the product may be at most
+  :data:`MAX_CHAIN_CHOICES` = 10 000, e.g. ``a?`` fourteen times in a row is refused,
+  ``.*x.{0,99}`` and ``a.{0,50}b.{0,50}c`` are accepted.
+- **Large bounded repetition**: any bound above :data:`MAX_REPEAT` = 100 (``(ab){1000}``), and
+  repetitions nested in repetitions whose upper bounds multiply above
+  :data:`MAX_REPEAT_PRODUCT` = 1 000 (``(a{1,100}){1,100}`` = 10 000). Engines expand bounded
+  repetition into copies; Postgres refuses bounds above 255 anyway.
+- **Backreferences** (``(a)\\1``): matching them is NP-hard in general and no engine-independent
+  bound exists.
+- Anything :func:`regex_subset.parse_permissive` cannot read (Python-only or Postgres-only
+  syntax such as ``(?P<n>..)``, ``(?>..)``, ``\\x41``, ``a{,3}``, embedded ``(?x)``), since the
+  check cannot vouch for it. Typed rules are further restricted by the subset itself.
+
+Character classes are compared as sets of code points: ``syntax='subset'`` gives ``\\w \\d \\s .``
+their typed-rule meaning (``regex_subset``), ``syntax='engine'`` their broadest Postgres/Python
+meaning (Unicode letters, digits and spaces), and ``case_insensitive`` (``~*``, ``(?i)``, flag
+``i``) closes every set under case. Where the analysis must approximate (a multi-branch group
+is summarized by the union of its characters), it errs towards refusing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from python_steps.rules import regex_subset as rs
+from python_steps.rules.regex_subset import (
+    Alt,
+    Anchor,
+    BackRef,
+    Char,
+    CharClass,
+    ClassItem,
+    Dot,
+    Group,
+    Look,
+    Node,
+    RegexError,
+    Repeat,
+    Shorthand,
+)
+
+Syntax = Literal["subset", "engine"]
+
+MAX_REPEAT = rs.MAX_REPEAT  # 100: the largest bound of one repetition
+MAX_REPEAT_PRODUCT = 1_000  # nested bounded repetitions: product of the upper bounds
+MAX_UNBOUNDED_PER_CHAIN = 1  # unbounded repetitions that may trade characters with each other
+UNBOUNDED_WEIGHT = 100  # what an unbounded repetition counts for in a chain's product
+MAX_CHAIN_CHOICES = 10_000  # ways a chain of repetitions may split a text at one position
+MAX_ALTERNATIVES = 64  # alternatives in one repeated group
+# Embedded options a raw (Postgres) pattern may start with: case (i, c) and newline handling.
+ENGINE_OPTIONS = frozenset("icnmpswt")
+
+__all__ = [
+    "MAX_ALTERNATIVES",
+    "MAX_CHAIN_CHOICES",
+    "MAX_REPEAT",
+    "MAX_REPEAT_PRODUCT",
+    "MAX_UNBOUNDED_PER_CHAIN",
+    "UNBOUNDED_WEIGHT",
+    "RegexError",
+    "backtracking_risks",
+    "check_regex",
+]
+
+# ---- character sets: sorted, disjoint, inclusive code-point ranges ------------------------------
+
+Ranges = tuple[tuple[int, int], ...]
+_TOP = 0x10FFFF
+ALL: Ranges = ((0, _TOP),)
+_CAP = 10**12
+
+
+def _norm(pairs: Sequence[tuple[int, int]]) -> Ranges:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(pairs):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _union(*sets: Ranges) -> Ranges:
+    return _norm([p for s in sets for p in s])
+
+
+def _complement(s: Ranges) -> Ranges:
+    out, nxt = [], 0
+    for lo, hi in s:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= _TOP:
+        out.append((nxt, _TOP))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _intersect(a: Ranges, b: Ranges) -> Ranges:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def _contains(s: Ranges, c: int) -> bool:
+    k = bisect.bisect_right(s, (c, _TOP)) - 1
+    return k >= 0 and s[k][0] <= c <= s[k][1]
+
+
+@lru_cache(maxsize=1)
+def _unicode_tables() -> dict[str, Ranges]:
+    """Broad Unicode classes (Postgres reads ``\\w [[:alpha:]]`` etc. by the locale's Unicode
+    properties; taking the union of what an engine may mean keeps the check conservative)."""
+    groups: dict[str, list[tuple[int, int]]] = {k: [] for k in ("L", "N", "Nd", "P", "S", "Cc", "Z", "space")}
+    for c in range(0x20000):
+        ch = chr(c)
+        cat = unicodedata.category(ch)
+        for key in (cat[0], cat):
+            if key in groups:
+                groups[key].append((c, c))
+        if cat[0] == "M":
+            groups["L"].append((c, c))  # combining marks count as letters for \w
+        if ch.isspace():
+            groups["space"].append((c, c))
+    tables = {k: _norm(v) for k, v in groups.items()}
+    beyond = ((0x20000, _TOP),)  # unassigned or rare planes: count them as letters
+    tables["L"] = _union(tables["L"], beyond)
+    return tables
+
+
+@lru_cache(maxsize=1)
+def _case_pairs() -> tuple[tuple[int, int], ...]:
+    pairs = set()
+    for c in range(0x20000):
+        ch = chr(c)
+        for v in (ch.lower(), ch.upper(), ch.casefold()):
+            if len(v) == 1 and ord(v) != c:
+                pairs.add((c, ord(v)))
+                pairs.add((ord(v), c))
+    return tuple(sorted(pairs))
+
+
+@lru_cache(maxsize=4096)
+def _fold(s: Ranges) -> Ranges:
+    """``s`` closed under simple case mapping (case-insensitive matching)."""
+    extra = [(b, b) for a, b in _case_pairs() if _contains(s, a)]
+    return _union(s, tuple(extra)) if extra else s
+
+
+@dataclass(frozen=True)
+class _Sets:
+    dot: Ranges
+    d: Ranges
+    s: Ranges
+    w: Ranges
+    posix: dict[str, Ranges]
+
+
+def _ranges_of_class(body: str) -> Ranges:
+    node = rs.parse_permissive("[" + body + "]").branches[0][0]
+    assert isinstance(node, CharClass)
+    return _norm([(ord(it.lo), ord(it.hi)) for it in node.items if isinstance(it, ClassItem)])
+
+
+@lru_cache(maxsize=2)
+def _sets(syntax: Syntax) -> _Sets:
+    t = _unicode_tables()
+    digits = ((0x30, 0x39),)
+    letters = t["L"]
+    alnum = _union(letters, t["N"])
+    punct = _union(t["P"], t["S"])
+    posix = {
+        "alpha": letters,
+        "upper": letters,
+        "lower": letters,
+        "digit": _union(digits, t["Nd"]),
+        "alnum": alnum,
+        "word": _union(alnum, ((0x5F, 0x5F),)),
+        "space": t["space"],
+        "blank": _union(((0x09, 0x09),), t["Z"]),
+        "punct": punct,
+        "cntrl": t["Cc"],
+        "print": _complement(t["Cc"]),
+        "graph": _complement(_union(t["Cc"], t["space"])),
+        "xdigit": ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66)),
+    }
+    if syntax == "subset":
+        return _Sets(
+            dot=_complement(((0x0A, 0x0A),)),
+            d=rs.DIGIT_RANGES,
+            s=rs.SPACE_RANGES,
+            w=_ranges_of_class(rs.WORD_CLASS_BODY),
+            posix=posix,
+        )
+    return _Sets(dot=ALL, d=posix["digit"], s=posix["space"], w=posix["word"], posix=posix)
+
+
+# ---- showing parts of a pattern ----------------------------------------------------------------
+
+
+def _show_char(ch: str, in_class: bool) -> str:
+    if not ch.isprintable() or (ch.isspace() and ch != " "):
+        o = ord(ch)
+        return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+    return rs._src_char(ch, in_class)
+
+
+def _src(n: Node | Alt, budget: int = 48) -> str:
+    if isinstance(n, Alt):
+        return "|".join("".join(_src(x, budget) for x in b) for b in n.branches)
+    if isinstance(n, Char):
+        return _show_char(n.ch, False)
+    if isinstance(n, Dot):
+        return "."
+    if isinstance(n, Shorthand):
+        return "\\" + n.letter
+    if isinstance(n, Anchor):
+        return n.kind if n.kind in "^$" else "\\" + n.kind
+    if isinstance(n, BackRef):
+        return f"\\{n.n}"
+    if isinstance(n, CharClass):
+        body = "".join(
+            (f"[{it}]" if it.startswith(":") else "\\" + it)
+            if isinstance(it, str)
+            else _show_char(it.lo, True) + ("" if it.lo == it.hi else "-" + _show_char(it.hi, True))
+            for it in n.items
+        )
+        if len(body) > 16:
+            body = body[:15] + "…"
+        return "[" + ("^" if n.negated else "") + body + "]"
+    if isinstance(n, Group):
+        return "(" + _src(n.body, budget) + ")"
+    if isinstance(n, Look):
+        return "(?" + n.kind + _src(n.body, budget) + ")"
+    return _src(n.atom, budget) + rs._quant(n.lo, n.hi) + ("?" if n.lazy else "")
+
+
+def _show(n: Node | Alt | Sequence[Node], limit: int = 48) -> str:
+    text = "".join(_src(x) for x in n) if isinstance(n, tuple | list) else _src(n)  # type: ignore[arg-type]
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`"
+
+
+def _sample(c: Ranges) -> str:
+    for ch in "ax1 .-_@/:0":
+        if _contains(c, ord(ch)):
+            return repr(ch)
+    o = c[0][0]
+    return repr(chr(o)) if chr(o).isprintable() and not chr(o).isspace() else f"U+{o:04X}"
+
+
+# ---- analysis ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One step of a sequence, as the analysis sees it."""
+
+    chars: Ranges  # every character it can consume
+    # Per alternative way to match it, the character sets any non-empty match must draw from (one
+    # character of each): a text both neighbours can match must meet every set of one alternative.
+    required: tuple[tuple[Ranges, ...], ...]
+    nullable: bool  # can match the empty string (so it can be skipped)
+    zero_width: bool  # anchors and lookaround: transparent
+    choices: int | None  # ways to match at one position: None = unbounded, 1 = fixed
+    text: str
+
+    @property
+    def member(self) -> bool:
+        return not self.zero_width and self.choices != 1
+
+    @property
+    def mandatory(self) -> bool:
+        return not self.zero_width and not self.nullable
+
+
+def _meets(required: tuple[tuple[Ranges, ...], ...], c: Ranges) -> bool:
+    return any(all(_intersect(s, c) for s in alt) for alt in required)
+
+
+class _Analyzer:
+    def __init__(self, syntax: Syntax, case_insensitive: bool) -> None:
+        self.sets = _sets(syntax)
+        self.ci = case_insensitive
+        self.risks: list[str] = []
+
+    def risk(self, why: str) -> None:
+        if why not in self.risks:
+            self.risks.append(why)
+
+    # -- characters --
+    def chars(self, n: Node) -> Ranges:
+        s = self.sets
+        if isinstance(n, Char):
+            cs: Ranges = ((ord(n.ch), ord(n.ch)),)
+        elif isinstance(n, Dot):
+            cs = s.dot
+        elif isinstance(n, Shorthand):
+            base = {"d": s.d, "s": s.s, "w": s.w}[n.letter.lower()]
+            cs = _complement(base) if n.letter.isupper() else base
+        elif isinstance(n, CharClass):
+            parts: list[Ranges] = []
+            for it in n.items:
+                if isinstance(it, ClassItem):
+                    parts.append(((ord(it.lo), ord(it.hi)),))
+                elif it.startswith(":"):
+                    parts.append(s.posix[it.strip(":")])
+                else:
+                    base = {"d": s.d, "s": s.s, "w": s.w}[it.lower()]
+                    parts.append(_complement(base) if it.isupper() else base)
+            cs = _union(*parts)
+            if self.ci:
+                cs = _fold(cs)
+            return _complement(cs) if n.negated else cs
+        else:
+            raise AssertionError(n)
+        return _fold(cs) if self.ci else cs
+
+    # -- structure --
+    def alt(self, alt: Alt, outer: tuple[int, str] | None) -> list[list[_Item]]:
+        """Items of each branch; each branch is a sequence whose chains are checked here."""
+        branches = [self.seq(b, outer) for b in alt.branches]
+        for items in branches:
+            self.chains(items)
+        return branches
+
+    def seq(self, nodes: Sequence[Node], outer: tuple[int, str] | None) -> list[_Item]:
+        out: list[_Item] = []
+        for n in nodes:
+            out.extend(self.node(n, outer))
+        return out
+
+    def node(self, n: Node, outer: tuple[int, str] | None) -> list[_Item]:
+        if isinstance(n, Char | Dot | Shorthand | CharClass):
+            cs = self.chars(n)
+            return [_Item(cs, ((cs,),), False, False, 1, _show(n))]
+        if isinstance(n, Anchor):
+            return [_Item((), ((),), True, True, 1, _show(n))]
+        if isinstance(n, Look):
+            self.alt(n.body, outer)
+            return [_Item((), ((),), True, True, 1, _show(n))]
+        if isinstance(n, BackRef):
+            self.risk(
+                f"backreferences ({_show(n)}) are not allowed: matching one can take exponential time on a "
+                "crafted message"
+            )
+            return [_Item(ALL, ((),), True, False, 1, _show(n))]
+        if isinstance(n, Group):
+            if len(n.body.branches) == 1:  # a plain group is just its contents
+                return self.seq(n.body.branches[0], outer)
+            return [self.summary(self.alt(n.body, outer), _show(n))]
+        assert isinstance(n, Repeat)
+        return [self.repeat(n, outer)]
+
+    def summary(self, branches: list[list[_Item]], text: str) -> _Item:
+        """A group of alternatives seen from outside as one item (union of its characters)."""
+        chars = _union(*[it.chars for b in branches for it in b])
+        zero_width = all(it.zero_width for b in branches for it in b)
+        nullable = any(all(it.nullable for it in b) for b in branches)
+        required = tuple(_seq_required(b) for b in branches)
+        per_branch = [_product([it.choices for it in b]) for b in branches]
+        if any(c is None for c in per_branch):
+            choices = None
+        elif len(branches) == 1:
+            choices = per_branch[0]
+        elif all(c == 1 for c in per_branch) and not _overlapping_firsts(branches):
+            choices = 1  # at most one alternative can match at any position
+        else:
+            choices = min(_CAP, sum(per_branch))  # type: ignore[arg-type]
+        return _Item(chars, required, nullable, zero_width, choices, text)
+
+    def repeat(self, n: Repeat, outer: tuple[int, str] | None) -> _Item:
+        lo, hi, text = n.lo, n.hi, _show(n)
+        if lo > MAX_REPEAT or (hi is not None and hi > MAX_REPEAT):
+            self.risk(
+                f"repetition {text} is larger than {MAX_REPEAT}: repeat fewer times (engines expand a "
+                "bounded repetition into copies)"
+            )
+        factor = hi if hi is not None else max(lo, 1)
+        product = factor * (outer[0] if outer else 1)
+        if outer is not None and product > MAX_REPEAT_PRODUCT:
+            self.risk(
+                f"nested repetition {text} inside {outer[1]} repeats up to {product} times (more than "
+                f"{MAX_REPEAT_PRODUCT}): repeat the characters directly, fewer times"
+            )
+        atom = n.atom
+        if isinstance(atom, Group):
+            branches = self.alt(atom.body, (product, text))
+            body = self.summary(branches, _show(atom))
+            if hi is None or hi > 1:
+                self.rounds(n, branches)
+            bc = body.choices
+            if hi is None or bc is None:
+                choices: int | None = None
+            elif lo == hi:
+                choices = min(_CAP, bc**hi)
+            else:
+                choices = min(_CAP, (hi - lo + 1) * bc**hi)
+            return _Item(body.chars, body.required, lo == 0 or body.nullable, body.zero_width, choices, text)
+        if isinstance(atom, BackRef):
+            self.node(atom, outer)
+            return _Item(ALL, ((),), True, False, None if hi is None else 1, text)
+        cs = self.chars(atom)
+        choices = None if hi is None else (1 if lo == hi else hi - lo + 1)
+        return _Item(cs, ((cs,),), lo == 0, False, choices, text)
+
+    def rounds(self, n: Repeat, branches: list[list[_Item]]) -> None:
+        """A group repeated more than once: can its rounds split one text in many ways?"""
+        assert isinstance(n.atom, Group)
+        text, alts = _show(n), n.atom.body.branches
+        if any(all(it.nullable for it in b) for b in branches):
+            self.risk(
+                f"nested quantifier: {text} repeats a group that can match an empty string, which takes "
+                "exponential time on a crafted message; make every round match at least one character"
+            )
+            return
+        if len(branches) > MAX_ALTERNATIVES:
+            self.risk(f"{text} repeats more than {MAX_ALTERNATIVES} alternatives")
+            return
+        firsts = [_firsts(b) for b in branches]
+        for i, j in itertools.combinations(range(len(branches)), 2):
+            common = _intersect(firsts[i], firsts[j])
+            if common:
+                self.risk(
+                    f"{text} repeats alternatives that can start with the same character ({_show(alts[i])} "
+                    f"and {_show(alts[j])} both match {_sample(common)}), which takes exponential time on a "
+                    "crafted message; make the alternatives start differently or use one character class"
+                )
+                return
+        for bi, bj in itertools.product(branches, repeat=2):
+            path = bi + bj
+            for p, q, common in _links(path):
+                if p < len(bi) <= q:
+                    self.risk(
+                        f"nested quantifier: {text} repeats a group whose rounds can split the same text in "
+                        f"exponentially many ways ({path[p].text} of one round and {path[q].text} of the "
+                        f"next both match {_sample(common)}), which takes exponential time on a crafted "
+                        "message; repeat the characters directly (like `a+` rather than `(a+)+`) or end "
+                        "each round with a character its repetitions cannot match"
+                    )
+                    return
+
+    def chains(self, items: list[_Item]) -> None:
+        """Repetitions of one sequence that trade characters pairwise (see the module docstring):
+        the longest such chain by unbounded members and by product of choices."""
+        preds: dict[int, list[tuple[int, Ranges]]] = {}
+        for p, q, common in _links(items):
+            preds.setdefault(q, []).append((p, common))
+        if not preds:
+            return
+        unbounded: dict[int, tuple[int, int, Ranges]] = {}  # q -> (count, best predecessor, common)
+        weight: dict[int, tuple[int, int]] = {}  # q -> (product of choices, best predecessor)
+        for q in (k for k, it in enumerate(items) if it.member):
+            own = items[q].choices
+            own_unbounded, own_weight = (1, UNBOUNDED_WEIGHT) if own is None else (0, own)
+            unbounded[q], weight[q] = (own_unbounded, -1, ()), (own_weight, -1)
+            for p, common in preds.get(q, []):
+                if unbounded[p][0] + own_unbounded > unbounded[q][0]:
+                    unbounded[q] = (unbounded[p][0] + own_unbounded, p, common)
+                if min(_CAP, weight[p][0] * own_weight) > weight[q][0]:
+                    weight[q] = (min(_CAP, weight[p][0] * own_weight), p)
+            count, p, common = unbounded[q]
+            if count > MAX_UNBOUNDED_PER_CHAIN:
+                self.risk(
+                    f"{items[p].text} and {items[q].text} can both match {_sample(common)}"
+                    + (" and everything between them" if q > p + 1 else "")
+                    + ", so a crafted message splits between them in about n² ways at every position "
+                    "(polynomial backtracking); bound one of them (like `{0,50}` instead of `*`) or make "
+                    "them match different characters (like `\\d+-\\d+`)"
+                )
+                return
+            if weight[q][0] > MAX_CHAIN_CHOICES:
+                chain, k = [], q
+                while k >= 0:
+                    chain.append(items[k].text)
+                    k = weight[k][1]
+                names = chain[::-1]
+                shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+                self.risk(
+                    f"the repetitions {shown} can divide the same text in more than "
+                    f"{MAX_CHAIN_CHOICES} ways at every position (an unbounded one counts "
+                    f"{UNBOUNDED_WEIGHT}); use fewer optional parts or smaller bounds"
+                )
+                return
+
+
+def _product(choices: list[int | None]) -> int | None:
+    out = 1
+    for c in choices:
+        if c is None:
+            return None
+        out = min(_CAP, out * c)
+    return out
+
+
+def _seq_required(items: list[_Item]) -> tuple[Ranges, ...]:
+    out: list[Ranges] = []
+    for it in items:
+        if it.mandatory:
+            if len(it.required) == 1:
+                out.extend(it.required[0])
+            else:
+                out.append(it.chars)
+    return tuple(out)
+
+
+def _firsts(items: list[_Item]) -> Ranges:
+    out: list[Ranges] = []
+    for it in items:
+        out.append(it.chars)
+        if it.mandatory:
+            break
+    return _union(*out)
+
+
+def _overlapping_firsts(branches: list[list[_Item]]) -> bool:
+    firsts = [_firsts(b) for b in branches]
+    return any(_intersect(a, b) for a, b in itertools.combinations(firsts, 2))
+
+
+def _links(items: list[_Item]) -> Iterator[tuple[int, int, Ranges]]:
+    """Pairs of repetitions ``(p, q)``, p before q, that can trade characters, with the characters
+    they can trade: ``common`` = chars(p) & chars(q) is not empty, both can match a text made of
+    ``common`` only, and every mandatory item between them can match a character of ``common``."""
+    members = [k for k, it in enumerate(items) if it.member]
+    for a, p in enumerate(members):
+        mine = items[p].chars
+        between: set[tuple[tuple[Ranges, ...], ...]] = set()
+        k = p + 1
+        for q in members[a + 1 :]:
+            blocked = False
+            while k < q:
+                it = items[k]
+                if it.mandatory:
+                    if not _meets(it.required, mine):
+                        blocked = True  # p cannot run over it: no later q can trade with p either
+                        break
+                    between.add(it.required)
+                k += 1
+            if blocked:
+                break
+            common = _intersect(mine, items[q].chars)
+            if (
+                common
+                and _meets(items[p].required, common)
+                and _meets(items[q].required, common)
+                and all(_meets(r, common) for r in between)
+            ):
+                yield p, q, common
+
+
+# ---- entry points ------------------------------------------------------------------------------
+
+_OPTIONS_RE = re.compile(r"\(\?([A-Za-z]+)\)")
+
+
+def _engine_options(pattern: str, case_insensitive: bool) -> tuple[str, bool]:
+    if pattern.startswith("***"):
+        raise RegexError(f"regex {rs._short(pattern)!r}: director prefixes (***) are not allowed")
+    m = _OPTIONS_RE.match(pattern)
+    if m is None:
+        return pattern, case_insensitive
+    flags = m.group(1)
+    bad = sorted(set(flags) - ENGINE_OPTIONS)
+    if bad:
+        raise RegexError(
+            f"regex {rs._short(pattern)!r}: embedded option(s) {''.join(bad)} are not allowed "
+            f"(only {''.join(sorted(ENGINE_OPTIONS))})"
+        )
+    ci = case_insensitive
+    for f in flags:  # later options win, as in Postgres
+        if f in "ic":
+            ci = f == "i"
+    rest = pattern[m.end() :]
+    if not rest:
+        raise RegexError(f"regex {rs._short(pattern)!r} is empty after its options")
+    return rest, ci
+
+
+def backtracking_risks(
+    pattern: str, *, syntax: Syntax = "engine", case_insensitive: bool = False
+) -> list[str]:
+    """Why ``pattern`` can backtrack catastrophically, in plain words; empty when it is safe.
+
+    ``syntax='subset'`` reads a typed rule's source (``regex_subset`` meaning of ``\\w .``);
+    ``syntax='engine'`` a pattern handed to Postgres or Python as is (a raw SQL rule, or what the
+    compiler renders), which may start with embedded options like ``(?i)``. Raises
+    :class:`RegexError` when the pattern is not a regex the check can read."""
+    if syntax not in ("subset", "engine"):
+        raise ValueError(f"unknown syntax {syntax!r}")
+    ci = case_insensitive
+    if syntax == "engine" and isinstance(pattern, str):
+        pattern, ci = _engine_options(pattern, ci)
+    analyzer = _Analyzer(syntax, ci)
+    analyzer.alt(rs.parse_permissive(pattern), None)
+    return analyzer.risks
+
+
+def check_regex(pattern: str, *, syntax: Syntax = "engine", case_insensitive: bool = False) -> None:
+    """Raise :class:`RegexError` (a ``ValueError``) with a plain-language reason when ``pattern``
+    can backtrack catastrophically or cannot be read; return None when it is safe."""
+    risks = backtracking_risks(pattern, syntax=syntax, case_insensitive=case_insensitive)
+    if risks:
+        more = (
+            f" (and {len(risks) - 1} more problem{'s' if len(risks) > 2 else ''})" if len(risks) > 1 else ""
+        )
+        raise RegexError(f"regex {rs._short(pattern)!r} risks catastrophic backtracking: {risks[0]}{more}")
