@@ -11,7 +11,8 @@ JSON form (see ``schema.json``)::
      "op": "present"}                                 the message carries at least one such entity
     {"kind": "text_contains", "value": "free entry"}  substring of normalized text
     {"kind": "text_phrase", "value": "claim your prize"}  whole words, in sequence
-    {"kind": "text_regex", "value": "txt [0-9]{5}"}   bounded regex (see ``regex_subset``)
+    {"kind": "text_regex", "value": "txt [0-9]{5}"}   bounded regex (see ``regex_subset``) that
+                                                      passes ``regex_safety.check_regex``
     {"kind": "meta", "key": "channel", "op": "eq", "value": "sms"}
     {"all": [rule, ...]}   {"any": [rule, ...]}   {"not": rule}
 
@@ -34,7 +35,7 @@ from typing import Any
 
 import idna
 
-from python_steps.rules import regex_subset
+from python_steps.rules import regex_safety, regex_subset
 
 ENTITY_KINDS = ("domain", "host", "url", "phone", "short_code", "handle", "email", "signature")
 TEXT_KINDS = ("text_contains", "text_phrase", "text_regex")
@@ -193,6 +194,8 @@ def _canonical_value(kind: str, raw: Any, path: str) -> str:
         return " ".join(words)
     if kind == "text_regex":
         try:
+            # Backtracking first: its reason ("nested quantifier: ...") says why, not just what.
+            regex_safety.check_regex(v, syntax="subset")
             return regex_subset.render_source(regex_subset.parse_regex(v))
         except regex_subset.RegexError as e:
             raise RuleError(f"{path}: {e}") from None
