@@ -101,6 +101,7 @@ __all__ = [
     "UNBOUNDED_WEIGHT",
     "RegexError",
     "backtracking_risks",
+    "can_match_empty",
     "check_regex",
 ]
 
@@ -645,6 +646,15 @@ def backtracking_risks(
     analyzer = _Analyzer(syntax, ci)
     analyzer.alt(rs.parse_permissive(pattern), None)
     return analyzer.risks
+
+
+def can_match_empty(pattern: str, *, syntax: Syntax = "engine") -> bool:
+    """True when ``pattern`` matches the empty string, hence at the start of every message.
+    Read with the same parser as :func:`backtracking_risks` (which raises :class:`RegexError`
+    when it cannot), so Postgres syntax such as ``[[:alpha:]]`` means what Postgres reads."""
+    if syntax == "engine":
+        pattern, _ = _engine_options(pattern, False)
+    return rs._nullable_alt(rs.parse_permissive(pattern))
 
 
 def check_regex(pattern: str, *, syntax: Syntax = "engine", case_insensitive: bool = False) -> None:

@@ -462,7 +462,7 @@ def _nullable_alt(alt: Alt) -> bool:
 
 
 def _nullable(n: Node) -> bool:
-    if isinstance(n, Anchor):
+    if isinstance(n, Anchor | Look | BackRef):  # zero-width, or (a backreference) possibly empty
         return True
     if isinstance(n, Repeat):
         return n.lo == 0 or _nullable(n.atom)

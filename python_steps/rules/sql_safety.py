@@ -20,6 +20,13 @@ the entity arrays; the label and bookkeeping columns (``is_spam``, ``event_at``,
 ``message_id``, ...) are refused: a rule that reads the label is leakage, not a rule. The only
 subquery is ``EXISTS (SELECT 1 FROM unnest(<array column>) [AS] d[(v)] [WHERE ...])``.
 
+Every regex goes through :func:`python_steps.rules.regex_safety.check_regex`, the check typed
+``text_regex`` rules pass too: the pattern of ``~ ~* !~ !~*`` and of ``regexp_replace`` must be a
+string literal (a column, an expression or ``ANY(array)`` as a pattern cannot be checked) that
+cannot backtrack catastrophically (nested quantifiers, overlapping repetitions, backreferences,
+...; ``~*`` and the ``i`` flag are checked case-insensitively). ``SIMILAR TO`` and the other
+``regexp_*`` functions are not in the grammar.
+
 "Match everything" is refused where it can be seen: a constant condition in a boolean position
 (``true``, ``1=1``, ``'a'='a'``, ``x OR true``), a column compared with itself, a LIKE pattern of
 only ``%``, a regex that matches the empty string, and any predicate with an OR branch lacking a
@@ -44,6 +51,8 @@ from typing import Literal
 import psycopg
 import sqlparse
 from sqlparse import tokens as T
+
+from python_steps.rules.regex_safety import RegexError, can_match_empty, check_regex
 
 MAX_SQL_LENGTH = 20_000
 MAX_NESTING = 40
@@ -115,6 +124,10 @@ CAST_TYPES = frozenset(["text", "varchar", "int", "integer", "bigint", "numeric"
 COMPARISONS = frozenset(["=", "<>", "!=", "<", "<=", ">", ">=", "~", "~*", "!~", "!~*", "@>", "<@", "&&"])
 BINARY_OPS = frozenset(["||", "->>", "->", "#>>", "#>", "+", "-", "*", "/"])
 POSITIVE_OPS = frozenset(["=", "~", "~*", "@>", "<@", "&&", "like", "ilike", "in"])
+REGEX_OPS = frozenset(["~", "~*", "!~", "!~*"])
+# regexp_replace(source, pattern, replacement [, start [, n]] [, flags]): flags that only choose
+# case and newline handling (g = every match); x, q, b, e would change how the pattern reads.
+REGEXP_FLAGS = frozenset("gicnmpswt")
 RESERVED = frozenset(
     [
         "select",
@@ -417,6 +430,11 @@ class _Parser:
             self.i += 1
             if self.at("any", "all", "some"):
                 quant = self.take("any", "all", "some").value
+                if op in REGEX_OPS:
+                    raise _Reject(
+                        f"{op} {quant}(...) uses the array's values as regex patterns, which cannot be "
+                        "checked: match a string literal pattern instead"
+                    )
                 self.take("(")
                 arr = self.value()
                 self.take(")")
@@ -476,6 +494,13 @@ class _Parser:
         refs = left.refs or right.refs
         lit = right.literal if right.literal is not None else left.literal
         anchored = refs and op in POSITIVE_OPS and not (left.refs and right.refs)
+        if op in REGEX_OPS:
+            if right.literal is None:
+                raise _Reject(
+                    f"the pattern of {op} must be a string literal ({right.text!r} cannot be checked "
+                    "for catastrophic backtracking)"
+                )
+            _check_pattern(right.literal, case_insensitive=op.endswith("*"))
         if op in ("~", "~*") and lit is not None and _regex_matches_empty(lit):
             raise _Reject(f"regex {lit!r} matches the empty string (every message)")
         if op in (">", ">=") and left.func == "strpos" and left.anchored:
@@ -542,10 +567,13 @@ class _Parser:
             if ty is None or ty.kind != "word" or ty.value not in CAST_TYPES:
                 raise _Reject(f"cast to {'?' if ty is None else ty.raw!r} is not allowed")
             self.i += 1
-            if self.at("["):
+            array = self.at("[")
+            if array:
                 self.take("[")
                 self.take("]")
-            e = _Expr(f"{e.text}::{ty.value}", e.refs, e.anchored, None, e.func)
+            # A literal cast to text is still that literal (so a regex pattern '...'::text is checked).
+            keep = e.literal if ty.value in ("text", "varchar") and not array else None
+            e = _Expr(f"{e.text}::{ty.value}", e.refs, e.anchored, keep, e.func)
         return e
 
     def atom(self) -> _Expr:
@@ -604,6 +632,8 @@ class _Parser:
                 self.i += 1
                 args.append(self.or_expr())
         self.take(")")
+        if name == "regexp_replace":
+            _check_regexp_call(name, args)
         refs = any(a.refs for a in args)
         text = f"{name}({', '.join(a.text for a in args)})"
         has_lit = any(a.literal for a in args)
@@ -645,11 +675,47 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _check_pattern(pattern: str, *, case_insensitive: bool) -> None:
+    try:
+        check_regex(pattern, syntax="engine", case_insensitive=case_insensitive)
+    except RegexError as e:
+        raise _Reject(str(e)) from None
+
+
+def _check_regexp_call(name: str, args: list[_Expr]) -> None:
+    """``regexp_replace(source, pattern, replacement [, start [, n]] [, flags])``: a literal
+    pattern that passes the backtracking check, numbers or literal flags after the replacement."""
+    if not 3 <= len(args) <= 6:
+        raise _Reject(f"{name}() takes a source, a pattern, a replacement and optional flags")
+    pattern, options = args[1], args[3:]
+    flags = ""
+    for k, a in enumerate(options):
+        if a.literal is not None and k == len(options) - 1:
+            flags = a.literal
+        elif a.refs or _number(a.text) is None:
+            raise _Reject(f"{name}() options must be numbers and a literal flags string")
+    bad = sorted(set(flags) - REGEXP_FLAGS)
+    if bad:
+        raise _Reject(
+            f"{name}() flag(s) {''.join(bad)} are not allowed (only {''.join(sorted(REGEXP_FLAGS))})"
+        )
+    if pattern.literal is None:
+        raise _Reject(
+            f"the pattern of {name}() must be a string literal ({pattern.text!r} cannot be checked for "
+            "catastrophic backtracking)"
+        )
+    ci = False
+    for f in flags:  # later flags win, as in Postgres
+        if f in "ic":
+            ci = f == "i"
+    _check_pattern(pattern.literal, case_insensitive=ci)
+
+
 def _regex_matches_empty(pattern: str) -> bool:
     try:
-        return re.search(pattern, "") is not None
-    except (re.error, RecursionError, OverflowError):
-        return False  # not a Python regex; the coverage guard still applies
+        return can_match_empty(pattern)
+    except RegexError:
+        return False  # refused with its reason by check_regex
 
 
 def validate_sql(sql: str, *, mode: Literal["select", "predicate"] = "select") -> Verdict:
