@@ -290,6 +290,7 @@ def _ensure_drafts_table(conn: psycopg.Connection) -> None:
 
 
 _WHERE_RE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_SELECT_RE = re.compile(r"select\b", re.IGNORECASE)
 
 
 def _raw_sql_draft(conn: psycopg.Connection, raw_sql: str, description: str | None) -> dict[str, Any]:
@@ -306,8 +307,10 @@ def _raw_sql_draft(conn: psycopg.Connection, raw_sql: str, description: str | No
     if not verdict.ok:
         as_select = sql_safety.validate_sql(raw_sql, mode="select")
         if not as_select.ok:
+            # Report the reasons of the form the user wrote: a SELECT, or a bare predicate.
+            reasons = as_select.reasons if _SELECT_RE.match(body) else verdict.reasons
             raise LifecycleError(
-                "raw SQL rejected by the safety validator: " + "; ".join(as_select.reasons or verdict.reasons)
+                "raw SQL rejected by the safety validator: " + "; ".join(reasons or as_select.reasons)
             )
         found = _WHERE_RE.search(body)  # no string literal can precede the WHERE of a valid SELECT
         predicate = body[found.end() :].strip() if found else ""
