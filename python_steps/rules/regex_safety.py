@@ -59,7 +59,7 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -89,11 +89,14 @@ MAX_UNBOUNDED_PER_CHAIN = 1  # unbounded repetitions that may trade characters w
 UNBOUNDED_WEIGHT = 100  # what an unbounded repetition counts for in a chain's product
 MAX_CHAIN_CHOICES = 10_000  # ways a chain of repetitions may split a text at one position
 MAX_ALTERNATIVES = 64  # alternatives in one repeated group
+MAX_ANALYSIS_STEPS = 100_000  # work the check itself may do (a pattern needing more is refused)
+MAX_REPORTED = 10  # reasons collected before the check stops looking
 # Embedded options a raw (Postgres) pattern may start with: case (i, c) and newline handling.
 ENGINE_OPTIONS = frozenset("icnmpswt")
 
 __all__ = [
     "MAX_ALTERNATIVES",
+    "MAX_ANALYSIS_STEPS",
     "MAX_CHAIN_CHOICES",
     "MAX_REPEAT",
     "MAX_REPEAT_PRODUCT",
@@ -194,7 +197,10 @@ def _case_pairs() -> tuple[tuple[int, int], ...]:
 @lru_cache(maxsize=4096)
 def _fold(s: Ranges) -> Ranges:
     """``s`` closed under simple case mapping (case-insensitive matching)."""
-    extra = [(b, b) for a, b in _case_pairs() if _contains(s, a)]
+    pairs, extra = _case_pairs(), []
+    for lo, hi in s:
+        for k in range(bisect.bisect_left(pairs, (lo, 0)), bisect.bisect_right(pairs, (hi, _TOP))):
+            extra.append((pairs[k][1], pairs[k][1]))
     return _union(s, tuple(extra)) if extra else s
 
 
@@ -315,7 +321,11 @@ class _Item:
     nullable: bool  # can match the empty string (so it can be skipped)
     zero_width: bool  # anchors and lookaround: transparent
     choices: int | None  # ways to match at one position: None = unbounded, 1 = fixed
-    text: str
+    node: Node  # what it was made from (shown in reasons)
+
+    @property
+    def text(self) -> str:
+        return _show(self.node)
 
     @property
     def member(self) -> bool:
@@ -324,6 +334,14 @@ class _Item:
     @property
     def mandatory(self) -> bool:
         return not self.zero_width and not self.nullable
+
+
+class _TooComplex(Exception):
+    pass
+
+
+class _Enough(Exception):
+    pass
 
 
 def _meets(required: tuple[tuple[Ranges, ...], ...], c: Ranges) -> bool:
@@ -335,10 +353,13 @@ class _Analyzer:
         self.sets = _sets(syntax)
         self.ci = case_insensitive
         self.risks: list[str] = []
+        self.steps = 0
 
     def risk(self, why: str) -> None:
         if why not in self.risks:
             self.risks.append(why)
+            if len(self.risks) >= MAX_REPORTED:
+                raise _Enough
 
     # -- characters --
     def chars(self, n: Node) -> Ranges:
@@ -369,42 +390,42 @@ class _Analyzer:
         return _fold(cs) if self.ci else cs
 
     # -- structure --
-    def alt(self, alt: Alt, outer: tuple[int, str] | None) -> list[list[_Item]]:
+    def alt(self, alt: Alt, outer: tuple[int, Node] | None) -> list[list[_Item]]:
         """Items of each branch; each branch is a sequence whose chains are checked here."""
         branches = [self.seq(b, outer) for b in alt.branches]
         for items in branches:
             self.chains(items)
         return branches
 
-    def seq(self, nodes: Sequence[Node], outer: tuple[int, str] | None) -> list[_Item]:
+    def seq(self, nodes: Sequence[Node], outer: tuple[int, Node] | None) -> list[_Item]:
         out: list[_Item] = []
         for n in nodes:
             out.extend(self.node(n, outer))
         return out
 
-    def node(self, n: Node, outer: tuple[int, str] | None) -> list[_Item]:
+    def node(self, n: Node, outer: tuple[int, Node] | None) -> list[_Item]:
         if isinstance(n, Char | Dot | Shorthand | CharClass):
             cs = self.chars(n)
-            return [_Item(cs, ((cs,),), False, False, 1, _show(n))]
+            return [_Item(cs, ((cs,),), False, False, 1, n)]
         if isinstance(n, Anchor):
-            return [_Item((), ((),), True, True, 1, _show(n))]
+            return [_Item((), ((),), True, True, 1, n)]
         if isinstance(n, Look):
             self.alt(n.body, outer)
-            return [_Item((), ((),), True, True, 1, _show(n))]
+            return [_Item((), ((),), True, True, 1, n)]
         if isinstance(n, BackRef):
             self.risk(
                 f"backreferences ({_show(n)}) are not allowed: matching one can take exponential time on a "
                 "crafted message"
             )
-            return [_Item(ALL, ((),), True, False, 1, _show(n))]
+            return [_Item(ALL, ((),), True, False, 1, n)]
         if isinstance(n, Group):
             if len(n.body.branches) == 1:  # a plain group is just its contents
                 return self.seq(n.body.branches[0], outer)
-            return [self.summary(self.alt(n.body, outer), _show(n))]
+            return [self.summary(self.alt(n.body, outer), n)]
         assert isinstance(n, Repeat)
         return [self.repeat(n, outer)]
 
-    def summary(self, branches: list[list[_Item]], text: str) -> _Item:
+    def summary(self, branches: list[list[_Item]], node: Node) -> _Item:
         """A group of alternatives seen from outside as one item (union of its characters)."""
         chars = _union(*[it.chars for b in branches for it in b])
         zero_width = all(it.zero_width for b in branches for it in b)
@@ -415,46 +436,46 @@ class _Analyzer:
             choices = None
         elif len(branches) == 1:
             choices = per_branch[0]
-        elif all(c == 1 for c in per_branch) and not _overlapping_firsts(branches):
+        elif all(c == 1 for c in per_branch) and _first_overlap(branches) is None:
             choices = 1  # at most one alternative can match at any position
         else:
             choices = min(_CAP, sum(per_branch))  # type: ignore[arg-type]
-        return _Item(chars, required, nullable, zero_width, choices, text)
+        return _Item(chars, required, nullable, zero_width, choices, node)
 
-    def repeat(self, n: Repeat, outer: tuple[int, str] | None) -> _Item:
-        lo, hi, text = n.lo, n.hi, _show(n)
+    def repeat(self, n: Repeat, outer: tuple[int, Node] | None) -> _Item:
+        lo, hi = n.lo, n.hi
         if lo > MAX_REPEAT or (hi is not None and hi > MAX_REPEAT):
             self.risk(
-                f"repetition {text} is larger than {MAX_REPEAT}: repeat fewer times (engines expand a "
+                f"repetition {_show(n)} is larger than {MAX_REPEAT}: repeat fewer times (engines expand a "
                 "bounded repetition into copies)"
             )
         factor = hi if hi is not None else max(lo, 1)
         product = factor * (outer[0] if outer else 1)
-        if outer is not None and product > MAX_REPEAT_PRODUCT:
+        if outer is not None and factor > 1 and product > MAX_REPEAT_PRODUCT:
             self.risk(
-                f"nested repetition {text} inside {outer[1]} repeats up to {product} times (more than "
+                f"nested repetition {_show(n)} inside {_show(outer[1])} repeats up to {product} times (more than "
                 f"{MAX_REPEAT_PRODUCT}): repeat the characters directly, fewer times"
             )
         atom = n.atom
         if isinstance(atom, Group):
-            branches = self.alt(atom.body, (product, text))
-            body = self.summary(branches, _show(atom))
+            branches = self.alt(atom.body, (product, n))
+            body = self.summary(branches, atom)
             if hi is None or hi > 1:
                 self.rounds(n, branches)
             bc = body.choices
             if hi is None or bc is None:
                 choices: int | None = None
             elif lo == hi:
-                choices = min(_CAP, bc**hi)
+                choices = _power(bc, hi)
             else:
-                choices = min(_CAP, (hi - lo + 1) * bc**hi)
-            return _Item(body.chars, body.required, lo == 0 or body.nullable, body.zero_width, choices, text)
+                choices = min(_CAP, (hi - lo + 1) * _power(bc, hi))
+            return _Item(body.chars, body.required, lo == 0 or body.nullable, body.zero_width, choices, n)
         if isinstance(atom, BackRef):
             self.node(atom, outer)
-            return _Item(ALL, ((),), True, False, None if hi is None else 1, text)
+            return _Item(ALL, ((),), True, False, None if hi is None else 1, n)
         cs = self.chars(atom)
         choices = None if hi is None else (1 if lo == hi else hi - lo + 1)
-        return _Item(cs, ((cs,),), lo == 0, False, choices, text)
+        return _Item(cs, ((cs,),), lo == 0, False, choices, n)
 
     def rounds(self, n: Repeat, branches: list[list[_Item]]) -> None:
         """A group repeated more than once: can its rounds split one text in many ways?"""
@@ -469,44 +490,69 @@ class _Analyzer:
         if len(branches) > MAX_ALTERNATIVES:
             self.risk(f"{text} repeats more than {MAX_ALTERNATIVES} alternatives")
             return
-        firsts = [_firsts(b) for b in branches]
-        for i, j in itertools.combinations(range(len(branches)), 2):
-            common = _intersect(firsts[i], firsts[j])
-            if common:
-                self.risk(
-                    f"{text} repeats alternatives that can start with the same character ({_show(alts[i])} "
-                    f"and {_show(alts[j])} both match {_sample(common)}), which takes exponential time on a "
-                    "crafted message; make the alternatives start differently or use one character class"
-                )
-                return
+        overlap = _first_overlap(branches)
+        if overlap is not None:
+            i, j, common = overlap
+            self.risk(
+                f"{text} repeats alternatives that can start with the same character ({_show(alts[i])} "
+                f"and {_show(alts[j])} both match {_sample(common)}), which takes exponential time on a "
+                "crafted message; make the alternatives start differently or use one character class"
+            )
+            return
         for bi, bj in itertools.product(branches, repeat=2):
             path = bi + bj
-            for p, q, common in _links(path):
-                if p < len(bi) <= q:
-                    self.risk(
-                        f"nested quantifier: {text} repeats a group whose rounds can split the same text in "
-                        f"exponentially many ways ({path[p].text} of one round and {path[q].text} of the "
-                        f"next both match {_sample(common)}), which takes exponential time on a crafted "
-                        "message; repeat the characters directly (like `a+` rather than `(a+)+`) or end "
-                        "each round with a character its repetitions cannot match"
-                    )
-                    return
+            for q in range(len(bi), len(path)):
+                for p, common in self.preds(path, q) if path[q].member else ():
+                    if p < len(bi):
+                        self.risk(
+                            f"nested quantifier: {text} repeats a group whose rounds can split the same text "
+                            f"in exponentially many ways ({path[p].text} of one round and {path[q].text} of "
+                            f"the next both match {_sample(common)}), which takes exponential time on a "
+                            "crafted message; repeat the characters directly (like `a+` rather than "
+                            "`(a+)+`) or end each round with a character its repetitions cannot match"
+                        )
+                        return
+
+    def preds(self, items: list[_Item], q: int) -> list[tuple[int, Ranges]]:
+        """The repetitions ``p`` before repetition ``q`` that can trade characters with it, with the
+        characters they can trade: ``common`` = chars(p) & chars(q) is not empty, both can match a
+        text made of ``common`` only, and every mandatory item between them can match a character
+        of ``common``. Scans back from ``q`` until an item ``q``'s characters cannot run over."""
+        target, out = items[q].chars, []
+        between: set[tuple[tuple[Ranges, ...], ...]] = set()
+        for k in range(q - 1, -1, -1):
+            self.tick(1 + len(between))
+            it = items[k]
+            if it.member:
+                common = _intersect(it.chars, target)
+                if (
+                    common
+                    and _meets(it.required, common)
+                    and _meets(items[q].required, common)
+                    and all(_meets(r, common) for r in between)
+                ):
+                    out.append((k, common))
+            if it.mandatory:
+                if not _meets(it.required, target):
+                    break  # no repetition before this item can trade characters with q
+                between.add(it.required)
+        return out
+
+    def tick(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps > MAX_ANALYSIS_STEPS:
+            raise _TooComplex
 
     def chains(self, items: list[_Item]) -> None:
         """Repetitions of one sequence that trade characters pairwise (see the module docstring):
         the longest such chain by unbounded members and by product of choices."""
-        preds: dict[int, list[tuple[int, Ranges]]] = {}
-        for p, q, common in _links(items):
-            preds.setdefault(q, []).append((p, common))
-        if not preds:
-            return
         unbounded: dict[int, tuple[int, int, Ranges]] = {}  # q -> (count, best predecessor, common)
         weight: dict[int, tuple[int, int]] = {}  # q -> (product of choices, best predecessor)
         for q in (k for k, it in enumerate(items) if it.member):
             own = items[q].choices
             own_unbounded, own_weight = (1, UNBOUNDED_WEIGHT) if own is None else (0, own)
             unbounded[q], weight[q] = (own_unbounded, -1, ()), (own_weight, -1)
-            for p, common in preds.get(q, []):
+            for p, common in self.preds(items, q):
                 if unbounded[p][0] + own_unbounded > unbounded[q][0]:
                     unbounded[q] = (unbounded[p][0] + own_unbounded, p, common)
                 if min(_CAP, weight[p][0] * own_weight) > weight[q][0]:
@@ -534,6 +580,16 @@ class _Analyzer:
                     f"{UNBOUNDED_WEIGHT}); use fewer optional parts or smaller bounds"
                 )
                 return
+
+
+def _power(base: int, exp: int) -> int:
+    """``min(base ** exp, _CAP)`` without computing a huge power."""
+    out = 1
+    for _ in range(exp):
+        out *= base
+        if out >= _CAP or base == 1:
+            return min(out, _CAP)
+    return out
 
 
 def _product(choices: list[int | None]) -> int | None:
@@ -565,40 +621,19 @@ def _firsts(items: list[_Item]) -> Ranges:
     return _union(*out)
 
 
-def _overlapping_firsts(branches: list[list[_Item]]) -> bool:
+def _first_overlap(branches: list[list[_Item]]) -> tuple[int, int, Ranges] | None:
+    """Two alternatives that can start with the same character (``i``, ``j``, those characters):
+    one sweep over the first-character ranges of all alternatives, sorted."""
     firsts = [_firsts(b) for b in branches]
-    return any(_intersect(a, b) for a, b in itertools.combinations(firsts, 2))
-
-
-def _links(items: list[_Item]) -> Iterator[tuple[int, int, Ranges]]:
-    """Pairs of repetitions ``(p, q)``, p before q, that can trade characters, with the characters
-    they can trade: ``common`` = chars(p) & chars(q) is not empty, both can match a text made of
-    ``common`` only, and every mandatory item between them can match a character of ``common``."""
-    members = [k for k, it in enumerate(items) if it.member]
-    for a, p in enumerate(members):
-        mine = items[p].chars
-        between: set[tuple[tuple[Ranges, ...], ...]] = set()
-        k = p + 1
-        for q in members[a + 1 :]:
-            blocked = False
-            while k < q:
-                it = items[k]
-                if it.mandatory:
-                    if not _meets(it.required, mine):
-                        blocked = True  # p cannot run over it: no later q can trade with p either
-                        break
-                    between.add(it.required)
-                k += 1
-            if blocked:
-                break
-            common = _intersect(mine, items[q].chars)
-            if (
-                common
-                and _meets(items[p].required, common)
-                and _meets(items[q].required, common)
-                and all(_meets(r, common) for r in between)
-            ):
-                yield p, q, common
+    spans = sorted((lo, hi, j) for j, f in enumerate(firsts) for lo, hi in f)
+    reach, owner = -1, -1  # the furthest range end so far, and its alternative
+    for lo, hi, j in spans:
+        if lo <= reach and owner != j:
+            i, j = min(owner, j), max(owner, j)
+            return i, j, _intersect(firsts[i], firsts[j])
+        if hi > reach:
+            reach, owner = hi, j
+    return None
 
 
 # ---- entry points ------------------------------------------------------------------------------
@@ -643,8 +678,17 @@ def backtracking_risks(
     ci = case_insensitive
     if syntax == "engine" and isinstance(pattern, str):
         pattern, ci = _engine_options(pattern, ci)
+    alt = rs.parse_permissive(pattern)
     analyzer = _Analyzer(syntax, ci)
-    analyzer.alt(rs.parse_permissive(pattern), None)
+    try:
+        analyzer.alt(alt, None)
+    except _Enough:
+        pass
+    except _TooComplex:
+        analyzer.risks.append(
+            f"the pattern is too long or too branched to check (more than {MAX_ANALYSIS_STEPS} steps); "
+            "split it into several rules"
+        )
     return analyzer.risks
 
 

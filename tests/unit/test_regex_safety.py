@@ -444,6 +444,31 @@ def test_unreadable_patterns_are_refused_not_guessed() -> None:
         check_regex("\\p{L}+", syntax="subset")
 
 
+def test_the_check_itself_does_bounded_work() -> None:
+    """A long raw pattern cannot make the validator slow: past a fixed amount of work the check
+    refuses instead of guessing (no legit pattern comes close: they need under 100 steps)."""
+    many = "".join(chr(0x100 + i) + "?" for i in range(9000))  # 9000 optional, distinct characters
+    (why,) = backtracking_risks(many)
+    assert "too long or too branched" in why
+    assert len(backtracking_risks("".join(f"(?:{c}+)+" for c in "abcdefghijklmnopqrstuvwxyz"))) == 10
+    assert backtracking_risks("(?:ab){999999999}")  # huge bounds are judged, not expanded
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="ab.*+?()[]{}|^$\\dwsSDW1,-:=<!uUxmMyYAZB09]ik", min_size=1, max_size=30),
+    st.sampled_from(["subset", "engine"]),
+    st.booleans(),
+)
+def test_any_pattern_gets_a_verdict_or_a_regex_error(pattern: str, syntax: str, ci: bool) -> None:
+    try:
+        risks = backtracking_risks(pattern, syntax=syntax, case_insensitive=ci)  # type: ignore[arg-type]
+    except RegexError:
+        return
+    assert all(isinstance(r, str) and r for r in risks)
+    assert validate_sql(f"m.text ~ {quote_literal(pattern)}", mode="predicate").ok in (True, False)
+
+
 def test_subset_restrictions_still_apply_after_the_check() -> None:
     # safe shapes the typed subset refuses for its own reasons
     for pattern, fragment in [("a*", "empty string"), ("(?=a)b", "lookaround"), ("a*?b", "lazy")]:
