@@ -22,15 +22,16 @@ tries every way to split the text before it gives up, at every start position):
   groups are merely slow rather than exponential; the rule is deliberately simple: start the
   alternatives differently or use one class.)
 - **Repetitions that can trade characters** (polynomial, about ``n**(k+1)`` for ``k`` of them):
-  two unbounded repetitions *X* and *Y*, in this order, trade characters when some character ``c``
-  is matched by both, every character any single match of *X* or *Y* needs can be ``c``-like (in
-  both), and everything *mandatory* between them can also be matched by both (optional parts and
-  zero-width assertions are skipped). ``\\d+\\d+``, ``.*.*``, ``\\w*\\w*``, ``a+a+``,
+  two repetitions *X* and *Y*, in this order, trade characters when they share characters, each
+  can match a text made only of shared characters, and everything *mandatory* between them can
+  match a shared character too (optional parts and zero-width assertions are skipped), so *X* can
+  run over the part between and give it back. ``\\d+\\d+``, ``.*.*``, ``\\w*\\w*``, ``a+a+``,
   ``[a-z]+\\w+``, ``.*x.*y.*z``, ``\\S+@\\S+``, ``\\s*\\w*\\s*`` trade; ``\\d+-\\d+``,
   ``\\w+ \\w+``, ``[^@]+@[^@]+``, ``\\w+a\\d+`` and the phrase patterns PATAS generates
-  (``claim[^w]+your[^w]+prize``) do not, because a character in between belongs to only one side.
-  Threshold: :data:`MAX_UNBOUNDED_PER_CHAIN` = 1 unbounded repetition per chain of repetitions
-  that trade characters pairwise (one alone is a plain ``O(n**2)`` search, like ``.*x``).
+  (``claim[^w]+your[^w]+prize``) do not, because a mandatory character between them belongs to
+  only one side. A chain is a run of repetitions that trade characters pairwise. Threshold:
+  :data:`MAX_UNBOUNDED_PER_CHAIN` = 1 unbounded repetition per chain (one alone costs a plain
+  ``O(n**2)`` search, like ``.*x``; two cost ``O(n**3)``).
 - **Too many ways to split** (polynomial or exponential in the pattern length): in such a chain,
   bounded repetitions multiply the ways to split a text: ``{m,n}`` counts n-m+1, ``?`` counts 2,
   an unbounded one counts :data:`UNBOUNDED_WEIGHT` (100). Threshold: the product may be at most
@@ -43,8 +44,17 @@ tries every way to split the text before it gives up, at every start position):
 - **Backreferences** (``(a)\\1``): matching them is NP-hard in general and no engine-independent
   bound exists.
 - Anything :func:`regex_subset.parse_permissive` cannot read (Python-only or Postgres-only
-  syntax such as ``(?P<n>..)``, ``(?>..)``, ``\\x41``, ``a{,3}``, embedded ``(?x)``), since the
-  check cannot vouch for it. Typed rules are further restricted by the subset itself.
+  syntax such as ``(?P<n>..)``, ``(?>..)``, ``\\x41``, ``a{,3}``, embedded ``(?x)``; more than
+  20 000 characters or 50 nested groups), since the check cannot vouch for it. Typed rules are
+  further restricted by the subset itself (no nested quantifiers at all, bounds up to 100, ...).
+- Patterns the check cannot finish judging: a repeated group with more than
+  :data:`MAX_ALTERNATIVES` = 64 alternatives, or needing more than :data:`MAX_ANALYSIS_STEPS` =
+  100 000 steps (every pattern PATAS generates or the tests call legit needs under 100), so a
+  long raw pattern cannot slow the validator itself.
+
+Postgres's own engine is largely automaton-based and survives some of these shapes, but typed
+rules also run in Python ``re`` (the reference evaluator, the ``regex`` column) and exported rules
+run in other engines, so one rule holds everywhere.
 
 Character classes are compared as sets of code points: ``syntax='subset'`` gives ``\\w \\d \\s .``
 their typed-rule meaning (``regex_subset``), ``syntax='engine'`` their broadest Postgres/Python
