@@ -68,7 +68,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -171,25 +170,43 @@ def _contains(s: Ranges, c: int) -> bool:
     return k >= 0 and s[k][0] <= c <= s[k][1]
 
 
+_PLANES = 0x20000  # code points read from the Unicode database; the rest count as letters
+
+
+def _runs(pattern: str) -> Ranges:
+    """The code points below ``_PLANES`` that Python's Unicode-aware ``pattern`` matches."""
+    return _norm([(m.start(), m.end() - 1) for m in re.finditer(pattern, _all_chars())])
+
+
 @lru_cache(maxsize=1)
-def _unicode_tables() -> dict[str, Ranges]:
-    """Broad Unicode classes (Postgres reads ``\\w [[:alpha:]]`` etc. by the locale's Unicode
-    properties; taking the union of what an engine may mean keeps the check conservative)."""
-    groups: dict[str, list[tuple[int, int]]] = {k: [] for k in ("L", "N", "Nd", "P", "S", "Cc", "Z", "space")}
-    for c in range(0x20000):
-        ch = chr(c)
-        cat = unicodedata.category(ch)
-        for key in (cat[0], cat):
-            if key in groups:
-                groups[key].append((c, c))
-        if cat[0] == "M":
-            groups["L"].append((c, c))  # combining marks count as letters for \w
-        if ch.isspace():
-            groups["space"].append((c, c))
-    tables = {k: _norm(v) for k, v in groups.items()}
-    beyond = ((0x20000, _TOP),)  # unassigned or rare planes: count them as letters
-    tables["L"] = _union(tables["L"], beyond)
-    return tables
+def _all_chars() -> str:
+    return "".join(map(chr, range(_PLANES)))
+
+
+@lru_cache(maxsize=1)
+def _posix() -> dict[str, Ranges]:
+    """Broad Unicode classes for the engine syntax (Postgres reads ``\\w [[:alpha:]]`` etc. by
+    the locale's Unicode properties; the union of what an engine may mean keeps the check
+    conservative). Built once, on first use, from Python's Unicode classes."""
+    beyond = ((_PLANES, _TOP),)
+    cntrl = ((0x00, 0x1F), (0x7F, 0x9F))
+    space = _runs(r"\s+")
+    word = _union(_runs(r"\w+"), beyond)
+    return {
+        "alpha": _union(_runs(r"[^\W\d_]+"), beyond),
+        "upper": _union(_runs(r"[^\W\d_]+"), beyond),
+        "lower": _union(_runs(r"[^\W\d_]+"), beyond),
+        "digit": _runs(r"\d+"),
+        "alnum": word,
+        "word": word,
+        "space": space,
+        "blank": space,
+        "punct": _runs(r"[^\w\s]+"),
+        "cntrl": cntrl,
+        "print": _complement(cntrl),
+        "graph": _complement(_union(cntrl, space)),
+        "xdigit": ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66)),
+    }
 
 
 @lru_cache(maxsize=1)
@@ -220,7 +237,6 @@ class _Sets:
     d: Ranges
     s: Ranges
     w: Ranges
-    posix: dict[str, Ranges]
 
 
 def _ranges_of_class(body: str) -> Ranges:
@@ -231,35 +247,15 @@ def _ranges_of_class(body: str) -> Ranges:
 
 @lru_cache(maxsize=2)
 def _sets(syntax: Syntax) -> _Sets:
-    t = _unicode_tables()
-    digits = ((0x30, 0x39),)
-    letters = t["L"]
-    alnum = _union(letters, t["N"])
-    punct = _union(t["P"], t["S"])
-    posix = {
-        "alpha": letters,
-        "upper": letters,
-        "lower": letters,
-        "digit": _union(digits, t["Nd"]),
-        "alnum": alnum,
-        "word": _union(alnum, ((0x5F, 0x5F),)),
-        "space": t["space"],
-        "blank": _union(((0x09, 0x09),), t["Z"]),
-        "punct": punct,
-        "cntrl": t["Cc"],
-        "print": _complement(t["Cc"]),
-        "graph": _complement(_union(t["Cc"], t["space"])),
-        "xdigit": ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66)),
-    }
-    if syntax == "subset":
+    if syntax == "subset":  # the typed-rule meaning, as regex_subset renders it
         return _Sets(
             dot=_complement(((0x0A, 0x0A),)),
             d=rs.DIGIT_RANGES,
             s=rs.SPACE_RANGES,
             w=_ranges_of_class(rs.WORD_CLASS_BODY),
-            posix=posix,
         )
-    return _Sets(dot=ALL, d=posix["digit"], s=posix["space"], w=posix["word"], posix=posix)
+    p = _posix()
+    return _Sets(dot=ALL, d=p["digit"], s=p["space"], w=p["word"])
 
 
 # ---- showing parts of a pattern ----------------------------------------------------------------
@@ -387,7 +383,7 @@ class _Analyzer:
                 if isinstance(it, ClassItem):
                     parts.append(((ord(it.lo), ord(it.hi)),))
                 elif it.startswith(":"):
-                    parts.append(s.posix[it.strip(":")])
+                    parts.append(_posix()[it.strip(":")])
                 else:
                     base = {"d": s.d, "s": s.s, "w": s.w}[it.lower()]
                     parts.append(_complement(base) if it.isupper() else base)
