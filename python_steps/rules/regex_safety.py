@@ -45,7 +45,7 @@ tries every way to split the text before it gives up, at every start position):
   bound exists.
 - Anything :func:`regex_subset.parse_permissive` cannot read (Python-only or Postgres-only
   syntax such as ``(?P<n>..)``, ``(?>..)``, ``\\x41``, ``a{,3}``, embedded ``(?x)``; more than
-  20 000 characters or 50 nested groups), since the check cannot vouch for it. Typed rules are
+  200 000 characters or 50 nested groups), since the check cannot vouch for it. Typed rules are
   further restricted by the subset itself (no nested quantifiers at all, bounds up to 100, ...).
 - Patterns the check cannot finish judging: a repeated group with more than
   :data:`MAX_ALTERNATIVES` = 64 alternatives, or needing more than :data:`MAX_ANALYSIS_STEPS` =

@@ -27,12 +27,14 @@ message). Matching is a search (anywhere in the text), case-sensitive, over norm
 :func:`parse_permissive` reads a wider syntax into the same AST for analysis only (never rendered):
 the subset plus what PATAS itself generates for the engines and what a raw SQL rule may hand to
 Postgres (lookaround, ``\\uXXXX`` escapes, ``\\A \\Z \\m \\M \\y \\Y \\B``, POSIX classes,
-lazy and nested quantifiers, any repetition bound, backreferences). ``regex_safety`` runs its
-backtracking check over that AST; constructs outside it are still refused.
+lazy and nested quantifiers, any repetition bound, backreferences, Python's ``(?-i:...)``).
+``regex_safety`` runs its backtracking check over that AST; constructs outside it are still
+refused.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -42,8 +44,8 @@ MAX_UNBOUNDED = 3
 MAX_NODES = 200
 # Limits of the permissive (analysis) parser: raw SQL literals are longer than typed sources, and
 # rendered engine patterns spell every class out (see ``parse_permissive``).
-MAX_PERMISSIVE_LENGTH = 20_000
-MAX_PERMISSIVE_NODES = 10_000
+MAX_PERMISSIVE_LENGTH = 200_000  # rules/raw_text.py renders up to 200 000 characters
+MAX_PERMISSIVE_NODES = 20_000
 MAX_GROUP_DEPTH = 50
 MAX_BOUND_DIGITS = 9
 POSIX_CLASSES = frozenset(
@@ -285,10 +287,14 @@ class _Parser:
                 self.i += 2
             elif self.permissive and (look := _look_kind(self.src, self.i)) is not None:
                 self.i += 1 + len(look)
+            elif self.permissive and (m := _SCOPED_FLAGS.match(self.src, self.i)) is not None:
+                # Python's (?-i:...) and newline flags: read as a plain group (a case-sensitive
+                # part judged case-insensitively is judged conservatively). Turning i on is not.
+                self.i = m.end()
             elif self.peek() == "?":
                 if self.permissive:
                     raise self.fail(
-                        "only (...), (?:...) and lookaround groups are allowed (no flags or names)"
+                        "only (...), (?:...), (?-i:...) and lookaround groups are allowed (no flags or names)"
                     )
                 raise self.fail("only (...) and (?:...) groups are allowed (no lookaround, flags or names)")
             self.depth += 1
@@ -407,6 +413,9 @@ class _Parser:
         if not items:
             raise self.fail("empty class")
         return CharClass(negated, tuple(items))
+
+
+_SCOPED_FLAGS = re.compile(r"\?(?:[ms]*-[ims]+|[ms]+):")
 
 
 def _look_kind(src: str, i: int) -> str | None:
