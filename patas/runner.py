@@ -36,7 +36,9 @@ STAGE_NAMES = {
     "patas__run_report": "run report",
 }
 CHECKS = "data-quality checks"  # every other step is an asset check
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The instance PATAS creates: no telemetry, and one run at a time (runs the daemon launches, e.g. the
+# inbox sensor's, queue behind each other; `patas run` also holds the warehouse run lock).
+DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n"
 
 
 @dataclass(frozen=True)

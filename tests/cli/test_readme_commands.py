@@ -232,3 +232,22 @@ def test_bench_quality_and_speed_with_tiny_inputs(user: User, demo, shared_datas
     s = user.cwd / "speed.json"
     user("bench", "speed", "--rows", "3000", "--out", str(s), "--rules", "50", "--no-end-to-end", timeout=900)
     assert json.loads(s.read_text())["rows"] == 3000
+
+
+def test_a_second_run_stops_at_once_with_a_clear_message(user: User, demo):
+    import psycopg
+
+    from python_steps.warehouse import RUN_LOCK_KEY
+
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"], autocommit=True) as other_run:
+        other_run.execute("select pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
+        res = user("run", ok=False)
+    assert res.returncode == 2
+    assert (
+        res.stderr.strip() == "error: another PATAS run holds the warehouse lock; try again when it finishes"
+    )
+
+
+def test_the_embedded_dagster_instance_has_telemetry_off_and_one_run_at_a_time(user: User, demo):
+    config = (Path(user.env["DAGSTER_HOME"]) / "dagster.yaml").read_text()
+    assert "telemetry:\n  enabled: false" in config and "max_concurrent_runs: 1" in config
