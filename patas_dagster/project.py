@@ -13,10 +13,12 @@ DBT_PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 
 def dbt_executable() -> str:
-    """The dbt of this interpreter's environment (never a stray ``dbtf`` on PATH)."""
-    candidate = Path(sys.executable).parent / "dbt"
-    if candidate.exists():
-        return str(candidate)
+    """The dbt of this interpreter's environment (never a stray ``dbtf`` on PATH), started through
+    ``patas-dbt`` where installed, so it dies with the run that started it (patas_dagster.dbt_child)."""
+    for name in ("patas-dbt", "dbt"):
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return str(candidate)
     found = shutil.which("dbt")
     if not found:
         raise RuntimeError("dbt is not installed in this environment")
