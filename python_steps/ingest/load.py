@@ -227,16 +227,26 @@ def _csv_header_check(path: Path, mapper: FieldMapper, max_text_bytes: int) -> N
         )
 
 
+# A batch being loaded holds a session advisory lock (BATCH_LOCK_NS, batch_id) from the moment its
+# row exists until it ends. A 'running' batch whose lock can be taken has lost its process (killed,
+# connection gone): it is marked failed at once by the next ingest, not after a timeout.
+BATCH_LOCK_NS = 0x5A7A7
 _STALE_BATCHES = """
 update raw.ingest_batches
 set status = 'failed', finished_at = now(),
     error = 'abandoned: the loading session ended before the batch finished'
 where batch_id in (
     select batch_id from raw.ingest_batches
-    where status = 'running' and started_at < now() - interval '1 minute'
+    where status = 'running' and pg_try_advisory_xact_lock(%(ns)s, batch_id::int)
     for update skip locked
 )
 """
+
+
+def mark_abandoned_batches(conn: psycopg.Connection) -> int:
+    """Mark failed every 'running' batch whose loading session is gone; returns how many."""
+    with conn.transaction():
+        return conn.execute(_STALE_BATCHES, {"ns": BATCH_LOCK_NS}).rowcount
 
 
 def ingest_file(
@@ -267,12 +277,14 @@ def ingest_file(
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise ValueError("ingest_file needs a connection without an open transaction")
         ensure_schema(conn)
+        mark_abandoned_batches(conn)
         with conn.transaction():
-            conn.execute(_STALE_BATCHES)
             batch_id = conn.execute(
                 "insert into raw.ingest_batches (source_path, source_format) values (%s, %s) returning batch_id",
                 (str(path.resolve()), fmt),
             ).fetchone()[0]  # type: ignore[index]
+            # Session-level: held past this commit, released when the load ends or its session dies.
+            conn.execute("select pg_advisory_lock(%s, %s::int)", (BATCH_LOCK_NS, batch_id))
         try:
             with conn.transaction():
                 conn.execute("select 1 from raw.ingest_batches where batch_id = %s for update", (batch_id,))
@@ -304,6 +316,11 @@ def ingest_file(
         except BaseException as exc:
             _mark_failed(conn, url_or_conn if isinstance(url_or_conn, str) else None, batch_id, exc)
             raise
+        finally:
+            if not (conn.closed or conn.broken):
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("select pg_advisory_unlock(%s, %s::int)", (BATCH_LOCK_NS, batch_id))
+                    conn.commit()
         return IngestReport(
             batch_id, result.read, result.loaded, result.duplicate, result.quarantined, str(path)
         )

@@ -27,6 +27,7 @@ from python_steps.lifecycle.store import (
     audit_decision,
     ensure_schema,
     latest_drafts,
+    refresh_active_rules,
     relation_exists,
 )
 from python_steps.mining.drafting import signal_evaluable_clauses
@@ -119,17 +120,6 @@ def _manual_transition(
         "is_pinned": final[1],
         "reason": d.reason,
     }
-
-
-def refresh_active_rules(conn: psycopg.Connection) -> bool:
-    """Rebuild ``marts.active_rules`` in the caller's transaction with the function its dbt model
-    leaves behind (macro ``create_refresh_function``: the model's own query). False when the mart
-    was never built (nothing to refresh: the next run builds it)."""
-    exists = conn.execute("select to_regprocedure('marts.refresh_active_rules()') is not null").fetchone()
-    if not exists or not exists[0]:
-        return False
-    conn.execute("select marts.refresh_active_rules()")
-    return True
 
 
 # Manual actions reach consumers before they return: marts.active_rules is refreshed in the

@@ -230,6 +230,17 @@ def _idle_runs(
     return out
 
 
+def refresh_active_rules(conn: psycopg.Connection) -> bool:
+    """Rebuild ``marts.active_rules`` in the caller's transaction with the function its dbt model
+    leaves behind (macro ``create_refresh_function``: the model's own query). False when the mart
+    was never built (nothing to refresh: the next run builds it)."""
+    exists = conn.execute("select to_regprocedure('marts.refresh_active_rules()') is not null").fetchone()
+    if not exists or not exists[0]:
+        return False
+    conn.execute("select marts.refresh_active_rules()")
+    return True
+
+
 def apply_lifecycle(
     conn: psycopg.Connection,
     *,
@@ -311,6 +322,9 @@ def apply_lifecycle(
                 "insert into patas.ruleset_members (ruleset_name, rule_id, run_id) values (%s, %s, %s)",
                 [(name, rid, run_id) for name, ids in sorted(rulesets.items()) for rid in ids],
             )
+        # Consumers of marts.active_rules see this run's decisions when they commit, not after the
+        # next dbt step: a run killed between here and that step leaves no stale active set.
+        refresh_active_rules(conn)
 
     counts: dict[str, int] = {}
     for s in final_states.values():

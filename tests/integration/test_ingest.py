@@ -244,3 +244,37 @@ def test_abandoned_running_batch_is_marked_failed(fresh_db: str, tmp_path: Path)
 def test_shared_dataset_loads_completely(fresh_db: str, shared_dataset: Path) -> None:
     report = ingest_file(fresh_db, shared_dataset)
     assert (report.read, report.loaded, report.duplicate, report.quarantined) == (5574, 5574, 0, 0)
+
+
+def test_a_killed_ingest_is_recognised_at_once_and_a_live_one_is_left_alone(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """A batch's loader holds its lock; a batch whose loader died (just now) is failed at once."""
+    from python_steps.ingest.load import BATCH_LOCK_NS, mark_abandoned_batches
+
+    with psycopg.connect(fresh_db) as c:
+        ensure_schema(c)
+        dead, alive = (
+            c.execute(
+                "insert into raw.ingest_batches (source_path, source_format) values (%s, 'jsonl') returning batch_id",
+                (name,),
+            ).fetchone()[0]
+            for name in ("/killed-just-now.jsonl", "/still-loading.jsonl")
+        )
+        c.commit()
+    with psycopg.connect(fresh_db, autocommit=True) as loader:  # the live loader's session
+        loader.execute("select pg_advisory_lock(%s, %s::int)", (BATCH_LOCK_NS, alive))
+        with psycopg.connect(fresh_db) as c:
+            assert mark_abandoned_batches(c) == 1
+            statuses = dict(c.execute("select batch_id, status from raw.ingest_batches").fetchall())
+        assert statuses == {dead: "failed", alive: "running"}
+    # the loader's session is gone: the next ingest fails its batch without waiting
+    ingest_file(fresh_db, write_lines(tmp_path / "b.jsonl", [b'{"id": "b", "text": "hi"}']))
+    with psycopg.connect(fresh_db) as c:
+        assert (
+            c.execute("select status from raw.ingest_batches where batch_id = %s", (alive,)).fetchone()[0]
+            == "failed"
+        )
+        assert (
+            c.execute("select count(*) from raw.ingest_batches where status = 'running'").fetchone()[0] == 0
+        )
