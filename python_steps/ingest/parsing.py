@@ -47,6 +47,7 @@ REASON_CODES: dict[str, str] = {
     "not_an_object": "the JSON value is not an object",
     "malformed_csv": "the CSV record cannot be parsed",
     "wrong_column_count": "the CSV record has a different number of fields than the header",
+    "unclosed_quote": "an unclosed quote joined later lines (each a record of its own) into one CSV record",
     "missing_text": "no text field, or it is null or not a string",
     "empty_text": "the text is empty or whitespace only",
     "nul_byte": "the line holds a NUL byte (raw, or \\u0000 in a JSON string)",
@@ -497,15 +498,36 @@ class _CsvFeed:
         self.raw: list[bytes] = []
         self.size = 0
         self.problem: Reject | None = None
+        self.lines_read = 0  # physical lines handed to the csv reader so far
+        self.first_line = 1  # physical line number where the current record starts
 
     def __iter__(self) -> _CsvFeed:
         return self
 
     def start_record(self) -> None:
         self.raw, self.size, self.problem = [], 0, None
+        self.first_line = self.lines_read + 1
+
+    def swallowed_lines(self, fields: int) -> bool:
+        """Whether this multi-line record swallowed lines that are records of their own.
+
+        A quoted field may span lines; its inner lines then hold no quote of their own (the closing
+        one ends the field). An unclosed quote instead runs on over whole records: an inner line
+        without any quote character that parses, on its own, into exactly the header's number of
+        fields is such a record. (A legitimate multi-line text whose inner line looks exactly like
+        a record is quarantined too: visible with its line range, never merged silently.)"""
+        inner = self.raw[1:-1]
+        if b'"' not in self.raw[-1]:  # the quote never closed: the record ran to the end of the file
+            inner = self.raw[1:]
+        for raw in inner:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if '"' not in line and line.strip() and len(next(csv.reader([line]), [])) == fields:
+                return True
+        return False
 
     def __next__(self) -> str:
         line, oversize = next(self._lines)
+        self.lines_read += 1
         self.raw.append(line)
         self.size += len(line)
         if self.problem is None:
@@ -568,6 +590,13 @@ def _parse_csv(
         try:
             if rej is not None:
                 raise rej
+            if len(feed.raw) > 1 and feed.swallowed_lines(len(header)):
+                last = feed.first_line + len(feed.raw) - 1
+                raise Reject(
+                    "unclosed_quote",
+                    f"an unclosed quote joined physical lines {feed.first_line}-{last} (after the header)"
+                    " into one record; quarantined whole, not merged",
+                )
             assert record is not None
             if not record or (len(record) == 1 and not record[0].strip()):
                 raise Reject("blank_line", "blank line")

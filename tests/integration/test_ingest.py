@@ -278,3 +278,24 @@ def test_a_killed_ingest_is_recognised_at_once_and_a_live_one_is_left_alone(
         assert (
             c.execute("select count(*) from raw.ingest_batches where status = 'running'").fetchone()[0] == 0
         )
+
+
+def test_an_unclosed_csv_quote_never_absorbs_the_next_records(fresh_db: str, tmp_path: Path) -> None:
+    broken = write_lines(
+        tmp_path / "broken.csv",
+        [b"id,text,is_spam", b'1,"win a prize,spam', b"2,see you soon,ham", b"3,bye,ham"],
+    )
+    report = ingest_file(fresh_db, broken)
+    assert (report.read, report.loaded, report.quarantined) == (1, 0, 1)
+    with psycopg.connect(fresh_db) as c:
+        code, reason = c.execute(
+            "select reason_code, reason from raw.ingest_quarantine where batch_id = %s", (report.batch_id,)
+        ).fetchone()
+    assert code == "unclosed_quote" and "physical lines 1-3" in reason
+    # a quoted text that really spans lines is one record, loaded whole
+    fine = write_lines(
+        tmp_path / "fine.csv",
+        [b"id,text,is_spam", b'10,"line one', b'line two, and more",ham', b"11,ok,spam"],
+    )
+    report = ingest_file(fresh_db, fine)
+    assert (report.read, report.loaded, report.quarantined) == (2, 2, 0)
