@@ -25,6 +25,8 @@ RULE_LIFECYCLE = "patas.rule_lifecycle"
 RULE_AUDIT = "patas.rule_audit"
 RULE_METRICS_HISTORY = "patas.rule_metrics_history"
 RULESET_MEMBERS = "patas.ruleset_members"
+LLM_CACHE = "patas.llm_cache"
+LLM_CALLS = "patas.llm_calls"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -229,7 +231,32 @@ create table if not exists patas.ruleset_members (
 );
 """
 
-ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL)
+LLM_DDL = """
+create schema if not exists patas;
+create table if not exists patas.llm_cache (
+    prompt_hash text primary key,
+    model text not null,
+    response_text text not null,
+    prompt_tokens integer not null,
+    completion_tokens integer not null,
+    created_at timestamptz not null default now()
+);
+create table if not exists patas.llm_calls (
+    call_id bigint generated always as identity primary key,
+    run_id text not null,
+    cluster_id text not null,
+    prompt_hash text not null,
+    outcome text not null,
+    detail text,
+    prompt_tokens integer not null default 0,
+    completion_tokens integer not null default 0,
+    rules_proposed integer not null default 0,
+    rules_valid integer not null default 0,
+    called_at timestamptz not null default now()
+);
+"""
+
+ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL)
 
 
 def ensure(conn: psycopg.Connection, ddl: str) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from python_steps import tables
 from python_steps.rules import RuleError, canonical_json, parse_rule
 
 PROMPT_VERSION = "p1"
@@ -43,32 +44,6 @@ A <rule> is a leaf or a combination:
   {{"all": [<rule>, ...]}}  {{"any": [<rule>, ...]}}  {{"not": <rule>}}
 Prefer entities that are specific to the campaign; combine a phrase with an entity when a phrase
 alone also appears in ham. Never propose a rule that would match ordinary conversation."""
-
-
-DDL = """
-create schema if not exists patas;
-create table if not exists patas.llm_cache (
-    prompt_hash text primary key,
-    model text not null,
-    response_text text not null,
-    prompt_tokens integer not null,
-    completion_tokens integer not null,
-    created_at timestamptz not null default now()
-);
-create table if not exists patas.llm_calls (
-    call_id bigint generated always as identity primary key,
-    run_id text not null,
-    cluster_id text not null,
-    prompt_hash text not null,
-    outcome text not null,
-    detail text,
-    prompt_tokens integer not null default 0,
-    completion_tokens integer not null default 0,
-    rules_proposed integer not null default 0,
-    rules_valid integer not null default 0,
-    called_at timestamptz not null default now()
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -147,7 +122,7 @@ class LlmDrafter:
 
     def __init__(self, conn: psycopg.Connection, cfg: LlmConfig, run_id: str):
         self.conn, self.cfg, self.run_id = conn, cfg, run_id
-        conn.execute(DDL)
+        tables.ensure(conn, tables.LLM_DDL)
         self._client = None
 
     def _chat(self, messages: list[dict[str, str]]) -> tuple[str, int, int]:
