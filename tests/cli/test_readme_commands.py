@@ -251,3 +251,34 @@ def test_a_second_run_stops_at_once_with_a_clear_message(user: User, demo):
 def test_the_embedded_dagster_instance_has_telemetry_off_and_one_run_at_a_time(user: User, demo):
     config = (Path(user.env["DAGSTER_HOME"]) / "dagster.yaml").read_text()
     assert "telemetry:\n  enabled: false" in config and "max_concurrent_runs: 1" in config
+
+
+def test_normalize_jsonl_text_and_words(user: User):
+    assert "patas normalize --jsonl messages.jsonl" in README
+    src = user.cwd / "to_normalize.jsonl"
+    src.write_text(json.dumps({"id": "n1", "text": "Ｆｒｅｅ  c1aim: WWW.Example.com"}) + "\n")
+    out = json.loads(user("normalize", "--jsonl", str(src)).stdout)
+    assert (
+        out["normalized_text"] == "free claim: ww.example.com" and out["words"] == "free claim ww example com"
+    )
+    res = subprocess.run(
+        [PATAS, "normalize", "--words"],
+        input="Ｆｒｅｅ  c1aim\n",
+        env=user.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0 and res.stdout == "free claim\n"
+
+
+def test_truncated_gzip_is_one_line_and_exit_2(user: User, demo):
+    import gzip
+
+    whole = gzip.compress(
+        b"".join(json.dumps({"id": f"g{i}", "text": f"hello {i}"}).encode() + b"\n" for i in range(200))
+    )
+    bad = user.cwd / "cut.jsonl.gz"
+    bad.write_bytes(whole[: len(whole) // 2])
+    res = user("ingest", str(bad), ok=False)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Aborted" not in res.stderr
