@@ -116,10 +116,15 @@ def test_rules_export_each_format(user: User, demo, fmt: str):
     user("rules", "export", "--format", fmt, "--out", str(out))
     text = out.read_text()
     active = {r["rule_id"] for r in json.loads(user("rules", "list", "--status", "active", "--json").stdout)}
-    if fmt in ("rol", "json"):
+    if fmt == "rol":  # every active rule is a regex rule or listed as skipped, with the reason
         data = json.loads(text)
-        ids = {r.get("id") or r.get("rule_id") for r in data["rules"]}
-        assert ids == active
+        ids = {r["id"] for r in data["rules"]}
+        skipped = {r["id"] for r in data.get("skipped", [])}
+        assert ids and ids | skipped == active and not ids & skipped
+        assert all(r["metadata"]["applies_to"] in ("raw_text", "normalized_text") for r in data["rules"])
+    elif fmt == "json":
+        data = json.loads(text)
+        assert {r.get("id") or r.get("rule_id") for r in data["rules"]} == active
     else:
         assert all(rule_id in text for rule_id in active)
     stdout = user("rules", "export", "--format", fmt).stdout
