@@ -382,6 +382,11 @@ def _attach_subcommands() -> None:
     main.add_command(rules)
     main.add_command(bench)
     main.add_command(normalize)
+    # The HTTP service: serve, apikey, match (patas/service/cli.py).
+    from patas.service.cli import commands as service_commands
+
+    for command in service_commands:
+        main.add_command(command)
 
 
 _attach_subcommands()

@@ -1,0 +1,89 @@
+"""Request bodies of the HTTP API (pydantic). Responses are plain JSON documents (see app.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_INGEST_MESSAGES = 5_000
+MAX_MATCH_MESSAGES = 1_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestRequest(_Body):
+    # Each item follows the file-ingest contract (docs/contracts.md): an object with text, is_spam,
+    # id, timestamp, meta, ... Anything else is quarantined with a reason, as a bad JSONL line is.
+    messages: list[Any] = Field(min_length=1, description=f"at most {MAX_INGEST_MESSAGES:,} messages")
+
+
+class RunOptions(_Body):
+    profile: str | None = Field(None, description="safety profile (default: PATAS_PROFILE or conservative)")
+    split: Literal["auto", "time", "hash"] | None = None
+    mining_start: str | None = None
+    mining_end: str | None = None
+    evaluation_start: str | None = None
+    evaluation_end: str | None = None
+    evaluation_share: int | None = Field(None, ge=1, le=99)
+
+
+class AnalyzeRequest(RunOptions):
+    messages: list[Any] = Field(min_length=1, description=f"at most {MAX_INGEST_MESSAGES:,} messages")
+    timeout_seconds: int = Field(900, ge=1, le=3600, description="wait this long for the run, then 202")
+
+
+class MatchMessage(_Body):
+    id: str | None = None
+    text: str
+    meta: dict[str, Any] | None = None
+
+
+class MatchRequest(_Body):
+    text: str | None = Field(None, description="one raw message text")
+    meta: dict[str, Any] | None = Field(None, description="meta of the one message (for meta rules)")
+    messages: list[str | MatchMessage] | None = Field(
+        None,
+        description=f"a batch of raw texts (or {{id, text, meta}} objects), at most {MAX_MATCH_MESSAGES:,}",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MatchRequest:
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give either text (one message) or messages (a batch)")
+        if self.messages is not None and self.meta is not None:
+            raise ValueError("meta goes with text; in a batch give {id, text, meta} objects")
+        return self
+
+
+class AddRuleRequest(_Body):
+    rule: dict[str, Any] | None = Field(None, description="a typed rule (python_steps/rules/schema.json)")
+    sql: str | None = Field(None, description="a raw SQL predicate over m, or a SELECT (validate_sql)")
+    reason: str = Field(min_length=1)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AddRuleRequest:
+        if (self.rule is None) == (self.sql is None):
+            raise ValueError("give either rule (a typed rule) or sql (a raw SQL rule)")
+        return self
+
+
+class ReasonRequest(_Body):
+    reason: str = Field(min_length=1, description="why; kept in the audit trail with the caller's key name")
+
+
+class PinRequest(ReasonRequest):
+    pinned: bool = Field(True, description="false removes the pin")
+
+
+class PromoteRequest(_Body):
+    profile: str | None = None
+    dry_run: bool = Field(False, description="list what would change, change nothing")
+
+
+class KeyRequest(_Body):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["reader", "operator", "admin"]
