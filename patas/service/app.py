@@ -11,7 +11,6 @@ apply), 413 body or batch too large, 422 bad JSON or fields, 503 warehouse unrea
 reaches a client: unexpected errors are logged with a request id and answered with a bare 500.
 """
 
-
 import contextlib
 import logging
 import platform
