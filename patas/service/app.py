@@ -214,6 +214,11 @@ def create_app(
         text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return ORJSONResponse({"error": "invalid_request", "detail": text, "fields": fields}, 422)
 
+    @app.exception_handler(psycopg.DataError)
+    async def _bad_value(_request: Request, exc: psycopg.DataError) -> Response:
+        detail = "a value the warehouse cannot take (for example a NUL character or an out-of-range number)"
+        return ORJSONResponse({"error": "invalid_value", "detail": detail}, 422)
+
     @app.exception_handler(psycopg.OperationalError)
     async def _warehouse_down(_request: Request, exc: psycopg.OperationalError) -> Response:
         ref = uuid.uuid4().hex[:12]

@@ -52,9 +52,17 @@ def serve(host: str, port: int, max_body_mb: float, match_reload_seconds: float,
 
     Every endpoint but /api/v1/health needs an X-API-Key (patas apikey create NAME --role ROLE).
     """
+    import logging
+
     import uvicorn
 
     from patas.service.app import create_app
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    service_log = logging.getLogger("patas.service")
+    service_log.addHandler(handler)
+    service_log.setLevel(log_level.upper())
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
