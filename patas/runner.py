@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,8 +109,15 @@ def run_pipeline(
     spec: RunSpec | None = None,
     *,
     progress: Callable[[StageEvent], None] | None = None,
+    tags: Mapping[str, str] | None = None,
+    asset_selection: Sequence[dg.AssetKey] | None = None,
+    on_locked: Callable[[str], None] | None = None,
 ) -> dict:
-    """Run the whole graph once with ``spec``; returns the run summary (``success`` says how it went)."""
+    """Run the whole graph once with ``spec``; returns the run summary (``success`` says how it went).
+
+    ``tags`` go on the Dagster run; ``asset_selection`` runs only those assets (the HTTP API's
+    shadow re-evaluation); ``on_locked(run_id)`` is called once the run lock is held, before the
+    job starts (the HTTP API answers with the run id then)."""
     spec = spec or RunSpec()
     env = dbt_env(url)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_"))})
@@ -139,6 +146,8 @@ def run_pipeline(
             progress(event)
 
     with connect(url, autocommit=True) as lock_conn, run_lock(lock_conn, wait=False):
+        if on_locked:
+            on_locked(run_id)
         watcher = _StageWatcher(instance, run_id, record)
         watcher.start()
         t0 = time.perf_counter()
@@ -151,7 +160,12 @@ def run_pipeline(
                 contextlib.redirect_stderr(log),
             ):
                 result = job.execute_in_process(
-                    run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id
+                    run_config=run_config,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags=dict(tags or {}),
+                    asset_selection=list(asset_selection) if asset_selection is not None else None,
                 )
         finally:
             watcher.stop.set()

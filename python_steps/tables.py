@@ -27,6 +27,8 @@ RULE_METRICS_HISTORY = "patas.rule_metrics_history"
 RULESET_MEMBERS = "patas.ruleset_members"
 LLM_CACHE = "patas.llm_cache"
 LLM_CALLS = "patas.llm_calls"
+API_KEYS = "patas.api_keys"
+API_RUNS = "patas.api_runs"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -256,7 +258,40 @@ create table if not exists patas.llm_calls (
 );
 """
 
-ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL)
+# The HTTP service's own tables (patas/service): API keys and the runs started through the API.
+SERVICE_DDL = """
+create schema if not exists patas;
+
+-- One row per API key: only the sha256 of the token is kept; the token is shown once, at creation.
+create table if not exists patas.api_keys (
+    key_id bigint generated always as identity primary key,
+    name text not null,
+    role text not null check (role in ('reader', 'operator', 'admin')),
+    token_sha256 text not null unique,
+    token_prefix text not null,
+    created_at timestamptz not null default now(),
+    created_by text not null,
+    revoked_at timestamptz,
+    last_used_at timestamptz
+);
+create unique index if not exists api_keys__active_name on patas.api_keys (name) where revoked_at is null;
+
+-- One row per pipeline run started through the API (mine, eval_shadow, analyze).
+create table if not exists patas.api_runs (
+    run_id text primary key,
+    kind text not null,
+    requested_by text not null,
+    params jsonb not null default '{}',
+    status text not null check (status in ('running', 'success', 'failure')),
+    pid integer,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    summary jsonb,
+    error text
+);
+"""
+
+ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL)
 
 
 def ensure(conn: psycopg.Connection, ddl: str) -> None:

@@ -48,10 +48,14 @@ from patas.service.schemas import (
     ReasonRequest,
     RunOptions,
 )
-from python_steps import exports, lifecycle, rule_cards
-from python_steps.normalize import NORMALIZER_VERSION
-from python_steps.profiles import ProfileError, load_profiles
+from python_steps.lifecycle import manual, store
+from python_steps.lifecycle.policy import LifecycleError
+from python_steps.lifecycle.profiles import ProfileError, load_profiles
+from python_steps.publish import cards as rule_cards
+from python_steps.publish import exports
+from python_steps.runspec import RunSpec, RunSpecError
 from python_steps.settings import Settings
+from python_steps.text.normalize import NORMALIZER_VERSION
 from python_steps.warehouse import RUN_LOCK_KEY
 
 log = logging.getLogger("patas.service")
@@ -288,6 +292,10 @@ def create_app(
         params.pop("timeout_seconds", None)
         check_profile(params.get("profile"))
         try:
+            RunSpec(**params)
+        except RunSpecError as exc:
+            raise ApiError(422, str(exc)) from None
+        try:
             return api_runs.start_run(
                 kind, requested_by=caller.name, params=params, settings=settings, url=url
             )
@@ -300,7 +308,7 @@ def create_app(
 
     def ingest(conn: psycopg.Connection, messages: list[Any], caller: auth.Caller) -> dict[str, Any]:
         check_batch(len(messages), MAX_INGEST_MESSAGES)
-        from python_steps.ingest import ingest_file
+        from python_steps.ingest.load import ingest_file
 
         folder = settings.home / "api_ingest"
         folder.mkdir(parents=True, exist_ok=True)
@@ -544,7 +552,7 @@ def create_app(
         from python_steps import rules as rl
 
         try:
-            result = lifecycle.add_manual_rule(
+            result = manual.add_manual_rule(
                 conn,
                 body.rule,
                 raw_sql=body.sql,
@@ -552,18 +560,18 @@ def create_app(
                 actor=caller.actor,
                 description=body.description,
             )
-        except (lifecycle.LifecycleError, rl.RuleError, ValueError) as exc:
+        except (LifecycleError, rl.RuleError, ValueError) as exc:
             raise ApiError(422, str(exc), code="rule_rejected") from None
         status = conn.execute(
             "select status from patas.rule_lifecycle where rule_id = %s", (result["rule_id"],)
         )
         return {**result, "status": status.fetchone()[0]}
 
-    def manual(action: str, rule_id: str, caller: auth.Caller, conn: psycopg.Connection, **kw) -> dict:
+    def manual_action(action: str, rule_id: str, caller: auth.Caller, conn: psycopg.Connection, **kw) -> dict:
         fn = {
-            "promote": lifecycle.promote_rule,
-            "deprecate": lifecycle.deprecate_rule,
-            "pin": lifecycle.pin_rule,
+            "promote": manual.promote_rule,
+            "deprecate": manual.deprecate_rule,
+            "pin": manual.pin_rule,
         }
         try:
             full_id = rule_cards.resolve_rule_id(conn, rule_id)
@@ -571,21 +579,21 @@ def create_app(
             raise ApiError(404, str(exc)) from None
         try:
             result = fn[action](conn, full_id, actor=caller.actor, **kw)
-        except lifecycle.LifecycleError as exc:
+        except LifecycleError as exc:
             raise ApiError(409, str(exc), code="lifecycle_conflict") from None
         return {**result, "actor": caller.actor, "exports": after_rule_change()}
 
     @app.post(f"{API}/rules/{{rule_id}}/promote", tags=["lifecycle"], summary="Make a rule active by hand")
     def promote_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
-        return manual("promote", rule_id, caller, conn, reason=body.reason)
+        return manual_action("promote", rule_id, caller, conn, reason=body.reason)
 
     @app.post(f"{API}/rules/{{rule_id}}/deprecate", tags=["lifecycle"], summary="Deprecate a rule by hand")
     def deprecate_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
-        return manual("deprecate", rule_id, caller, conn, reason=body.reason)
+        return manual_action("deprecate", rule_id, caller, conn, reason=body.reason)
 
     @app.post(f"{API}/rules/{{rule_id}}/pin", tags=["lifecycle"], summary="Pin (or unpin) a rule")
     def pin_one(rule_id: str, body: PinRequest, caller: Admin, conn: Conn) -> dict:
-        return manual("pin", rule_id, caller, conn, reason=body.reason, pinned=body.pinned)
+        return manual_action("pin", rule_id, caller, conn, reason=body.reason, pinned=body.pinned)
 
     @app.post(
         f"{API}/rules/promote", tags=["lifecycle"], summary="Apply a safety profile to the latest evaluation"
@@ -616,7 +624,7 @@ def create_app(
         profile_name = body.profile or settings.profile
         try:
             with conn.transaction() as tx:
-                summary = lifecycle.apply_lifecycle(
+                summary = store.apply_lifecycle(
                     conn, run_id=run_ids[0], profile=profile_name, config=profiles(), actor=caller.actor
                 )
                 changes = [
@@ -629,7 +637,7 @@ def create_app(
                 ]
                 if body.dry_run:
                     raise psycopg.Rollback(tx)
-        except lifecycle.LifecycleError as exc:
+        except LifecycleError as exc:
             raise ApiError(409, str(exc), code="lifecycle_conflict") from None
         out = {"dry_run": body.dry_run, "profile": profile_name, "run_id": run_ids[0], "changes": changes}
         out["summary"] = summary

@@ -12,11 +12,10 @@ import click
 
 
 def _settings_and_url():
-    from python_steps.settings import load_settings
-    from python_steps.warehouse import database_url
+    from patas.cli.common import settings, warehouse_url
 
-    s = load_settings()
-    return s, database_url(s)
+    s = settings()
+    return s, warehouse_url(s)
 
 
 def _fail(message: str, code: int = 2) -> None:

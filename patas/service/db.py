@@ -1,59 +1,23 @@
-"""Warehouse access for the service: a small connection pool and the service's own tables.
+"""Warehouse access for the service: a small connection pool, the service's tables, the run lock state.
 
-DDL note: ``patas.api_keys`` and ``patas.api_runs`` are owned by the service for now; they move to a
-``python_steps`` table module when main grows one (then this file only imports it).
+The service's tables (``patas.api_keys``, ``patas.api_runs``) are defined with the others in
+:mod:`python_steps.tables` (``SERVICE_DDL``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 from collections.abc import Iterator
 
 import psycopg
 
+from python_steps import tables
 from python_steps.warehouse import RUN_LOCK_KEY
-
-DDL = """
-create schema if not exists patas;
-
--- One row per API key: only the sha256 of the token is kept; the token is shown once, at creation.
-create table if not exists patas.api_keys (
-    key_id bigint generated always as identity primary key,
-    name text not null,
-    role text not null check (role in ('reader', 'operator', 'admin')),
-    token_sha256 text not null unique,
-    token_prefix text not null,
-    created_at timestamptz not null default now(),
-    created_by text not null,
-    revoked_at timestamptz,
-    last_used_at timestamptz
-);
-create unique index if not exists api_keys__active_name on patas.api_keys (name) where revoked_at is null;
-
--- One row per pipeline run started through the API (mine, eval-shadow, analyze).
-create table if not exists patas.api_runs (
-    run_id text primary key,
-    kind text not null,
-    requested_by text not null,
-    params jsonb not null default '{}',
-    status text not null check (status in ('starting', 'running', 'success', 'failure')),
-    pid integer,
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    summary jsonb,
-    error text
-);
-"""
-
-_DDL_LOCK_KEY = 0x5A7A5 + 0x100  # serializes concurrent first starts
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-        conn.execute(DDL)
+    tables.ensure(conn, tables.SERVICE_DDL)
 
 
 def run_lock_held(conn: psycopg.Connection) -> bool:
@@ -82,7 +46,6 @@ class Pool:
         self._size = size
         self._timeout = connect_timeout
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
-        self._lock = threading.Lock()
         self._closed = False
 
     def _new(self) -> psycopg.Connection:

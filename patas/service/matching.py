@@ -1,7 +1,7 @@
 """Real-time matching: raw texts through the one normalizer and the active rules' Python evaluator.
 
 A message becomes the row shadow evaluation sees (``intermediate.int_messages_enriched``): the
-normalized text, signature and entity arrays from ``python_steps.normalize.message_entities``,
+normalized text, signature and entity arrays from ``python_steps.text.normalize.message_entities``,
 registrable domains from the same Public Suffix List seed as ``int_hosts_resolved``, and the
 message's meta. Each active rule is then applied with ``python_steps.rules.evaluate``.
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import psycopg
 
-from python_steps import normalize as nz
 from python_steps import rules as rl
+from python_steps.text import normalize as nz
 
 FINGERPRINT_SQL = """
 select count(*), coalesce(md5(string_agg(rule_id || ':' || version || ':' || tier, ',' order by rule_id)), '')

@@ -39,17 +39,15 @@ HANDSHAKE_SECONDS = 120.0
 def start_run(
     kind: str, *, requested_by: str, params: dict[str, Any], settings: Settings, url: str
 ) -> tuple[str, subprocess.Popen]:
-    run_id = str(uuid.uuid4())
+    """Start a worker; return (Dagster run id, process) once it holds the run lock."""
     log_dir = settings.home / "api_runs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{run_id}.log"
+    log_path = log_dir / f"worker-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.log"
     env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(settings.home)}
     cmd = [
         sys.executable,
         "-m",
         "patas.service.worker",
-        "--run-id",
-        run_id,
         "--kind",
         kind,
         "--requested-by",
@@ -70,16 +68,16 @@ def start_run(
     assert proc.stdout is not None
     line = _read_line(proc, HANDSHAKE_SECONDS)
     proc.stdout.close()
-    threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     try:
         answer = json.loads(line) if line else {}
     except json.JSONDecodeError:
         answer = {}
     if answer.get("status") == "busy":
         raise RunBusy(answer.get("detail") or "another PATAS run holds the warehouse lock")
-    if answer.get("status") != "started":
-        raise RunStartError(f"the run worker did not start (see {log_path})")
-    return run_id, proc
+    if answer.get("status") != "started" or not answer.get("run_id"):
+        raise RunStartError(f"the run worker did not start (log: {log_path.name})")
+    return answer["run_id"], proc
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
@@ -109,15 +107,14 @@ def run_state(conn: psycopg.Connection, run_id: str, settings: Settings) -> dict
     if conn.execute("select to_regclass('patas.api_runs') is not null").fetchone()[0]:
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
-                "select run_id, kind, requested_by, params, status, started_at, finished_at, summary, error "
+                "select run_id, kind, requested_by, params, status, started_at, finished_at, summary, error, pid "
                 "from patas.api_runs where run_id = %s",
                 (run_id,),
             ).fetchone()
         if row is not None:
-            out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+            out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k != "pid"}
             out["source"] = "api"
-            if out["status"] == "running" and not run_lock_held(conn):
-                # The worker holds the lock for the whole run: no lock, no worker.
+            if out["status"] == "running" and not _worker_alive(row["pid"], conn):
                 out["status"] = "failure"
                 out["error"] = "the run worker ended without recording a result (killed?)"
     if conn.execute("select to_regclass('patas.runs') is not null").fetchone()[0]:
@@ -139,13 +136,24 @@ def run_state(conn: psycopg.Connection, run_id: str, settings: Settings) -> dict
     return out
 
 
+def _worker_alive(pid: int | None, conn: psycopg.Connection) -> bool:
+    """Whether the worker of a run is still there (on this host, or: some run holds the run lock)."""
+    if pid is None:
+        return run_lock_held(conn)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return run_lock_held(conn) and not Path("/proc/self").exists()
+    return b"patas.service.worker" in cmdline
+
+
 def _dagster_status(run_id: str, settings: Settings) -> str | None:
     """The run's status on the Dagster instance ``patas ui`` shows (None: not there)."""
     try:
         uuid.UUID(run_id)
     except ValueError:
         return None
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     if not (home / "dagster.yaml").exists():
         return None
     try:

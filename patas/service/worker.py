@@ -1,15 +1,15 @@
 """A pipeline run started by the API, in a process of its own (``python -m patas.service.worker``).
 
-The API process starts this worker and reads ONE line from its stdout: ``{"status": "started"}``
-once the worker holds the PATAS run lock (``python_steps.warehouse.run_lock``) or
-``{"status": "busy"}`` when another run holds it. The worker then runs the Dagster job on the
-persistent instance (so the run shows in ``patas ui``) under the run id the API chose, tagged with
-the caller's key name, and records the outcome in ``patas.api_runs``. Everything after the
-handshake goes to the log file the API gave as stderr.
+The API process starts this worker and reads ONE line from its stdout: ``{"status": "started",
+"run_id": ...}`` once the runner holds the PATAS run lock (``patas.runner.run_pipeline``'s
+``on_locked``), ``{"status": "busy"}`` when another run holds it, or ``{"status": "error"}``. The
+run goes to the persistent Dagster instance (it shows in ``patas ui``), tagged with the caller's
+key name; its outcome is recorded in ``patas.api_runs``. After the handshake, stdout is the log
+file the API gave as stderr.
 
-Kinds: ``mine`` (the whole graph: stage 1, drafting, shadow evaluation, lifecycle, exports),
-``eval_shadow`` (the graph from the drafted rules on: shadow evaluation, lifecycle, active_rules,
-exports, report; stage 1 and drafting are not re-run) and ``analyze`` (as ``mine``; the API waits).
+Kinds: ``mine`` and ``analyze`` (the whole graph: stage 1, drafting, shadow evaluation,
+lifecycle, exports) and ``eval_shadow`` (the graph from the drafted rules on: shadow evaluation,
+lifecycle, active_rules, exports, report; stage 1 and drafting are not re-run).
 """
 
 from __future__ import annotations
@@ -26,100 +26,107 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from patas.service.db import ensure_schema
-from python_steps.settings import load_settings
-from python_steps.warehouse import WarehouseError, database_url, run_lock
 
 KINDS = ("mine", "eval_shadow", "analyze")
-# The assets eval_shadow starts from: everything downstream of these, not these.
-EVAL_ROOTS = (("patas", "rule_drafts"), ("patas", "rule_signal_clauses"), ("patas", "rule_counterexamples"))
+# eval_shadow runs everything downstream of drafting's assets, not drafting itself.
+DRAFTING_ASSETS = (
+    ("patas", "rule_drafts"),
+    ("patas", "rule_signal_clauses"),
+    ("patas", "rule_counterexamples"),
+)
 
 
-def _say(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-    # From here on stdout is the log file: the API reads only the handshake line.
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+class _Handshake:
+    def __init__(self) -> None:
+        self.said = False
+
+    def say(self, obj: dict[str, Any]) -> None:
+        if self.said:
+            return
+        self.said = True
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+        # From here on stdout is the log file: the API reads only the handshake line.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
-@contextlib.contextmanager
-def _dagster_run_identity(run_id: str, tags: dict[str, str], eval_only: bool):
-    """Run the job under ``run_id`` with ``tags`` (and, for eval_shadow, on the evaluation subset).
-
-    The pipeline runner builds the job's config and calls ``execute_in_process``; it takes no run id
-    or selection, so this wraps that one call for the duration of the block (this process runs
-    nothing else)."""
+def eval_shadow_selection() -> list:
+    """The asset keys downstream of drafting (shadow evaluation and everything after it)."""
     import dagster as dg
 
-    original = dg.JobDefinition.execute_in_process
+    from patas_dagster.definitions import defs
 
-    def execute(self, run_config=None, **kwargs):
-        kwargs.setdefault("run_id", run_id)
-        kwargs["tags"] = {**tags, **(kwargs.get("tags") or {})}
-        if eval_only:
-            from patas_dagster.definitions import defs
-
-            graph = defs.resolve_asset_graph()
-            roots = [dg.AssetKey(list(k)) for k in EVAL_ROOTS]
-            roots_sel = dg.AssetSelection.assets(*roots)
-            keys = (roots_sel.downstream(include_self=False) - roots_sel).resolve(graph)
-            kwargs["asset_selection"] = sorted(keys, key=lambda k: k.to_user_string())
-            subset = self.get_subset(asset_selection=set(keys))
-            ops = {n.name for n in subset.graph.node_defs} if hasattr(subset, "graph") else None
-            if run_config and ops is not None:
-                run_config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in ops}}
-        return original(self, run_config=run_config, **kwargs)
-
-    dg.JobDefinition.execute_in_process = execute  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        dg.JobDefinition.execute_in_process = original  # type: ignore[method-assign]
+    drafting = dg.AssetSelection.assets(*[dg.AssetKey(list(k)) for k in DRAFTING_ASSETS])
+    keys = (drafting.downstream(include_self=False) - drafting).resolve(defs.resolve_asset_graph())
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m patas.service.worker")
-    ap.add_argument("--run-id", required=True)
     ap.add_argument("--kind", choices=KINDS, required=True)
     ap.add_argument("--requested-by", required=True)
-    ap.add_argument("--params", default="{}", help="JSON: run options (profile, split, windows)")
+    ap.add_argument("--params", default="{}", help="JSON: RunSpec fields (profile, split, windows)")
     args = ap.parse_args(argv)
-    params = json.loads(args.params)
+    hand = _Handshake()
+    try:
+        from patas.embedded import database_url
+        from patas.runner import run_pipeline
+        from python_steps.runspec import RunSpec
+        from python_steps.settings import load_settings
+        from python_steps.warehouse import WarehouseError
 
-    settings = load_settings()
-    url = database_url(settings)
+        params = json.loads(args.params)
+        spec = RunSpec(**params)
+        settings = load_settings()
+        url = database_url(settings)
+        with psycopg.connect(url, autocommit=True) as conn:
+            ensure_schema(conn)
+        selection = None
+        if args.kind == "eval_shadow":
+            from patas.manifest import ensure_manifest
+            from python_steps.settings import dbt_env
+
+            ensure_manifest(dbt_env(url))
+            selection = eval_shadow_selection()
+    except Exception as exc:
+        traceback.print_exc()
+        hand.say({"status": "error", "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        return 2
+
+    run: dict[str, str] = {}
     conn = psycopg.connect(url, autocommit=True)
-    lock = run_lock(conn, wait=False)
-    try:
-        lock.__enter__()
-    except WarehouseError as exc:
-        _say({"status": "busy", "detail": str(exc)})
-        conn.close()
-        return 3
-    try:
-        ensure_schema(conn)
+
+    def on_locked(run_id: str) -> None:
+        run["id"] = run_id
         conn.execute(
             "insert into patas.api_runs (run_id, kind, requested_by, params, status, pid) "
             "values (%s, %s, %s, %s, 'running', %s)",
-            (args.run_id, args.kind, args.requested_by, Jsonb(params), os.getpid()),
+            (run_id, args.kind, args.requested_by, Jsonb(params), os.getpid()),
         )
-        _say({"status": "started", "run_id": args.run_id})
-        status, summary, error = "failure", None, None
-        try:
-            from patas_dagster.runner import run_pipeline
+        hand.say({"status": "started", "run_id": run_id})
 
-            tags = {
-                "patas/source": "api",
-                "patas/api_kind": args.kind,
-                "patas/requested_by": args.requested_by,
-            }
-            with _dagster_run_identity(args.run_id, tags, eval_only=args.kind == "eval_shadow"):
-                summary = run_pipeline(settings, url, **_run_kwargs(params))
-            status = "success" if summary.get("success") else "failure"
-            if status == "failure":
-                error = "; ".join(summary.get("failures") or ["the run failed"])[:4000]
-        except BaseException as exc:  # recorded for GET /runs/{id}; the traceback goes to the log
-            traceback.print_exc()
-            error = f"{type(exc).__name__}: {exc}"[:4000]
+    status, summary, error = "failure", None, None
+    try:
+        tags = {"patas/source": "api", "patas/api_kind": args.kind, "patas/requested_by": args.requested_by}
+        summary = run_pipeline(settings, url, spec, tags=tags, asset_selection=selection, on_locked=on_locked)
+        status = "success" if summary.get("success") else "failure"
+        if status == "failure":
+            error = "; ".join(summary.get("failures") or ["the run failed"])[:4000]
+    except WarehouseError as exc:
+        if not hand.said:
+            hand.say({"status": "busy", "detail": str(exc)})
+            conn.close()
+            return 3
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+    except BaseException as exc:  # recorded for GET /runs/{id}; the traceback goes to the log
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        if not hand.said:
+            hand.say({"status": "error", "detail": error[:500]})
+            conn.close()
+            return 2
+    with contextlib.suppress(psycopg.Error):
         conn.execute(
             "update patas.api_runs set status = %s, finished_at = now(), summary = %s, error = %s "
             "where run_id = %s",
@@ -127,29 +134,11 @@ def main(argv: list[str] | None = None) -> int:
                 status,
                 Jsonb(json.loads(json.dumps(summary, default=str))) if summary else None,
                 error,
-                args.run_id,
+                run["id"],
             ),
         )
-        return 0 if status == "success" else 1
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            lock.__exit__(None, None, None)
-        conn.close()
-
-
-RUN_OPTIONS = (
-    "split",
-    "mining_start",
-    "mining_end",
-    "evaluation_start",
-    "evaluation_end",
-    "evaluation_share",
-    "profile",
-)
-
-
-def _run_kwargs(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: params[k] for k in RUN_OPTIONS if params.get(k) is not None}
+    conn.close()
+    return 0 if status == "success" else 1
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 from svc_harness import MAX_BODY_MB, PATAS, Service
 
-from python_steps.bench.harness import fresh_database
-from python_steps.generate import generate_corpus
+from patas.bench.harness import fresh_database
+from python_steps.bench.generate import generate_corpus
 
 CORPUS_ROWS = 6000
 

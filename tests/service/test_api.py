@@ -6,6 +6,8 @@ pipeline run started through ``POST /patterns/mine`` on a generated corpus inges
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 
 import psycopg
@@ -157,15 +159,26 @@ def test_bad_json_and_bad_fields_are_422_naming_the_field(service: Service) -> N
 
 
 def test_oversized_body_and_batches_are_413(service: Service) -> None:
-    big = b'{"messages": [' + b'{"text": "' + b"x" * (MAX_BODY_MB << 20) + b'"}]}'
-    r = service.call(
-        "POST",
-        f"{API}/messages/ingest",
-        role="operator",
-        data=big,
-        headers={"Content-Type": "application/json"},
-    )
-    assert r.status == 413 and r.body["error"] == "payload_too_large"
+    # Declared too large: answered from the headers, the body is never read.
+    host, port = service.base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.putrequest("POST", f"{API}/messages/ingest")
+    for name, value in (("X-API-Key", service.keys["operator"]), ("Content-Type", "application/json"),
+                        ("Content-Length", str((MAX_BODY_MB << 20) + 1))):  # fmt: skip
+        conn.putheader(name, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413 and json.loads(resp.read())["error"] == "payload_too_large"
+    conn.close()
+    # Streamed without a length (chunked): cut off once it passes the limit.
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = (b"x" * (256 << 10) for _ in range(4 * MAX_BODY_MB + 1))
+    headers = {"X-API-Key": service.keys["operator"], "Content-Type": "application/json"}
+    with contextlib.suppress(OSError):  # the server may answer and close before all is sent
+        conn.request("POST", f"{API}/messages/ingest", body=chunks, headers=headers, encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 413 and json.loads(resp.read())["error"] == "payload_too_large"
+    conn.close()
     too_many = {"messages": [{"text": f"m{i}"} for i in range(5001)]}
     r = service.call("POST", f"{API}/messages/ingest", role="operator", json_body=too_many)
     assert r.status == 413 and "at most 5,000" in r.body["detail"]
