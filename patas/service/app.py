@@ -361,7 +361,7 @@ def create_app(
                     else {"run_id": last[0], "split_mode": last[1], "started_at": last[2]}
                 )
                 if last is not None:
-                    state = api_runs.run_state(conn, last[0], settings) or {}
+                    state = api_runs.run_state(conn, last[0], settings, ask_dagster=False) or {}
                     body["last_run"]["status"] = state.get("status")
             body["active_rules"] = len(matcher.ruleset().rules)
         except psycopg.Error as exc:

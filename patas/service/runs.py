@@ -100,7 +100,9 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     return buf.split(b"\n", 1)[0].decode("utf-8", "replace")
 
 
-def run_state(conn: psycopg.Connection, run_id: str, settings: Settings) -> dict[str, Any] | None:
+def run_state(
+    conn: psycopg.Connection, run_id: str, settings: Settings, *, ask_dagster: bool = True
+) -> dict[str, Any] | None:
     """A run's state: from ``patas.api_runs`` for API runs; else the run register and the Dagster
     instance (runs started by ``patas run`` or the UI). None when no one knows the id."""
     out: dict[str, Any] | None = None
@@ -125,7 +127,7 @@ def run_state(conn: psycopg.Connection, run_id: str, settings: Settings) -> dict
             out = out or {"run_id": run_id, "source": "pipeline"}
             out["windows"] = row[1]
             out.setdefault("started_at", row[2].isoformat())
-    dagster_status = _dagster_status(run_id, settings)
+    dagster_status = _dagster_status(run_id, settings) if ask_dagster else None
     if dagster_status is not None:
         out = out or {"run_id": run_id, "source": "dagster"}
         out["dagster_status"] = dagster_status
@@ -137,13 +139,14 @@ def run_state(conn: psycopg.Connection, run_id: str, settings: Settings) -> dict
 
 
 def _worker_alive(pid: int | None, conn: psycopg.Connection) -> bool:
-    """Whether the worker of a run is still there (on this host, or: some run holds the run lock)."""
-    if pid is None:
+    """Whether a run's worker process is still there (without /proc: whether some run holds the lock)."""
+    proc = Path("/proc")
+    if pid is None or not proc.is_dir():
         return run_lock_held(conn)
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = (proc / str(pid) / "cmdline").read_bytes()
     except OSError:
-        return run_lock_held(conn) and not Path("/proc/self").exists()
+        return False
     return b"patas.service.worker" in cmdline
 
 
