@@ -13,6 +13,7 @@ Raw-SQL rules have no Python form: they are reported under ``skipped``, never si
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 import psycopg
 
 from python_steps import rules as rl
+from python_steps.rules.compiler import ENTITY_COLUMNS
 from python_steps.text import normalize as nz
 
 FINGERPRINT_SQL = """
@@ -47,12 +49,81 @@ class ActiveRule:
     rule: rl.Rule
 
 
+def required_substrings(rule: rl.Rule) -> tuple[str, ...]:
+    """Strings the normalized text must contain for ``rule`` to hit (a cheap filter before the
+    evaluator; the compiler's SQL filters phrase leaves with the same ``strpos`` on the longest word)."""
+    if isinstance(rule, rl.Leaf):
+        if rule.kind == "text_contains":
+            return (rule.value,)
+        if rule.kind == "text_phrase":
+            return (max(rule.value.split(" "), key=lambda w: (len(w), w)),)
+        return ()
+    if isinstance(rule, rl.AllOf):
+        return tuple(n for c in rule.children for n in required_substrings(c))
+    return ()
+
+
+_WORD = re.compile(f"[{nz.WORD_CHARS}]+")
+
+
+class RuleIndex:
+    """Which rules hit a row, without trying every rule.
+
+    Rules that are one leaf are looked up: an equality on the signature or an entity by value, a
+    phrase by the row's word n-grams (a phrase leaf's regex matches exactly when its words are
+    consecutive tokens of the normalized text: both use the tokenizer's word class). Every other
+    rule goes through the evaluator when its required substrings are all in the text."""
+
+    def __init__(self, rules: Sequence[ActiveRule]) -> None:
+        self.by_signature: dict[str, list[int]] = {}
+        self.by_entity: dict[tuple[str, str], list[int]] = {}
+        self.by_phrase: dict[tuple[str, ...], list[int]] = {}
+        self.generic: list[tuple[int, tuple[str, ...], rl.Rule]] = []
+        for pos, r in enumerate(rules):
+            leaf = r.rule
+            words = tuple(leaf.value.split(" ")) if isinstance(leaf, rl.Leaf) else ()
+            if (
+                isinstance(leaf, rl.Leaf)
+                and leaf.kind == "text_phrase"
+                and all(_WORD.fullmatch(w) for w in words)
+            ):
+                self.by_phrase.setdefault(words, []).append(pos)
+            elif isinstance(leaf, rl.Leaf) and leaf.op == "eq" and leaf.kind == "signature":
+                self.by_signature.setdefault(leaf.value, []).append(pos)
+            elif isinstance(leaf, rl.Leaf) and leaf.op == "eq" and leaf.kind in ENTITY_COLUMNS:
+                self.by_entity.setdefault((ENTITY_COLUMNS[leaf.kind], leaf.value), []).append(pos)
+            else:
+                self.generic.append((pos, required_substrings(leaf), leaf))
+        self.entity_columns = sorted({column for column, _ in self.by_entity})
+        self.max_phrase = max((len(w) for w in self.by_phrase), default=0)
+
+    def hits(self, row: Mapping[str, Any]) -> list[int]:
+        found: set[int] = set(self.by_signature.get(row.get("signature"), ()))  # type: ignore[arg-type]
+        for column in self.entity_columns:
+            for value in row.get(column) or ():
+                found.update(self.by_entity.get((column, value), ()))
+        text = row.get("normalized_text") or ""
+        if self.by_phrase:
+            toks = nz.tokens(text)
+            for n in range(1, min(self.max_phrase, len(toks)) + 1):
+                for i in range(len(toks) - n + 1):
+                    found.update(self.by_phrase.get(tuple(toks[i : i + n]), ()))
+        for pos, needles, rule in self.generic:
+            if all(n in text for n in needles) and rl.evaluate(rule, row):
+                found.add(pos)
+        return sorted(found)
+
+
 @dataclass(frozen=True)
 class RuleSet:
     fingerprint: str
     rules: tuple[ActiveRule, ...]
     skipped: tuple[dict[str, str], ...]
     loaded_at: float = field(default_factory=time.time)
+    index: RuleIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", RuleIndex(self.rules))
 
 
 def load_ruleset(conn: psycopg.Connection) -> RuleSet:
@@ -101,7 +172,9 @@ def message_row(text: str, meta: Mapping[str, Any] | None = None) -> dict[str, A
 
 
 def match_rows(ruleset: RuleSet, rows: Iterable[Mapping[str, Any]]) -> list[list[ActiveRule]]:
-    return [[r for r in ruleset.rules if rl.evaluate(r.rule, row)] for row in rows]
+    """Per row, the active rules that hit it (in rule id order)."""
+    rules = ruleset.rules
+    return [[rules[i] for i in ruleset.index.hits(row)] for row in rows]
 
 
 class Matcher:
