@@ -279,13 +279,6 @@ def create_app(
         except ProfileError as exc:
             raise ApiError(422, str(exc)) from None
 
-    def after_rule_change() -> dict[str, str]:
-        """A manual change reaches consumers now: export files rewritten, match set reloaded."""
-        matcher.invalidate()
-        with pool.connection() as conn:
-            written = exports.write_exports(conn, settings.exports_dir)
-        return {fmt: str(p) for fmt, p in sorted(written.items())}
-
     def start(kind: str, caller: auth.Caller, options: RunOptions | None) -> tuple[str, Any]:
         params = options.model_dump(exclude_none=True) if options else {}
         params.pop("messages", None)
@@ -568,20 +561,21 @@ def create_app(
         return {**result, "status": status.fetchone()[0]}
 
     def manual_action(action: str, rule_id: str, caller: auth.Caller, conn: psycopg.Connection, **kw) -> dict:
-        fn = {
-            "promote": manual.promote_rule,
-            "deprecate": manual.deprecate_rule,
-            "pin": manual.pin_rule,
-        }
+        """Audited as ``api:<key name>``; ``marts.active_rules``, the export files and the match set
+        reflect the action before this returns (``publish.exports.manual_action``)."""
         try:
             full_id = rule_cards.resolve_rule_id(conn, rule_id)
         except rule_cards.RuleNotFound as exc:
             raise ApiError(404, str(exc)) from None
         try:
-            result = fn[action](conn, full_id, actor=caller.actor, **kw)
+            result = exports.manual_action(
+                conn, action, full_id, actor=caller.actor, exports_dir=settings.exports_dir, **kw
+            )
         except LifecycleError as exc:
             raise ApiError(409, str(exc), code="lifecycle_conflict") from None
-        return {**result, "actor": caller.actor, "exports": after_rule_change()}
+        matcher.invalidate()
+        files = {fmt: str(settings.exports_dir / name) for fmt, name in sorted(exports.FILE_NAMES.items())}
+        return {**result, "actor": caller.actor, "exports": files}
 
     @app.post(f"{API}/rules/{{rule_id}}/promote", tags=["lifecycle"], summary="Make a rule active by hand")
     def promote_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
@@ -637,12 +631,17 @@ def create_app(
                 ]
                 if body.dry_run:
                     raise psycopg.Rollback(tx)
+                # Consumers see the new active set when this returns: the mart now, the files below.
+                manual.refresh_active_rules(conn)
+                texts = exports.render_exports(conn)
         except LifecycleError as exc:
             raise ApiError(409, str(exc), code="lifecycle_conflict") from None
         out = {"dry_run": body.dry_run, "profile": profile_name, "run_id": run_ids[0], "changes": changes}
         out["summary"] = summary
         if not body.dry_run:
-            out["exports"] = after_rule_change()
+            written = exports.write_export_texts(texts, settings.exports_dir)
+            matcher.invalidate()
+            out["exports"] = {fmt: str(p) for fmt, p in sorted(written.items())}
         return out
 
     # ---- keys ----------------------------------------------------------------------------------

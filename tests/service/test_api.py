@@ -412,7 +412,14 @@ def test_manual_actions_are_audited_and_reach_match_and_exports_at_once(
         "deprecated",
         "api:test-admin",
     )
-    # Before the call returned: gone from the export endpoint, the export files and the match set.
+    # Before the call returned: gone from marts.active_rules as consumers read it (the reader role),
+    # the export endpoint, the export files and the match set.
+    with psycopg.connect(service.url) as conn:
+        conn.execute("set role patas_reader")
+        assert (
+            conn.execute("select count(*) from marts.active_rules where rule_id = %s", (rid,)).fetchone()[0]
+            == 0
+        )
     rol = service.call("GET", "/export-rules", role="reader").body
     assert rid not in {x["id"] for x in rol["rules"]}
     exported = json.loads((service.home / "exports" / "rules.rol.json").read_text())
@@ -425,6 +432,12 @@ def test_manual_actions_are_audited_and_reach_match_and_exports_at_once(
     back = service.call("POST", f"{API}/rules/{rid}/promote", role="admin", json_body={"reason": "reviewed"})
     assert back.status == 200 and back.body["status"] == "active"
     assert rid in matched_ids()
+    with psycopg.connect(service.url) as conn:
+        conn.execute("set role patas_reader")
+        assert (
+            conn.execute("select count(*) from marts.active_rules where rule_id = %s", (rid,)).fetchone()[0]
+            == 1
+        )
     unpin = service.call(
         "POST", f"{API}/rules/{rid}/pin", role="admin", json_body={"reason": "done", "pinned": False}
     )
@@ -520,6 +533,10 @@ def test_add_rule_eval_shadow_and_promote_by_profile(service: Service, mined: di
             )
         }
     assert all(statuses[c["rule_id"]] == c["to_status"] for c in dry.body["changes"])
+    with psycopg.connect(service.url) as conn:
+        conn.execute("set role patas_reader")
+        mart = {r[0] for r in conn.execute("select rule_id from marts.active_rules")}
+    assert mart == {rid for rid, st in statuses.items() if st == "active"}
     assert "api:test-operator" in actors
     bad = service.call("POST", f"{API}/rules/promote", role="operator", json_body={"profile": "reckless"})
     assert bad.status == 422
