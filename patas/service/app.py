@@ -400,7 +400,14 @@ def create_app(
                 409, "a PATAS run holds the run lock; nothing was ingested", code="run_in_progress"
             )
         report = ingest(conn, body.messages, caller)
-        run_id, proc = start("analyze", caller, body)
+        try:
+            run_id, proc = start("analyze", caller, body)
+        except ApiError as exc:
+            if exc.status_code != 409:
+                raise
+            raise ApiError(
+                409, f"{exc.detail}; batch {report['batch_id']} was ingested", code="run_in_progress"
+            ) from None
         try:
             proc.wait(timeout=body.timeout_seconds)
         except subprocess.TimeoutExpired:  # still running: the caller polls
