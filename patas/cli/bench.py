@@ -112,6 +112,38 @@ def quality(
     click.echo(f"written to {out}")
 
 
+@bench.command("serve")
+@click.option("--base", default="http://127.0.0.1:8000", show_default=True, help="A running `patas serve`.")
+@click.option(
+    "--key", envvar="PATAS_API_KEY", required=True, help="An API key (reader role is enough for match)."
+)
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSONL whose texts are sent (random picks).")  # fmt: skip
+@click.option(
+    "--single", type=click.IntRange(min=1), default=2000, show_default=True, help="Single-message requests."
+)
+@click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option("--ingest", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also this many API ingest requests of 5,000 messages (they load!).")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON file.")
+def serve_bench(base, key, corpus, single, batches, batch_size, ingest, out) -> None:
+    """/rules/match latency (p50 / p99) and batch throughput of a running `patas serve`; API ingest speed."""
+    import contextlib
+    import io
+
+    from patas.service import bench as service_bench
+
+    argv = ["--base", base, "--key", key, "--corpus", str(corpus), "--single", str(single),
+            "--batches", str(batches), "--batch-size", str(batch_size), "--ingest", str(ingest)]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = service_bench.main(argv)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if out:
+        out.write_text(text + "\n")
+    click.echo(text)
+
+
 @bench.command()
 @click.option("--speed", "speed_files", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Speed JSON files (one per corpus size).")  # fmt: skip

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
             loaded += r["loaded"]
         out["ingest"] = {"requests": args.ingest, "messages_per_second": round(loaded / wall, 1)}
     print(json.dumps(out, indent=2))
+    conn.close()
     return out
 
 

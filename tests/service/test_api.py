@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import psycopg
 import pytest
-from svc_harness import MAX_BODY_MB, Service
+from svc_harness import MAX_BODY_MB, PATAS, Service
 
 pytestmark = pytest.mark.integration
 
@@ -557,3 +560,61 @@ def test_no_secret_in_the_server_log(service: Service, mined: dict) -> None:
     assert log, "the server logs requests"
     for token in service.keys.values():
         assert token not in log and token[:20] not in log
+
+
+def test_bench_serve_measures_match_latency_and_throughput(
+    service: Service, mined: dict, corpus: list[dict], tmp_path
+) -> None:
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in corpus[:200]))
+    out = tmp_path / "serve.json"
+    res = service.cli(
+        "bench", "serve", "--base", service.base, "--key", service.keys["reader"], "--corpus", str(texts),
+        "--single", "30", "--batches", "2", "--batch-size", "50", "--out", str(out),
+    )  # fmt: skip
+    figures = json.loads(out.read_text())
+    assert json.loads(res.stdout) == figures
+    assert figures["active_rules"] == len(_active(service))
+    assert (
+        figures["single"]["requests"] == 30 and 0 < figures["single"]["p50_ms"] <= figures["single"]["p99_ms"]
+    )
+    assert figures["batch"]["messages_per_second"] > 0
+
+
+def test_the_readme_curl_examples_as_a_user_types_them(service: Service, mined: dict) -> None:
+    """The README's curl block, line by line in bash, against the real server (its port swapped in)."""
+    import re
+    import shutil
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "curl" in b)
+    commands = re.split(r"(?<!\\)\n", block.strip())
+    assert commands[0] == "KEY=$(patas apikey create ops --role operator)"
+    assert commands[1] == "API=http://127.0.0.1:8000/api/v1"
+    curl = shutil.which("curl")
+    assert curl, "curl is needed to type the README's examples"
+    env = {**service.env, "PATH": f"{Path(PATAS).parent}:{os.environ['PATH']}"}
+    key = subprocess.run(
+        ["bash", "-c", commands[0] + ' && echo "$KEY"'], env=env, capture_output=True, text=True
+    )
+    assert key.returncode == 0, key.stderr
+    env.update(KEY=key.stdout.strip(), API=service.base + "/api/v1")
+    outputs = []
+    run_id = None
+    for command in commands[2:]:
+        command = command.split("   #")[0].split("  #")[0].rstrip()
+        if "<run_id>" in command:
+            command = command.replace("<run_id>", run_id or "missing")
+        res = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, (command, res.stderr)
+        body = json.loads(res.stdout)
+        outputs.append(body)
+        if command.rstrip().endswith("$API/patterns/mine"):
+            run_id = body.get("run_id")
+            assert run_id, body
+    ingest, _mine, run, rules, match = outputs
+    assert ingest["read"] == ingest["loaded"] + ingest["duplicate"] + ingest["quarantined"] == 1
+    assert run["run_id"] == run_id and run["status"] in ("queued", "started", "running", "success")
+    assert all(r["status"] == "active" for r in rules["rules"])
+    assert "results" in match
+    assert service.wait_run(run_id)["status"] == "success"
