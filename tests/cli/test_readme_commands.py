@@ -287,3 +287,27 @@ def test_truncated_gzip_is_one_line_and_exit_2(user: User, demo):
     bad.write_bytes(whole[: len(whole) // 2])
     res = user("ingest", str(bad), ok=False)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Aborted" not in res.stderr
+
+
+def test_db_start_status_stop_on_a_fresh_embedded_server(tmp_path: Path):
+    """`patas db start|status|url|stop` on an embedded Postgres of its own (PATAS_DATABASE_URL unset)."""
+    assert "`patas db start|stop|status|url`" in README
+    env = {k: v for k, v in os.environ.items() if k not in ("PATAS_DATABASE_URL", "DAGSTER_HOME")}
+    env["PATAS_HOME"] = str(tmp_path / "home")
+
+    def patas(*args: str) -> subprocess.CompletedProcess:
+        res = subprocess.run([PATAS, "db", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    try:
+        started = patas("start")
+        assert started.returncode == 0 and started.stdout.startswith("postgresql://"), started.stderr
+        status = patas("status")
+        assert status.returncode == 0 and status.stdout.startswith("embedded Postgres running: postgresql://")
+        assert patas("url").stdout.strip() == started.stdout.strip()
+    finally:
+        stopped = patas("stop")
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
+    after = patas("status")
+    assert after.returncode == 1 and after.stdout.startswith("embedded Postgres stopped")

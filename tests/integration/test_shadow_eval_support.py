@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from python_steps import rules as rl
+from python_steps import tables
 from python_steps.settings import dbt_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,8 @@ UPSTREAM_STUBS = {
     "intermediate": ("int_messages_enriched", "int_message_signals_extracted", "int_messages_windowed"),
 }
 
+# Stand-ins for the stage-1 models (the shadow-evaluation tests fill them by hand); the Python-written
+# tables come from python_steps.tables.
 FIXTURE_DDL = """
 create schema if not exists intermediate;
 create schema if not exists patas;
@@ -68,29 +71,6 @@ create table intermediate.int_message_signals_extracted (
 create table intermediate.int_messages_windowed (
     message_id bigint primary key,
     window_name text not null
-);
-create table if not exists patas.rule_drafts (
-    rule_id text not null,
-    version integer not null,
-    rule_json jsonb not null,
-    rule_canonical text not null,
-    description text not null,
-    sql_expression text not null,
-    regex text,
-    origin text not null,
-    pattern_id text,
-    evaluation_kind text not null,
-    complexity integer,
-    drafted_run_id text,
-    created_at timestamptz not null default now(),
-    primary key (rule_id, version)
-);
-create table if not exists patas.rule_signal_clauses (
-    rule_id text not null,
-    clause_no integer not null,
-    signal_kind text not null,
-    signal_value text not null,
-    primary key (rule_id, clause_no, signal_kind, signal_value)
 );
 """
 
@@ -131,6 +111,7 @@ def message(
 
 def create_fixture(conn: psycopg.Connection, messages: Iterable[Mapping[str, Any]]) -> None:
     conn.execute(FIXTURE_DDL)
+    tables.ensure(conn, tables.DRAFTS_DDL)  # the project's own definition of the drafts tables
     insert_messages(conn, messages)
 
 
