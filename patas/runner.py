@@ -73,32 +73,46 @@ class _StageWatcher(threading.Thread):
         super().__init__(daemon=True)
         self.instance, self.run_id, self.progress = instance, run_id, progress
         self.stop = threading.Event()
-        self.seen = 0
+        self.cursor: str | None = None
         self.started: dict[str, float] = {}
         self.names: dict[str, str] = {}
         self.dbt_steps = 0
 
     def poll(self) -> None:
-        records = self.instance.all_logs(self.run_id)
-        for entry in records[self.seen :]:
-            event = entry.dagster_event
-            if event is None or not event.step_key:
-                continue
-            key = event.step_key
-            if event.event_type_value == "STEP_START":
-                self.names[key] = stage_name(key, self.dbt_steps)
-                if key.startswith("patas_dbt_models"):
-                    self.dbt_steps += 1
-                self.started[key] = entry.timestamp
-                self.progress(StageEvent(key, self.names[key], "started"))
-            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-                seconds = entry.timestamp - self.started.get(key, entry.timestamp)
-                status = "done" if event.event_type_value == "STEP_SUCCESS" else "failed"
-                self.progress(StageEvent(key, self.names.get(key, key), status, round(seconds, 1)))
-        self.seen = len(records)
+        """Read the step events logged since the last poll (a cursor: never the whole log again)."""
+        kinds = {
+            dg.DagsterEventType.STEP_START,
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        }
+        while True:
+            page = self.instance.get_records_for_run(
+                self.run_id, cursor=self.cursor, of_type=kinds, limit=100
+            )
+            for record in page.records:
+                self._report(record.event_log_entry)
+            self.cursor = page.cursor
+            if not page.has_more:
+                return
+
+    def _report(self, entry) -> None:
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            return
+        key = event.step_key
+        if event.event_type_value == "STEP_START":
+            self.names[key] = stage_name(key, self.dbt_steps)
+            if key.startswith("patas_dbt_models"):
+                self.dbt_steps += 1
+            self.started[key] = entry.timestamp
+            self.progress(StageEvent(key, self.names[key], "started"))
+        else:
+            seconds = entry.timestamp - self.started.get(key, entry.timestamp)
+            status = "done" if event.event_type_value == "STEP_SUCCESS" else "failed"
+            self.progress(StageEvent(key, self.names.get(key, key), status, round(seconds, 1)))
 
     def run(self) -> None:
-        while not self.stop.wait(0.5):
+        while not self.stop.wait(1.0):
             with contextlib.suppress(Exception):  # the watcher only reports; the run is unaffected
                 self.poll()
 
