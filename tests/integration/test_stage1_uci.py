@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from patas.bench.stage1 import SEEDS, STAGE1_MODELS  # one list of the stage-1 models and seeds
 from python_steps.ingest.load import ingest_file
 from python_steps.settings import dbt_env, url_parts
 from python_steps.text import normalize as nz
@@ -32,18 +33,6 @@ from python_steps.text import normalize as nz
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STAGE1_MODELS = (
-    "stg_raw__messages",
-    "int_messages_normalized",
-    "int_message_signals_extracted",
-    "int_hosts_resolved",
-    "int_messages_enriched",
-    "int_messages_windowed",
-    "signal_label_counts",
-    "stage1_candidates",
-    "stage1_uncovered_spam",
-)
-SEEDS = ("public_suffixes", "stop_words", "link_shorteners")
 ENTITY_KINDS = {
     "url": "urls",
     "host": "hosts",
