@@ -42,6 +42,10 @@ class RunSpec:
     use_llm: bool = True  # only when the LLM is enabled in the settings (PATAS_LLM_ENABLED): off by default
     # Promotion: the safety profile; None = the settings' profile (PATAS_PROFILE, else conservative)
     profile: str | None = None
+    # Cross-fitted evidence (python_steps.lifecycle.evidence): the mining window's labelled messages
+    # are split into this many folds and every rule is also measured out of fold there; 0 or 1 =
+    # promotion weighs the evaluation window only (shadow evaluation then skips the mining window)
+    crossfit_folds: int = 5
     # Files to ingest at the start of the run (the inbox sensor, `patas run --ingest`)
     ingest_paths: tuple[str, ...] = field(default_factory=tuple)
 
@@ -52,6 +56,8 @@ class RunSpec:
             raise RunSpecError("evaluation_share must be between 1 and 99 (percent of split buckets)")
         if not 0 < self.suspiciousness_threshold <= 1:
             raise RunSpecError("suspiciousness_threshold must be in (0, 1]")
+        if not 0 <= self.crossfit_folds <= 20:
+            raise RunSpecError("crossfit_folds must be between 0 and 20 (0 or 1: no cross-fitting)")
         for name in ("min_spam_count", "stage2_sample_size", "stage2_min_samples", "max_rules"):
             if getattr(self, name) < 1:
                 raise RunSpecError(f"{name} must be at least 1")
@@ -100,4 +106,10 @@ class RunSpec:
             **windows.dbt_vars(run_id),
             "patas_suspiciousness_threshold": self.suspiciousness_threshold,
             "patas_min_spam_count": self.min_spam_count,
+            "patas_shadow_windows": shadow_windows(self.crossfit_folds),
         }
+
+
+def shadow_windows(crossfit_folds: int) -> list[str]:
+    """The windows shadow evaluation measures: the mining window too when evidence is cross-fitted."""
+    return ["mining", "evaluation"] if crossfit_folds >= 2 else ["evaluation"]

@@ -27,6 +27,8 @@ class Settings:
     profile: str = "conservative"
     max_text_bytes: int = 64 * 1024
     log_level: str = "WARNING"  # what a run prints to the terminal; the full log goes to $PATAS_HOME/logs
+    # Languages of the traffic, for the general-language prior (python_steps.lifecycle.evidence)
+    languages: tuple[str, ...] = ("en",)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,6 +70,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         profile=env.get("PATAS_PROFILE", "conservative"),
         max_text_bytes=int(env.get("PATAS_MAX_TEXT_BYTES", str(64 * 1024))),
         log_level=env.get("PATAS_LOG_LEVEL", "WARNING").upper(),
+        languages=tuple(x.strip() for x in env.get("PATAS_LANGUAGES", "en").split(",") if x.strip())
+        or ("en",),
     )
 
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -424,6 +425,7 @@ def run_quality_bench(
         "evaluation_spam": eval_spam,
         "languages": sorted({m.language for m in test if m.language}),
         "profiles": records,
+        "profile_order": profile_order(records),
         "drafted_union": drafted_union,
         "baselines": {
             "naive": naive,
@@ -441,3 +443,119 @@ def run_quality_bench(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
     return result
+
+
+# ---- random subsamples (a team's first export) ---------------------------------------------------
+
+
+def sample_lines(data_path: Path, out_path: Path, size: int, seed: int) -> int:
+    """Write ``size`` lines of ``data_path`` picked at random with ``seed`` (file order kept); the
+    number written (all lines when the file has fewer)."""
+    import random
+
+    opener = gzip.open if data_path.suffix == ".gz" else open
+    with opener(data_path, "rt", encoding="utf-8", newline="") as src:
+        lines = [line if line.endswith("\n") else line + "\n" for line in src if line.strip()]
+    picked = sorted(random.Random(seed).sample(range(len(lines)), min(size, len(lines))))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("".join(lines[i] for i in picked), encoding="utf-8")
+    return len(picked)
+
+
+def profile_order(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Do the profiles keep their order (conservative at least as precise as balanced and aggressive,
+    balanced as aggressive)? A profile that flagged nothing makes no claim and is skipped."""
+    by_name = {r["profile"]: r for r in records}
+    pairs = [(a, b) for a, b in itertools.combinations(PROFILES, 2) if a in by_name and b in by_name]
+    broken = [
+        f"{a} {by_name[a]['precision']:.3f} < {b} {by_name[b]['precision']:.3f}"
+        for a, b in pairs
+        if by_name[a].get("precision") is not None
+        and by_name[b].get("precision") is not None
+        and by_name[a]["precision"] < by_name[b]["precision"]
+    ]
+    return {"holds": not broken, "broken": broken}
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def run_sampled_quality_bench(
+    data_path: str | Path,
+    out_path: str | Path,
+    *,
+    size: int,
+    seeds: Sequence[int],
+    server_url: str,
+    split: str = "hash",
+    engine: str = "staged",
+    test_share: int = DEFAULT_TEST_SHARE,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The quality benchmark on random subsamples of ``size`` messages, one per seed (one pipeline
+    run each, every profile from its would-be set): per profile the mean and the worst precision and
+    recall over the seeds, on how many seeds it promoted rules, and whether the profiles kept their
+    order on every seed. Writes JSON: the summary and every seed's result."""
+    data_path = Path(data_path)
+    if not data_path.exists():
+        raise FileNotFoundError(f"no such data file: {data_path}")
+    if size < 1 or not seeds:
+        raise ValueError("a sample needs a size of at least 1 and at least one seed")
+    cache_dir = cache_dir or load_settings().home / "bench"
+    work_dir = cache_dir / f"quality_sample_{os.getpid()}"
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        sample = work_dir / f"sample_{size}_{seed}.jsonl"
+        written = sample_lines(data_path, sample, size, seed)
+        result = run_quality_bench(
+            sample, work_dir / f"sample_{size}_{seed}.json", split=split, server_url=server_url,
+            one_run=True, engine=engine, cache_dir=cache_dir, test_share=test_share,
+        )  # fmt: skip
+        runs.append(
+            {
+                "seed": seed,
+                "messages": written,
+                "test_messages": result["test_messages"],
+                "test_spam": result["test_spam"],
+                "profiles": [
+                    {k: p.get(k) for k in ("profile", "rules", "precision", "recall", "fpr", "tp", "fp")}
+                    for p in result["profiles"]
+                ],
+                "drafted_union": result["drafted_union"],
+                "baseline_lr_cv": {
+                    k: result["profiles"][0].get(f"baseline_lr_cv_{k}") for k in ("precision", "recall")
+                },
+                "profile_order": profile_order(result["profiles"]),
+            }
+        )
+    summary: dict[str, Any] = {}
+    for name in PROFILES:
+        rows = [p for r in runs for p in r["profiles"] if p["profile"] == name]
+        precisions = [p["precision"] for p in rows if p["rules"] and p["precision"] is not None]
+        recalls = [p["recall"] or 0.0 for p in rows]
+        summary[name] = {
+            "seeds": len(rows),
+            "seeds_with_rules": sum(1 for p in rows if p["rules"]),
+            "precision_mean": _mean(precisions),
+            "precision_worst": min(precisions) if precisions else None,
+            "recall_mean": _mean(recalls),
+            "recall_worst": min(recalls) if recalls else None,
+        }
+    out = {
+        "benchmark": "quality_sampled",
+        "data": str(data_path),
+        "sample_size": size,
+        "seeds": list(seeds),
+        "split": split,
+        "engine": engine,
+        "test_share": test_share,
+        "summary": summary,
+        "profile_order_holds_on_every_seed": all(r["profile_order"]["holds"] for r in runs),
+        "runs": runs,
+        "code": code_version(),
+    }
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
+    return out

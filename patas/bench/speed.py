@@ -342,7 +342,8 @@ def staged_run(
         windows = resolve_windows(conn, split=split, evaluation_share=evaluation_share)
         runs.record_run(conn, run_id, windows)
     out["windows"] = json.loads(windows.to_json())
-    dbt: dict[str, Any] = {"work_dir": work_dir, "dbt_vars": windows.dbt_vars(run_id)}
+    spec = RunSpec(split=split, evaluation_share=evaluation_share, profile=profile)
+    dbt: dict[str, Any] = {"work_dir": work_dir, "dbt_vars": spec.dbt_vars(windows, run_id)}
     out["dbt_parse_s"] = round(run_dbt(url, ["parse"], **dbt), 3)
     # What one dbt invocation costs before any model runs (start-up, manifest, connection).
     out["dbt_noop_s"] = round(run_dbt(url, ["run", "--select", "fqn:__bench_selects_nothing__"], **dbt), 3)
@@ -402,7 +403,13 @@ def staged_run(
 
     def promote() -> dict[str, Any]:
         with psycopg.connect(url) as conn:
-            summary = store.apply_lifecycle(conn, run_id=run_id, profile=profile)
+            summary = store.apply_lifecycle(
+                conn,
+                run_id=run_id,
+                profile=profile,
+                folds=spec.crossfit_folds,
+                languages=load_settings().languages,
+            )
             conn.commit()
         run_dbt(url, ["build", "--select", *POST_LIFECYCLE_SELECT], **dbt)
         return summary

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from patas.cli.common import fail
+
 
 def _server_url() -> str:
     from patas.embedded import database_url
@@ -82,6 +84,9 @@ def speed(
 @click.option("--test-share", type=click.IntRange(0, 99), default=15, show_default=True,
               help="Split buckets (of 100) whose labels are hidden from the pipeline and measured "
                    "afterwards; 0 measures on the promotion window itself (in-sample).")  # fmt: skip
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Measure on random subsamples of this many messages (one run per seed, staged).")  # fmt: skip
+@click.option("--seeds", default="1,2,3", show_default=True, help="With --sample: comma-separated seeds.")
 def quality(
     data: Path,
     split: str,
@@ -91,10 +96,34 @@ def quality(
     engine: str,
     keep_databases: bool,
     test_share: int,
+    sample: int | None,
+    seeds: str,
 ) -> None:
-    """Per-profile precision/recall on held-out messages, next to the two baselines."""
-    from patas.bench.quality import PROFILES, run_quality_bench
+    """Per-profile precision/recall on held-out messages, next to the two baselines.
 
+    With --sample N: on random N-message subsamples (--seeds), mean and worst per profile."""
+    from patas.bench.quality import PROFILES, run_quality_bench, run_sampled_quality_bench
+
+    if sample is not None:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            seed_list = []
+        if not seed_list:
+            fail(f"--seeds: not a comma-separated list of integers: {seeds!r}")
+        result = run_sampled_quality_bench(
+            data,
+            out,
+            size=sample,
+            seeds=seed_list,
+            server_url=_server_url(),
+            split=split,
+            test_share=test_share,
+        )
+        click.echo(json.dumps(result["summary"], indent=2, sort_keys=True))
+        click.echo(f"profile order holds on every seed: {result['profile_order_holds_on_every_seed']}")
+        click.echo(f"written to {out}")
+        return
     result = run_quality_bench(
         data,
         out,
@@ -109,6 +138,32 @@ def quality(
     keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
             "baseline_naive_precision", "baseline_naive_recall")  # fmt: skip
     click.echo(json.dumps([{k: p.get(k) for k in keys} for p in result["profiles"]], indent=2))
+    click.echo(f"written to {out}")
+
+
+@bench.command("first-rule")
+@click.option("--rows", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--days", type=click.IntRange(min=2), default=14, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--profile", default="conservative", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file.")
+def first_rule(rows: int, days: int, seed: int, profile: str, out: Path) -> None:
+    """Time to first rule: nightly runs replayed over a generated span; per campaign, how many of
+    its messages were seen before a rule for it was active."""
+    from patas.bench.first_rule import run_first_rule_bench
+
+    result = run_first_rule_bench(
+        out, rows=rows, days=days, seed=seed, server_url=_server_url(), profile=profile
+    )
+    for name, c in result["campaigns"].items():
+        when = (
+            f"caught on night {c['first_rule_night']} after {c['messages_before_first_rule']} messages"
+            if c["caught"]
+            else "not caught"
+        )
+        click.echo(
+            f"{name:<20} {c['messages']:>5} messages, first seen night {c['first_seen_night']:>2}: {when}"
+        )
     click.echo(f"written to {out}")
 
 

@@ -95,10 +95,14 @@ def db_url() -> None:
 
 # ------------------------------------------------------------------------------------ generate
 @main.command()
-@click.option("--rows", type=int, default=20_000, show_default=True)
+@click.option(
+    "--rows", type=click.IntRange(min=0), default=None, help="Messages (default 20,000; 1,500 with --small)."
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--days", type=int, default=30, show_default=True)
+@click.option(
+    "--days", type=click.IntRange(min=1), default=None, help="Days spanned (default 30; 14 with --small)."
+)
 @click.option("--start", default="2026-01-01", show_default=True, help="First day (UTC) of the corpus.")
 @click.option(
     "--scenario",
@@ -106,12 +110,26 @@ def db_url() -> None:
     show_default=True,
     help="'default' or 'drift' (see python_steps.bench.generate).",
 )
-def generate(rows: int, seed: int, out: Path, days: int, start: str, scenario: str) -> None:
+@click.option("--small", is_flag=True, help="A team's first labelled export: 1,500 messages over 14 days.")
+@click.option(
+    "--no-small-campaigns", is_flag=True, help="Leave out the small campaigns of a few dozen messages."
+)
+def generate(
+    rows: int | None, seed: int, out: Path, days: int | None, start: str, scenario: str, small: bool,
+    no_small_campaigns: bool,
+) -> None:  # fmt: skip
     """Write a synthetic, labelled message corpus (JSONL) for demos and benchmarks."""
     from python_steps.bench.generate import generate_corpus
 
+    rows = rows if rows is not None else (1_500 if small else 20_000)
+    days = days if days is not None else (14 if small else 30)
     t0 = time.perf_counter()
-    generate_corpus(rows, seed, out, start=start, days=days, scenario=scenario)
+    try:
+        generate_corpus(
+            rows, seed, out, start=start, days=days, scenario=scenario, small_campaigns=not no_small_campaigns
+        )
+    except ValueError as exc:
+        fail(str(exc))
     click.echo(f"wrote {rows:,} messages to {out} in {time.perf_counter() - t0:.1f}s")
 
 
@@ -187,6 +205,8 @@ def _run_options(f):
         click.option("--evaluation-end", default=None),
         click.option("--evaluation-share", type=int, default=None, help="Hash split: % held out (default 30)."),
         click.option("--profile", default=None, help="Safety profile (default: PATAS_PROFILE or conservative)."),
+        click.option("--crossfit-folds", type=int, default=None,
+                     help="Folds of the mining window every rule is also measured out of (default 5; 0: evaluation window only)."),
         click.option("--max-rules", type=int, default=None, help="Drafting: at most this many rules (default 1000)."),
         click.option("--stage2-sample", "stage2_sample_size", type=int, default=None,
                      help="Stage 2: messages clustered at most (default 4000)."),

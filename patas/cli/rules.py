@@ -90,6 +90,19 @@ def render_card(card: dict) -> str:
         )
     else:
         out.append("evaluation: not evaluated yet")
+    e = card.get("evidence")
+    if e:
+        folds = (
+            f"{e['evidence_folds_used']} of {e['evidence_folds']} mining folds + the evaluation window"
+            if e["evidence_folds"]
+            else "the evaluation window"
+        )
+        out.append(
+            f"evidence ({folds}): {e['evidence_spam_hits']} spam + {e['evidence_ham_hits']} ham held-out hits"
+            f" (FPR {_num(e['evidence_false_positive_rate'], 4)} of {e['evidence_ham_total']} ham);"
+            f" {e['rule_kind']} prior {_num(e['prior_mean'])} (strength {_num(e['prior_strength'], 1)});"
+            f" posterior precision {_num(e['posterior_mean'])} (95% lower bound {_num(e['posterior_lower_bound'])})"
+        )
     for title, key in (("example hits", "example_hits"), ("ham it matches", "ham_matched"),
                        ("nearest ham it does not match", "nearest_ham_not_matched")):  # fmt: skip
         rows = card.get(key) or []
@@ -214,3 +227,49 @@ def export(fmt: str, status: str, out: Path | None) -> None:
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+@rules.group("review", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.pass_context
+def review(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """The review queue: REVIEW_ONLY rules wait here for a person (approve or reject them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from python_steps.lifecycle import manual
+
+    with _conn() as conn:
+        rows = manual.review_queue(conn, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return
+    if not rows:
+        click.echo("no rules waiting for review")
+        return
+    click.echo(f"{'rule':<20} {'kind':<18} {'spam':>5} {'ham':>4} {'post.':>6} {'low':>6}  description")
+    for r in rows:
+        click.echo(
+            f"{r['rule_id']:<20} {r.get('rule_kind') or '':<18} {_num(r.get('evidence_spam_hits'), 0):>5} "
+            f"{_num(r.get('evidence_ham_hits'), 0):>4} {_num(r.get('posterior_mean')):>6} "
+            f"{_num(r.get('posterior_lower_bound')):>6}  {r['description']}"
+        )
+    click.echo(
+        "approve: patas rules review approve <id> --reason TEXT; reject: patas rules review reject <id> --reason TEXT"
+    )
+
+
+@review.command("approve")
+@click.argument("rule_id")
+@click.option("--reason", required=True)
+def review_approve(rule_id: str, reason: str) -> None:
+    """Approve a rule waiting for review: it becomes active (audited)."""
+    _manual("approve", rule_id, reason)
+
+
+@review.command("reject")
+@click.argument("rule_id")
+@click.option("--reason", required=True)
+def review_reject(rule_id: str, reason: str) -> None:
+    """Reject a rule waiting for review: it is deprecated (audited)."""
+    _manual("reject", rule_id, reason)

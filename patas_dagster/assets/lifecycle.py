@@ -47,10 +47,18 @@ def rule_lifecycle(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource
 ):
     settings = load_settings()
-    profile = run_spec.spec().profile_or(settings.profile)
+    spec = run_spec.spec()
+    profile = spec.profile_or(settings.profile)
     profiles = load_profiles(settings.home / "safety_profiles.toml")  # custom profiles, when the file exists
     with warehouse.connect() as conn:
-        summary = store.apply_lifecycle(conn, run_id=context.run_id, profile=profile, config=profiles)
+        summary = store.apply_lifecycle(
+            conn,
+            run_id=context.run_id,
+            profile=profile,
+            config=profiles,
+            folds=spec.crossfit_folds,
+            languages=settings.languages,
+        )
         conn.commit()
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})

@@ -87,7 +87,11 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     )
     with warehouse.connect() as conn:
         drafts, info = drafting.draft_with_stage2(
-            conn, run_id=context.run_id, max_rules=spec.max_rules, llm_config=llm_config
+            conn,
+            run_id=context.run_id,
+            max_rules=spec.max_rules,
+            config=drafting.DraftingConfig(languages=settings.languages),
+            llm_config=llm_config,
         )
         written = drafting.write_drafts(conn, drafts, context.run_id)
         conn.commit()

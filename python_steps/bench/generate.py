@@ -287,6 +287,92 @@ CAMPAIGNS: tuple[Campaign, ...] = (
     ),
 )
 
+# Small campaigns: a few dozen messages each over two days, starting throughout the span. They are
+# what a team meets in its first export, and what a nightly run must catch early (``patas bench
+# first-rule`` measures how many messages of each are seen before a rule for it is active). The
+# last one is an opener made only of everyday words, with a phone number: hard on purpose.
+FLASH_CAMPAIGNS: tuple[Campaign, ...] = (
+    Campaign(
+        "fake_invoice",
+        "en",
+        (
+            "Invoice [#4471|#4472|#4480] is [overdue|past due]. Pay [today|now] at {link} to avoid late fees",
+            "[Reminder|Final reminder]: invoice [#4471|#4480] unpaid. Settle at {link}",
+        ),
+        {"link": ("invoice-paynow.com/inv", "https://invoice-paynow.com/settle")},
+        (),
+        0.15,
+        0.22,
+        30,
+    ),
+    Campaign(
+        "gift_card_survey",
+        "en",
+        (
+            "You have been chosen for a [£100|$100] [Tesco|Amazon] gift card. Complete the survey at {link}",
+            "[Last chance|Only today]: answer 3 questions, get a [£100|$100] gift card {link}",
+        ),
+        {"link": ("survey-rewards.win/gc", "http://survey-rewards.win")},
+        (),
+        0.3,
+        0.37,
+        30,
+    ),
+    Campaign(
+        "tax_refund",
+        "en",
+        (
+            "[HMRC|Tax office]: you are due a tax refund of [£264.10|£318.55]. Claim it at {link}",
+            "Your tax refund of [£264.10|£318.55] is pending. Submit your details at {link}",
+        ),
+        {"link": ("hmrc-refund-gov.uk.com/claim", "refund-taxgov.co/uk")},
+        (),
+        0.45,
+        0.52,
+        30,
+    ),
+    Campaign(
+        "usdt_drop_ru",
+        "ru",
+        (
+            "Раздача [USDT|USDC]! Получи [100|200] бесплатно: {link}",
+            "Бонус [100|200] USDT для новых пользователей, успей до конца дня {link}",
+        ),
+        {"link": ("usdt-drop.ru/bonus", "https://usdt-drop.ru")},
+        (),
+        0.6,
+        0.67,
+        30,
+    ),
+    Campaign(
+        "toll_unpaid",
+        "en",
+        (
+            "Unpaid toll charge of [$3.95|$4.15]. Pay within 24 hours to avoid a fine: {link}",
+            "[E-ZPass|Toll service]: your balance of [$3.95|$4.15] is due. Pay at {link}",
+        ),
+        {"link": ("toll-pay-services.com/pay", "https://tollpay-help.net")},
+        (),
+        0.75,
+        0.82,
+        30,
+    ),
+    Campaign(
+        "wrong_number",
+        "en",
+        (
+            "Hi, is this [Mike|Sarah|Tom]? Sorry, wrong number. Nice to meet you anyway, text me on {phone}",
+            "[Hello|Hi], are you free for [coffee|dinner] this week? Oh sorry, wrong person. I'm on WhatsApp {phone}",
+        ),
+        {},
+        (("1", "2125550147"), ("44", "7700900888")),
+        0.88,
+        0.95,
+        30,
+    ),
+)
+FLASH_SEED_OFFSET = 7_919  # the small campaigns draw from their own generator (the rest stays as it was)
+
 # Ham: (language, weight, templates). {slot} values come from HAM_SLOTS.
 HAM_TOPICS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     (
@@ -497,11 +583,15 @@ def generate_corpus(
     unlabelled_share: float = 0.01,
     obfuscation_share: float = 0.2,
     scenario: str = "default",
+    small_campaigns: bool = True,
 ) -> GenerateReport:
     """Write ``rows`` messages as JSONL to ``out_path`` (gzip when it ends in ``.gz``).
 
     Messages are spread evenly over ``days`` days from ``start`` (UTC), in time order. ``spam_share``
     is the share of spam among labelled messages; see the module docstring for ``scenario``.
+    ``small_campaigns``: the :data:`FLASH_CAMPAIGNS` take the place of a few dozen spam messages
+    each (drawn from their own generator, so the spam share and every other line are the same with
+    or without them).
     """
     if rows < 0 or days < 1 or not 0.0 <= spam_share <= 1.0:
         raise ValueError("rows must be >= 0, days >= 1 and spam_share in [0, 1]")
@@ -533,6 +623,8 @@ def generate_corpus(
     drift_ham = tuple(_compile(t, {}) for t in DRIFT_HAM)
     ham_weight_total = sum(w for _, w, _ in ham_topics)
 
+    flash = _plan_flash(rows, days, seed) if small_campaigns else {}
+
     ham_senders = tuple(f"u{k:05d}" for k in range(5000))
     chats = tuple(f"chat_{k:03d}" for k in range(120))
     channels = ("group", "group", "group", "dm", "channel_comment")
@@ -554,7 +646,8 @@ def generate_corpus(
             weights_total = sum(c.weight for c, _ in active)
             seconds = sorted(int(r() * 86400) for _ in range(n_day))
             lines: list[str] = []
-            for sec in seconds:
+            pending = sorted(flash.get(d, {}).items())
+            for pos, sec in enumerate(seconds):
                 index += 1
                 ts = f"{day_str}T{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}Z"
                 if active and r() < spam_share:
@@ -599,6 +692,9 @@ def generate_corpus(
                     complaint = "false"
                     unbanned = "true" if blocked and r() < 0.5 else "false"
                     ham += 1
+                if extra and pending and pending[0][0] <= pos:  # a small campaign takes this spam's place
+                    _, (text, lang, sender, flash_name) = pending.pop(0)
+                    extra = f', "campaign": "{flash_name}"'
                 if r() < unlabelled_share:
                     is_spam = "null"
                     unlabelled += 1
@@ -619,3 +715,27 @@ def generate_corpus(
     finally:
         raw.close()
     return GenerateReport(out, rows, spam, ham, unlabelled)
+
+
+def _plan_flash(rows: int, days: int, seed: int) -> dict[int, dict[int, tuple[str, str, str, str]]]:
+    """{day: {position in the day: (text, language, sender, campaign)}} for the small campaigns: each
+    sends up to its weight in messages (a thirtieth of the corpus at most) over its days."""
+    rng = random.Random(seed + FLASH_SEED_OFFSET)
+    r = rng.random
+    plan: dict[int, dict[int, tuple[str, str, str, str]]] = {}
+    for c in FLASH_CAMPAIGNS:
+        slots: dict[str, Sequence[str]] = {**c.slots, "phone": _phone_pool(c.phones)}
+        templates = tuple(_compile(t, slots) for t in c.templates)
+        first = min(days - 1, int(c.start * days))
+        last = max(first + 1, min(days, round(c.end * days)))
+        count = min(int(c.weight), rows // 30)
+        for k in range(count):
+            d = first + k * (last - first) // max(count, 1)
+            n_day = rows * (d + 1) // days - rows * d // days
+            if n_day <= 0:
+                continue
+            pos = int(r() * n_day)
+            text = templates[int(r() * len(templates))](r)
+            sender = f"s_{c.name}_{int(r() * 6)}"
+            plan.setdefault(d, {}).setdefault(pos, (text, c.language, sender, c.name))
+    return plan

@@ -22,6 +22,7 @@ from python_steps.lifecycle.profiles import (
 )
 from python_steps.lifecycle.store import (
     EVALUATION_WINDOW,
+    EVIDENCE_COLUMNS,
     METRIC_COLUMNS,
     apply_decision,
     audit_decision,
@@ -46,6 +47,7 @@ def _need_reason(reason: str) -> str:
 
 
 def _latest_metrics(conn: psycopg.Connection, rule_id: str) -> dict[str, Any] | None:
+    """The rule's latest evaluation metrics, with the evidence the same run weighed (if any)."""
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         row = cur.execute(
             f"""
@@ -54,6 +56,12 @@ def _latest_metrics(conn: psycopg.Connection, rule_id: str) -> dict[str, Any] | 
             """,
             (rule_id, EVALUATION_WINDOW),
         ).fetchone()
+        if row is not None and relation_exists(conn, "patas.rule_evidence"):
+            evidence = cur.execute(
+                f"select {', '.join(EVIDENCE_COLUMNS)} from patas.rule_evidence where rule_id = %s and run_id = %s",
+                (rule_id, row["run_id"]),
+            ).fetchone()
+            row = {**row, **(evidence or {})}
     return row
 
 
@@ -130,8 +138,64 @@ def _manual_transition(
 
 def promote_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
     """Make a rule active by hand (audited, ``manual_promote``); its promotion metrics are the latest
-    evaluation's, if any."""
+    evaluation's, if any. A rule whose evidence makes it FEATURE_ONLY is refused: it is exported as a
+    feature, never as a blocking rule."""
+    metrics = _latest_metrics(conn, rule_id) if relation_exists(conn, "patas.rule_metrics_history") else None
+    if metrics and metrics.get("posterior_mean") is not None and tier_for(metrics) == "FEATURE_ONLY":
+        raise LifecycleError(
+            f"rule {rule_id} is FEATURE_ONLY (posterior precision {metrics['posterior_mean']:.3f} on "
+            f"{metrics['evidence_spam_hits']} spam / {metrics['evidence_ham_hits']} ham held-out hits): "
+            "it is exported as a feature, never as a blocking rule"
+        )
     return _manual_transition(conn, rule_id, "active", reason=reason, actor=actor, code="manual_promote")
+
+
+REVIEW_QUEUE_SQL = f"""
+    select l.rule_id, l.version, l.tier, l.status_reason, d.description,
+        {", ".join("e." + c for c in EVIDENCE_COLUMNS)}
+    from patas.rule_lifecycle as l
+    inner join (
+        select distinct on (rule_id) rule_id, description from patas.rule_drafts order by rule_id, version desc
+    ) as d on d.rule_id = l.rule_id
+    left join patas.rule_evidence as e on e.rule_id = l.rule_id
+    where l.status = 'shadow' and l.tier = 'REVIEW_ONLY' and not l.is_pinned
+    order by e.posterior_mean desc nulls last, e.evidence_spam_hits desc nulls last, l.rule_id
+"""
+
+
+def review_queue(conn: psycopg.Connection, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The REVIEW_ONLY shadow rules, waiting for a person (best evidence first)."""
+    if not relation_exists(conn, "patas.rule_lifecycle") or not relation_exists(conn, "patas.rule_evidence"):
+        return []
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(
+            REVIEW_QUEUE_SQL + (" limit %s" if limit else ""), (limit,) if limit else ()
+        ).fetchall()
+    return rows
+
+
+def _waiting_for_review(conn: psycopg.Connection, rule_id: str) -> None:
+    row = conn.execute(
+        "select status, tier from patas.rule_lifecycle where rule_id = %s", (rule_id,)
+    ).fetchone()
+    if row is None:
+        raise LifecycleError(f"unknown rule {rule_id!r}")
+    if tuple(row) != ("shadow", "REVIEW_ONLY"):
+        raise LifecycleError(
+            f"rule {rule_id} is not waiting for review (status {row[0]}, tier {row[1]}); see `patas rules review`"
+        )
+
+
+def approve_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
+    """Approve a REVIEW_ONLY rule from the review queue: it becomes active (audited, ``review_approved``)."""
+    _waiting_for_review(conn, rule_id)
+    return _manual_transition(conn, rule_id, "active", reason=reason, actor=actor, code="review_approved")
+
+
+def reject_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:
+    """Reject a REVIEW_ONLY rule from the review queue: it is deprecated (audited, ``review_rejected``)."""
+    _waiting_for_review(conn, rule_id)
+    return _manual_transition(conn, rule_id, "deprecated", reason=reason, actor=actor, code="review_rejected")
 
 
 def deprecate_rule(conn: psycopg.Connection, rule_id: str, *, reason: str, actor: str) -> dict[str, Any]:

@@ -62,10 +62,42 @@ def _fmt(x: Any) -> str:
     return "null" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
 
 
+def _has_evidence(metrics: Mapping[str, Any]) -> bool:
+    return metrics.get("posterior_mean") is not None
+
+
+def _evidence_failures(metrics: Mapping[str, Any], profile: SafetyProfile) -> list[str]:
+    """``promotion_failures`` on cross-fitted evidence (python_steps.lifecycle.evidence)."""
+    spam, ham = metrics["evidence_spam_hits"], metrics["evidence_ham_hits"]
+    labelled = spam + ham
+    if labelled == 0:
+        return ["no_labelled_hits: the rule hit no labelled message its evidence may use"]
+    out: list[str] = []
+    mean, lower = metrics["posterior_mean"], metrics["posterior_lower_bound"]
+    detail = f"({spam} spam / {ham} ham held-out hits, {metrics.get('rule_kind')} prior {_fmt(metrics.get('prior_mean'))})"
+    if profile.use_wilson and lower < profile.min_precision:
+        out.append(
+            f"posterior_lower_bound_below_profile: lower bound {_fmt(lower)} < {profile.min_precision} {detail}"
+        )
+    elif not profile.use_wilson and mean < profile.min_precision:
+        out.append(f"precision_below_profile: posterior mean {_fmt(mean)} < {profile.min_precision} {detail}")
+    if ham > profile.max_ham_hits:
+        out.append(f"ham_hits_above_profile: {ham} held-out ham hits > {profile.max_ham_hits}")
+    coverage = metrics.get("coverage") or 0.0
+    if coverage > min(profile.max_coverage, MATCH_EVERYTHING_COVERAGE):
+        out.append(f"coverage_above_profile: coverage {_fmt(coverage)} > {profile.max_coverage}")
+    if labelled < profile.min_hits:
+        out.append(f"too_few_hits: {labelled} labelled held-out hits < {profile.min_hits}")
+    return out
+
+
 def promotion_failures(metrics: Mapping[str, Any] | None, profile: SafetyProfile) -> list[str]:
-    """Why a rule does not meet ``profile`` on its evaluation metrics (empty: it does)."""
+    """Why a rule does not meet ``profile`` (empty: it does): on its cross-fitted evidence when the
+    metrics carry it, else on its evaluation-window metrics."""
     if not metrics:
         return ["not_evaluated: no evaluation row"]
+    if _has_evidence(metrics):
+        return _evidence_failures(metrics, profile)
     out: list[str] = []
     labelled = metrics["spam_hit_count"] + metrics["ham_hit_count"]
     precision = metrics.get("precision")
@@ -130,6 +162,13 @@ def deprecation_reason(
 
 
 def _rank_key(rule_id: str, metrics: Mapping[str, Any]) -> tuple:
+    if _has_evidence(metrics):
+        return (
+            -metrics["posterior_lower_bound"],
+            -metrics["evidence_spam_hits"],
+            metrics["evidence_ham_hits"],
+            rule_id,
+        )
     return (-metrics["precision_lower_bound"], -metrics["spam_hit_count"], metrics["ham_hit_count"], rule_id)
 
 
@@ -140,12 +179,14 @@ def greedy_select(
     *,
     already_active: Iterable[str] = (),
     min_lower_bound: float | None = None,
+    min_new_spam: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
     """Choose among ``eligible`` rules so the whole ruleset hits at most ``fp_budget`` ham messages
-    and every chosen rule adds spam the set did not catch yet.
+    and every chosen rule adds at least ``min_new_spam`` spam messages the set did not catch yet.
 
-    Rules already active count first. Candidates are tried best first (Wilson lower bound, then spam
-    hits, then fewest ham hits, then id). With ``min_lower_bound``, the chosen list is cut to its
+    Rules already active count first. Candidates are tried best first (the lower bound of precision:
+    the posterior's with cross-fitted evidence, else Wilson's; then spam hits, then fewest ham hits,
+    then id). With ``min_lower_bound``, the chosen list is cut to its
     longest prefix (in that order) whose union, with the active rules, has a Wilson 95% lower bound
     of precision at or above it: the evidence of the whole ruleset, not of each rule, clears the bar.
     Returns (chosen ids, {skipped id: reason}).
@@ -164,6 +205,11 @@ def greedy_select(
         new_ham = len(h.ham - covered_ham)
         if new_spam == 0:
             skipped[rid] = "redundant: every spam message it hits is already caught by the active set"
+            continue
+        if new_spam < min_new_spam:
+            skipped[rid] = (
+                f"adds_too_little: {new_spam} held-out spam the set does not catch yet < {min_new_spam}"
+            )
             continue
         if len(covered_ham) + new_ham > fp_budget:
             skipped[rid] = (
@@ -241,7 +287,7 @@ def plan_transitions(
     for rid in sorted(states):
         if status[rid] != "shadow" or states[rid].is_pinned or rid not in evaluations:
             continue
-        failures = promotion_failures(evaluations[rid], profile)
+        failures = promotion_failures(evaluations[rid], profile) + tier_failures(plan.tiers[rid])
         if failures:
             plan.held[rid] = "; ".join(failures)
         else:
@@ -260,6 +306,15 @@ def plan_transitions(
     return plan
 
 
+def tier_failures(tier: str) -> list[str]:
+    """Tiers gate promotion: only SAFE_AUTO rules activate automatically."""
+    if tier == "SAFE_AUTO":
+        return []
+    if tier == "REVIEW_ONLY":
+        return ["review_only: waits for a person (patas rules review)"]
+    return ["feature_only: exported as a feature, never as a blocking rule"]
+
+
 def _select_set(
     eligible: Mapping[str, Mapping[str, Any]],
     hits: Mapping[str, HitSets],
@@ -274,10 +329,18 @@ def _select_set(
         budget,
         already_active=already_active,
         min_lower_bound=profile.min_precision if ruleset_scope else None,
+        min_new_spam=profile.min_new_spam,
     )
 
 
 def _meets(m: Mapping[str, Any], profile: SafetyProfile) -> str:
+    if _has_evidence(m):
+        return (
+            f"meets_profile: {profile.name}: SAFE_AUTO, posterior precision {_fmt(m['posterior_mean'])} "
+            f"(95% lower bound {_fmt(m['posterior_lower_bound'])}) on {m['evidence_spam_hits']} spam / "
+            f"{m['evidence_ham_hits']} ham held-out hits with the {m.get('rule_kind')} prior "
+            f"{_fmt(m.get('prior_mean'))}, coverage {_fmt(m.get('coverage'))} <= {profile.max_coverage}"
+        )
     per_rule_wilson = profile.use_wilson and profile.wilson_scope == "rule"
     bar = "Wilson lower bound" if per_rule_wilson else "precision"
     value = m["precision_lower_bound"] if per_rule_wilson else m["precision"]
@@ -294,9 +357,10 @@ def would_be_active(
     profile: SafetyProfile,
     *,
     hits: Mapping[str, HitSets] | None = None,
+    tiers: TierThresholds | None = None,
 ) -> list[str]:
     """The set ``profile`` would make active from this evaluation: pinned active rules, plus every
-    rule not deprecated that meets the profile (greedy under its fp_budget when set)."""
+    SAFE_AUTO rule not deprecated that meets the profile (greedy under its fp_budget when set)."""
     pinned = sorted(rid for rid, s in states.items() if s.is_pinned and s.status == "active")
     eligible = {
         rid: evaluations[rid]
@@ -305,6 +369,7 @@ def would_be_active(
         and s.status != "deprecated"
         and rid in evaluations
         and not promotion_failures(evaluations[rid], profile)
+        and tier_for(evaluations[rid], tiers) == "SAFE_AUTO"
     }
     if profile.selects_as_set:
         if hits is None:

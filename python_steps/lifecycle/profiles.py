@@ -41,6 +41,9 @@ class SafetyProfile:
     # Where use_wilson applies: "rule" (each rule's own lower bound must clear min_precision) or
     # "ruleset" (each rule's point precision must; the lower bound of the whole promoted set must).
     wilson_scope: str = "rule"
+    # Set choice (with fp_budget): a rule joins the set only when it catches at least this many
+    # held-out spam messages the rules chosen before it do not
+    min_new_spam: int = 1
 
     @property
     def selects_as_set(self) -> bool:
@@ -56,6 +59,8 @@ class SafetyProfile:
             raise ProfileError(
                 f"profile {self.name}: max_coverage must be in (0, {MATCH_EVERYTHING_COVERAGE}]"
             )
+        if self.min_new_spam < 1:
+            raise ProfileError(f"profile {self.name}: min_new_spam must be at least 1")
         if self.max_ham_hits < 0 or self.min_hits < 0 or self.max_idle_runs < 0:
             raise ProfileError(f"profile {self.name}: counts must not be negative")
         if not 0 <= self.max_relative_precision_drop < 1:
@@ -134,13 +139,37 @@ def load_profiles(user_config: Path | None = None) -> ProfileConfig:
 
 
 def tier_for(metrics: Mapping[str, Any] | None, thresholds: TierThresholds | None = None) -> str:
-    """SAFE_AUTO (precision >= 0.98 and a low false positive rate upper bound), REVIEW_ONLY
-    (precision >= 0.90), else FEATURE_ONLY; FEATURE_ONLY without labelled evidence."""
+    """A rule's quality tier. Only ``SAFE_AUTO`` rules are promoted automatically; ``REVIEW_ONLY``
+    rules wait for a person (``patas rules review``); ``FEATURE_ONLY`` rules are exported as
+    features, never as blocking rules.
+
+    With cross-fitted evidence (``posterior_mean`` in ``metrics``, python_steps.lifecycle.evidence):
+    SAFE_AUTO when the posterior mean precision is at least ``safe_auto_min_precision``, the rule
+    hit at most ``safe_auto_max_false_positive_rate`` of the labelled ham its evidence covers, and
+    it is not a single common word; REVIEW_ONLY when the posterior mean is at least
+    ``review_only_min_precision``; else FEATURE_ONLY. Without it (an evaluation row only): the
+    point precision and the 95% upper bound of the false positive rate on the evaluation window.
+    FEATURE_ONLY without labelled evidence."""
     t = thresholds or TierThresholds()
-    precision = (metrics or {}).get("precision")
+    m = metrics or {}
+    if m.get("posterior_mean") is not None:
+        if not m.get("evidence_spam_hits"):
+            return "FEATURE_ONLY"
+        fpr = m.get("evidence_false_positive_rate")
+        if (
+            m["posterior_mean"] >= t.safe_auto_min_precision
+            and fpr is not None
+            and fpr <= t.safe_auto_max_false_positive_rate
+            and m.get("rule_kind") != "word_common"
+        ):
+            return "SAFE_AUTO"
+        if m["posterior_mean"] >= t.review_only_min_precision:
+            return "REVIEW_ONLY"
+        return "FEATURE_ONLY"
+    precision = m.get("precision")
     if precision is None:
         return "FEATURE_ONLY"
-    fpr_upper = metrics.get("false_positive_rate_upper_bound")
+    fpr_upper = m.get("false_positive_rate_upper_bound")
     if (
         precision >= t.safe_auto_min_precision
         and fpr_upper is not None

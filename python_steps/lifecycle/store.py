@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from python_steps import tables
+from python_steps.lifecycle import evidence as ev
 from python_steps.lifecycle.policy import (
     Decision,
     HitSets,
@@ -33,6 +34,7 @@ from python_steps.lifecycle.profiles import (
     load_profiles,
     tier_for,
 )
+from python_steps.mining.drafting import DraftingConfig
 
 EVALUATION_WINDOW = "evaluation"
 LIFECYCLE_LOCK_KEY = 0x5A7A6  # serializes automatic and manual lifecycle changes
@@ -81,12 +83,12 @@ def latest_drafts(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
         return {}
     rows = conn.execute(
         """
-        select distinct on (rule_id) rule_id, version, origin, evaluation_kind
+        select distinct on (rule_id) rule_id, version, origin, evaluation_kind, rule_json
         from patas.rule_drafts
         order by rule_id, version desc
         """
     ).fetchall()
-    return {r[0]: {"version": r[1], "origin": r[2], "evaluation_kind": r[3]} for r in rows}
+    return {r[0]: {"version": r[1], "origin": r[2], "evaluation_kind": r[3], "rule_json": r[4]} for r in rows}
 
 
 def _states(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, RuleState]:
@@ -110,30 +112,132 @@ def _evaluations(
         return cur.execute(sql + " order by rule_id, window_name", params).fetchall()
 
 
+EVIDENCE_COLUMNS = (
+    "rule_kind",
+    "evidence_folds",
+    "evidence_folds_used",
+    "evidence_spam_hits",
+    "evidence_ham_hits",
+    "evidence_ham_total",
+    "evidence_precision",
+    "evidence_false_positive_rate",
+    "prior_mean",
+    "prior_strength",
+    "posterior_mean",
+    "posterior_lower_bound",
+)
+
+
 def _metrics_json(row: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
-    out = {k: row[k] for k in METRIC_COLUMNS if k in row}
+    out = {k: row[k] for k in (*METRIC_COLUMNS, *EVIDENCE_COLUMNS) if k in row}
     if run_id is not None:
         out["run_id"] = run_id
     return out
 
 
-def _hit_sets(conn: psycopg.Connection, rule_ids: Sequence[str], hits_relation: str) -> dict[str, HitSets]:
-    if not rule_ids:
-        return {}
+def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
+    """``pg_temp.lc_folds (message_id, is_spam, fold)``: the labelled mining-window messages in
+    ``folds`` folds (time-ordered blocks when the run's split is by time, else template-hash buckets,
+    so copies of one template share a fold); the evaluation window's labelled messages as fold -1."""
+    row = conn.execute("select split_mode from patas.runs where run_id = %s", (run_id,)).fetchone()
+    by_time = row is not None and row[0] == "time"
+    fold = (
+        f"(ntile({int(folds)}) over (order by m.event_at, m.message_id) - 1)"
+        if by_time
+        else f"(coalesce(m.split_bucket, 0) % {int(folds)})"
+    )
+    conn.execute("drop table if exists pg_temp.lc_folds")
+    conn.execute(
+        f"""
+        create temp table lc_folds as
+        select m.message_id, m.is_spam, case when w.window_name = 'mining' then {fold} else -1 end as fold
+        from intermediate.int_messages_windowed as w
+        inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
+        where m.is_spam is not null and w.window_name = 'mining'
+        union all
+        select m.message_id, m.is_spam, -1
+        from intermediate.int_messages_windowed as w
+        inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
+        where m.is_spam is not null and w.window_name = 'evaluation'
+        """
+    )
+    conn.execute("create index on lc_folds (message_id)")
+    conn.execute("analyze lc_folds")
+
+
+def rule_evidence(
+    conn: psycopg.Connection,
+    run_id: str,
+    drafts: Mapping[str, Mapping[str, Any]],
+    rule_ids: Sequence[str],
+    *,
+    folds: int,
+    languages: Sequence[str],
+    hits_relation: str,
+    drafting: DraftingConfig | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, HitSets]]:
+    """Per rule: the evidence fields (python_steps.lifecycle.evidence) and its held-out hit sets."""
+    cfg = drafting or DraftingConfig()
+    folds = folds if folds >= 2 else 0
+    kinds = {
+        rid: ev.rule_kind(
+            drafts.get(rid, {}).get("rule_json") or {}, drafts.get(rid, {}).get("origin", ""), languages
+        )
+        for rid in rule_ids
+    }
+    origins = {rid: drafts.get(rid, {}).get("origin", "") for rid in rule_ids}
+    _fold_table(conn, run_id, max(folds, 1))
+    hits: dict[str, list[ev.LabelledHit]] = {}
     rows = conn.execute(
         f"""
-        select h.rule_id, h.message_id, m.is_spam
+        select h.rule_id, h.message_id, h.window_name, f.is_spam, f.fold
         from {hits_relation} as h
-        inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
-        where h.window_name = %s and h.rule_id = any(%s) and m.is_spam is not null
+        inner join lc_folds as f on f.message_id = h.message_id
+        where h.rule_id = any(%s)
+        order by h.rule_id, h.message_id, h.window_name
         """,
-        (EVALUATION_WINDOW, list(rule_ids)),
-    ).fetchall()
-    spam: dict[str, set[int]] = {}
-    ham: dict[str, set[int]] = {}
-    for rid, mid, is_spam in rows:
-        (spam if is_spam else ham).setdefault(rid, set()).add(mid)
-    return {rid: HitSets(frozenset(spam.get(rid, ())), frozenset(ham.get(rid, ()))) for rid in rule_ids}
+        (list(rule_ids),),
+    )
+    for rid, mid, window, is_spam, fold in rows:
+        if window == "evaluation" or (window == "mining" and fold >= 0):
+            hits.setdefault(rid, []).append(ev.LabelledHit(mid, window, is_spam, fold))
+    ham_by_fold = {
+        int(f): int(n)
+        for f, n in conn.execute("select fold, count(*) from lc_folds where not is_spam group by fold")
+    }
+    if not folds:
+        ham_by_fold = {-1: ham_by_fold.get(-1, 0)}
+
+    def bar(kind: str, spam: int, ham: int) -> bool:
+        return ev.drafting_bar(
+            kind,
+            spam,
+            ham,
+            min_spam=cfg.min_spam_count,
+            min_share=cfg.min_spam_share,
+            max_phrase_ham=cfg.max_phrase_ham_count,
+        )
+
+    evidence = ev.crossfit_evidence(hits, kinds, origins, folds, bar)
+    conn.execute("drop table if exists pg_temp.lc_folds")
+    metrics = ev.evidence_metrics(kinds, evidence, ham_by_fold, folds)
+    hit_sets = {rid: HitSets(e.spam, e.ham) for rid, e in evidence.items()}
+    return metrics, hit_sets
+
+
+def _write_evidence(
+    conn: psycopg.Connection, run_id: str, metrics: Mapping[str, Mapping[str, Any]], tiers: Mapping[str, str]
+) -> None:
+    conn.execute("delete from patas.rule_evidence")
+    cols = ("rule_id", "run_id", *EVIDENCE_COLUMNS, "tier")
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"insert into patas.rule_evidence ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))})",
+            [
+                (rid, run_id, *(m[c] for c in EVIDENCE_COLUMNS), tiers.get(rid, "FEATURE_ONLY"))
+                for rid, m in sorted(metrics.items())
+            ],
+        )
 
 
 def audit_decision(conn: psycopg.Connection, d: Decision, run_id: str | None, actor: str) -> None:
@@ -250,6 +354,8 @@ def apply_lifecycle(
     actor: str = "patas",
     evaluations_relation: str = "marts.rule_evaluations",
     hits_relation: str = "marts.rule_hits",
+    folds: int = ev.DEFAULT_FOLDS,
+    languages: Sequence[str] = ("en",),
 ) -> dict[str, Any]:
     """Apply one run's lifecycle after shadow evaluation and return a summary.
 
@@ -258,6 +364,10 @@ def apply_lifecycle(
     ``patas.rule_metrics_history``; ``patas.ruleset_members`` gets each profile's would-be active
     set. One transaction, serialized with the manual controls. Re-running the same run is a no-op
     (the same metrics give the same decisions).
+
+    Promotion weighs each rule's cross-fitted evidence (``folds`` folds of the mining window plus
+    the evaluation window; python_steps.lifecycle.evidence), written to ``patas.rule_evidence``;
+    deprecation weighs the evaluation window (what the rule did on the newest data).
     """
     config = config or load_profiles()
     prof = _profile(profile, config)
@@ -293,8 +403,11 @@ def apply_lifecycle(
             for rid, s in states.items()
         }
 
-        needs_hits = prof.selects_as_set or any(p.selects_as_set for p in config.profiles.values())
-        hits = _hit_sets(conn, sorted(evals), hits_relation) if needs_hits else None
+        evidence, hits = rule_evidence(
+            conn, run_id, drafts, sorted(evals), folds=folds, languages=languages, hits_relation=hits_relation
+        )
+        for rid, fields in evidence.items():
+            evals[rid] = {**evals[rid], **fields}
         active_ids = [rid for rid, s in states.items() if s.status == "active"]
         idle = (
             _idle_runs(conn, active_ids, {rid: evals[rid]["hit_count"] for rid in evals}, run_id)
@@ -312,8 +425,9 @@ def apply_lifecycle(
 
         final_states = _states(conn)
         _snapshot_history(conn, run_id, all_rows, final_states, plan.tiers)
+        _write_evidence(conn, run_id, evidence, plan.tiers)
         rulesets = {
-            "profile:" + name: would_be_active(final_states, evals, p, hits=hits)
+            "profile:" + name: would_be_active(final_states, evals, p, hits=hits, tiers=config.tiers)
             for name, p in sorted(config.profiles.items())
         }
         conn.execute("delete from patas.ruleset_members")

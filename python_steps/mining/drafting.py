@@ -11,9 +11,10 @@ Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham cou
   digits shared by at least ``min_prefix_numbers`` distinct spam numbers; the shortest strong
   prefix of a branch wins) and the presence of an entity kind (``has a short code``); same bar as
   single signals. They catch the numbers and codes of a campaign that the mining window never saw;
-- conjunctions ``A AND B`` for signals that are suspicious but not precise enough alone: the
-  partner B is the co-occurring signal (on the mining window, ``int_message_signals_extracted``)
-  that makes the pair clear the bar with the most spam; one set-based query for all of them.
+- conjunctions ``A AND B`` for signals that are suspicious but not precise enough alone, and for
+  single common words (which never activate alone): the partners B are the co-occurring signals
+  (on the mining window, ``int_message_signals_extracted``) that make the pair clear the bar, the
+  best ``max_partners_per_base`` of them (Wilson lower bound, then spam); one set-based query.
 
 Then: duplicates merged (same canonical rule id), subsumed rules dropped (a conjunction when one of
 its parts is already a rule; a phrase when a shorter phrase inside it is), a complexity budget, and
@@ -39,6 +40,7 @@ from python_steps import rules as rl
 from python_steps import tables
 from python_steps.metrics import wilson_lower_bound
 from python_steps.rules.compiler import ENTITY_COLUMNS
+from python_steps.text.common_words import phrase_is_common
 
 CANDIDATES = "marts.stage1_candidates"
 SIGNALS = "intermediate.int_message_signals_extracted"
@@ -57,6 +59,9 @@ class DraftingConfig:
     # conjunctions: base signals with at least this spam share (but below the bar) get a partner
     min_conjunction_base_share: float = 0.5
     max_conjunction_bases: int = 200
+    # a base signal gets up to this many partners (a carrier such as a link shortener is shared by
+    # many campaigns: each partner names one of them)
+    max_partners_per_base: int = 1
     partner_kinds: tuple[str, ...] = ("ngram", *ENTITY_KINDS)
     max_complexity: int = 4  # leaves + depth: a leaf is 2, a two-leaf conjunction 4
     counterexamples: int = 3
@@ -65,6 +70,9 @@ class DraftingConfig:
     phone_prefix_lengths: tuple[int, ...] = (3, 4, 5)
     min_prefix_numbers: int = 3
     presence_kinds: tuple[str, ...] = ("url", "phone", "short_code", "handle", "email")
+    # languages of the general-language word list: a single common word is drafted as a rule (for
+    # review) and also paired with partners, since alone it never activates automatically
+    languages: tuple[str, ...] = ("en",)
 
 
 @dataclass(frozen=True)
@@ -281,6 +289,8 @@ def draft_rules(
             d = _make(_leaf_json(kind, value), f"signal:{kind}:{value}", spam, ham)
             if d is not None:
                 _keep(singles, d)
+            if kind == "ngram" and " " not in value and phrase_is_common(value, cfg.languages):
+                bases.append((kind, value))  # a common word alone is never SAFE_AUTO: pair it too
         elif spam >= cfg.min_spam_count and spam / (spam + ham) >= cfg.min_conjunction_base_share:
             bases.append((kind, value))
 
@@ -289,9 +299,14 @@ def draft_rules(
         if d is not None:
             _keep(singles, d)
 
-    # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset).
+    # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset), unless
+    # that shorter phrase is a single common word (it never activates alone).
     phrase_values = {
-        d.rule.value for d in singles.values() if isinstance(d.rule, rl.Leaf) and d.rule.kind == "text_phrase"
+        d.rule.value
+        for d in singles.values()
+        if isinstance(d.rule, rl.Leaf)
+        and d.rule.kind == "text_phrase"
+        and not (" " not in d.rule.value and phrase_is_common(d.rule.value, cfg.languages))
     }
     for rid in sorted(singles):
         d = singles[rid]
@@ -302,10 +317,14 @@ def draft_rules(
             del singles[rid]
 
     single_signals = {
-        (c[1], c[2]) for d in singles.values() if d.clauses and len(d.clauses) == 1 for c in d.clauses
-    }
+        (c[1], c[2])
+        for d in singles.values()
+        if d.clauses and len(d.clauses) == 1
+        for c in d.clauses
+        if not (c[1] == "ngram" and " " not in c[2] and phrase_is_common(c[2], cfg.languages))
+    }  # the single rules that stand alone: a common word does not
     bases = sorted(set(bases))[: cfg.max_conjunction_bases]
-    best: dict[tuple[str, str], tuple[tuple[float, int, str, str], DraftedRule]] = {}
+    best: dict[tuple[str, str], list[tuple[tuple[float, int, str, str], DraftedRule]]] = {}
     phrase_values = {v for k, v in single_signals if k == "ngram"}
 
     def covered(kind: str, value: str) -> bool:
@@ -326,12 +345,11 @@ def draft_rules(
         )
         if d is None:
             continue
-        key = (-d.lower_bound, -spam, pk, pv)
-        if (bk, bv) not in best or key < best[(bk, bv)][0]:
-            best[(bk, bv)] = (key, d)
+        best.setdefault((bk, bv), []).append(((-d.lower_bound, -spam, pk, pv), d))
     drafts = dict(singles)
-    for _, d in (best[k] for k in sorted(best)):
-        _keep(drafts, d)
+    for k in sorted(best):
+        for _, d in sorted(best[k], key=lambda x: x[0])[: cfg.max_partners_per_base]:
+            _keep(drafts, d)
 
     kept = [d for d in drafts.values() if d.complexity <= cfg.max_complexity]
     kept.sort(key=lambda d: (-d.lower_bound, -d.spam_count, d.rule_id))

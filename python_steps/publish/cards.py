@@ -147,7 +147,11 @@ def rule_card(conn: psycopg.Connection, ref: str, *, examples: int = 5) -> dict[
         },
         "overlaps": [],
         "audit": [],
+        "evidence": None,
     }
+    if _exists(conn, "patas.rule_evidence"):
+        evidence = _rows(conn, "select * from patas.rule_evidence where rule_id = %s", (rule_id,))
+        card["evidence"] = {k: v for k, v in evidence[0].items() if k != "rule_id"} if evidence else None
     if _exists(conn, "patas.rule_lifecycle"):
         life = _rows(
             conn,

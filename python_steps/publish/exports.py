@@ -62,7 +62,7 @@ from python_steps.rules.compiler import leaf_regex
 FORMATS = ("sql", "rol", "json")
 STATUSES = ("candidate", "shadow", "active", "deprecated", "all")
 PORTABLE, POSTGRES, WAREHOUSE = "portable", "postgres-only", "warehouse-only"
-FILE_NAMES = {"sql": "rules.sql", "rol": "rules.rol.json", "json": "rules.json"}
+FILE_NAMES = {"sql": "rules.sql", "rol": "rules.rol.json", "json": "rules.json", "features": "features.json"}
 ROL_FORMAT_VERSION = "1.0"
 
 
@@ -292,6 +292,29 @@ def _json(rules: Sequence[Mapping[str, Any]], status: str) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
+def _features(rules: Sequence[Mapping[str, Any]]) -> str:
+    """FEATURE_ONLY rules (not deprecated): signals for a downstream model, never blocking rules."""
+    doc = {
+        "format": "patas-features/1",
+        "note": "FEATURE_ONLY rules: use them as model features, never as blocking rules",
+        "features": [
+            {
+                "id": r["rule_id"],
+                "version": r["version"],
+                "status": r["status"],
+                "description": r["description"],
+                "rule": r["rule_json"],
+                "sql_expression": r["sql_expression"],
+                "regex": r["regex"],
+                "latest_metrics": r["latest_metrics"],
+            }
+            for r in rules
+            if r["tier"] == "FEATURE_ONLY" and r["status"] in ("candidate", "shadow")
+        ],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
 # ---- entry points ------------------------------------------------------------------------------
 
 
@@ -310,18 +333,25 @@ def export_rules(
 
 
 def render_exports(conn: psycopg.Connection, status: str = "active") -> dict[str, str]:
-    """Every format as text, ``{fmt: text}``, read in the caller's transaction."""
+    """Every format as text, ``{fmt: text}``, read in the caller's transaction; plus ``features``:
+    the FEATURE_ONLY rules, exported as features (never as blocking rules)."""
     rules = load_rules(conn, status)
-    return {"sql": _sql(rules, status), "rol": _rol(rules, status, None), "json": _json(rules, status)}
+    return {
+        "sql": _sql(rules, status),
+        "rol": _rol(rules, status, None),
+        "json": _json(rules, status),
+        "features": _features(load_rules(conn, "all")),
+    }
 
 
 def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Path]:
-    """Write rendered exports to ``out_dir`` (rules.sql, rules.rol.json, rules.json), each file
-    replaced atomically (a temporary file renamed over it); return the paths."""
+    """Write rendered exports to ``out_dir`` (rules.sql, rules.rol.json, rules.json, and
+    features.json when rendered), each file replaced atomically (a temporary file renamed over it);
+    return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for fmt in FORMATS:
+    for fmt in [f for f in FILE_NAMES if f in texts]:
         path = out_dir / FILE_NAMES[fmt]
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(texts[fmt], encoding="utf-8")
@@ -335,7 +365,13 @@ def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active
     return write_export_texts(render_exports(conn, status), out_dir)
 
 
-MANUAL_ACTIONS = {"promote": manual.promote_rule, "deprecate": manual.deprecate_rule, "pin": manual.pin_rule}
+MANUAL_ACTIONS = {
+    "promote": manual.promote_rule,
+    "deprecate": manual.deprecate_rule,
+    "pin": manual.pin_rule,
+    "approve": manual.approve_rule,
+    "reject": manual.reject_rule,
+}
 
 
 def manual_action(

@@ -109,6 +109,68 @@ def test_rules_show_text_json_and_unknown_id(user: User, demo):
     assert missing.stderr.strip() == "error: no rule 'r_doesnotexist'"
 
 
+def test_rules_card_shows_the_evidence(user: User, demo):
+    rule_id = _an_active_rule(user)
+    text = user("rules", "show", rule_id).stdout
+    assert "evidence (" in text and "posterior precision" in text and "prior" in text
+    card = json.loads(user("rules", "show", rule_id, "--json").stdout)
+    e = card["evidence"]
+    assert e["evidence_spam_hits"] > 0 and e["tier"] == "SAFE_AUTO" == card["tier"]
+    assert 0 < e["posterior_lower_bound"] <= e["posterior_mean"] <= 1
+
+
+def test_rules_review_list_approve_reject(user: User, demo):
+    assert "patas rules review" in README
+    assert 'patas rules review approve <id> --reason "checked the examples"' in README
+    listing = user("rules", "review").stdout
+    queue = json.loads(user("rules", "review", "--json").stdout)
+    if not queue:
+        assert listing.strip() == "no rules waiting for review"
+        pytest.fail("the demo leaves no REVIEW_ONLY rule to review (its common words should wait here)")
+    assert listing.splitlines()[0].split()[:3] == ["rule", "kind", "spam"]
+    assert all(r["tier"] == "REVIEW_ONLY" for r in queue)
+    first, second = queue[0]["rule_id"], queue[-1]["rule_id"]
+    approved = json.loads(
+        user("rules", "review", "approve", first, "--reason", "checked the examples").stdout
+    )
+    assert approved["status"] == "active" and approved["reason"] == "review_approved: checked the examples"
+    if second != first:
+        rejected = json.loads(user("rules", "review", "reject", second, "--reason", "too broad").stdout)
+        assert rejected["status"] == "deprecated" and rejected["reason"].startswith("review_rejected")
+    again = user("rules", "review", "approve", first, "--reason", "twice", ok=False)
+    assert (
+        again.returncode == 2
+        and again.stderr.startswith("error: rule ")
+        and "not waiting for review" in again.stderr
+    )
+    assert len(again.stderr.strip().splitlines()) == 1
+    missing = user("rules", "review", "approve", "r_doesnotexist", "--reason", "x", ok=False)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: unknown rule 'r_doesnotexist'"
+    features = json.loads((user.cwd / "exports" / "features.json").read_text())
+    assert features["format"] == "patas-features/1"
+
+
+def test_no_single_common_word_is_safe_auto_in_the_demo(user: User, demo):
+    import psycopg
+
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        kinds = dict(
+            conn.execute(
+                "select rule_kind, count(*) filter (where tier = 'SAFE_AUTO') from patas.rule_evidence group by 1"
+            ).fetchall()
+        )
+        active_words = conn.execute(
+            """
+            select count(*) from patas.rule_lifecycle as l
+            inner join patas.rule_evidence as e using (rule_id)
+            where l.status = 'active' and e.rule_kind = 'word_common' and l.is_pinned = false
+                and l.status_reason not like 'review_approved%'
+            """
+        ).fetchone()[0]
+    assert kinds.get("word_common") is not None, kinds  # the demo drafts common words (for review)
+    assert kinds["word_common"] == 0 and active_words == 0
+
+
 @pytest.mark.parametrize("fmt", ["rol", "sql", "json"])
 def test_rules_export_each_format(user: User, demo, fmt: str):
     assert "patas rules export --format rol --out rules.json" in README
@@ -237,6 +299,48 @@ def test_bench_quality_and_speed_with_tiny_inputs(user: User, demo, shared_datas
     s = user.cwd / "speed.json"
     user("bench", "speed", "--rows", "3000", "--out", str(s), "--rules", "50", "--no-end-to-end", timeout=900)
     assert json.loads(s.read_text())["rows"] == 3000
+
+
+def test_generate_small_and_bad_scenario(user: User):
+    assert "patas generate --small --out first_export.jsonl" in README
+    out = user.cwd / "first_export.jsonl"
+    res = user("generate", "--small", "--out", str(out))
+    assert res.stdout.startswith("wrote 1,500 messages to")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 1500 and len({m["timestamp"][:10] for m in lines}) == 14
+    small = {m["meta"].get("campaign") for m in lines} & {"fake_invoice", "tax_refund", "wrong_number"}
+    assert small == {"fake_invoice", "tax_refund", "wrong_number"}
+    bad = user("generate", "--out", str(out), "--scenario", "nope", ok=False)
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "error: unknown scenario 'nope' (expected 'default' or 'drift')"
+    )
+
+
+def test_bench_quality_on_samples_and_first_rule(user: User, demo, shared_dataset: Path):
+    assert "patas bench quality --data msgs.jsonl --sample 600 --seeds 1,2,3 --out q600.json" in README
+    assert "patas bench first-rule --rows 3000 --days 14 --out fr.json" in README
+    q = user.cwd / "q600.json"
+    res = user("bench", "quality", "--data", str(shared_dataset), "--sample", "600", "--seeds", "1",
+               "--out", str(q), timeout=900)  # fmt: skip
+    assert "profile order holds on every seed:" in res.stdout
+    result = json.loads(q.read_text())
+    assert result["sample_size"] == 600 and [r["seed"] for r in result["runs"]] == [1]
+    assert result["runs"][0]["messages"] == 600
+    assert set(result["summary"]) == {"conservative", "balanced", "aggressive"}
+    bad = user("bench", "quality", "--data", str(shared_dataset), "--sample", "600", "--seeds", "a",
+               "--out", str(q), ok=False)  # fmt: skip
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "error: --seeds: not a comma-separated list of integers: 'a'"
+    )
+    fr = user.cwd / "fr.json"
+    res = user("bench", "first-rule", "--rows", "600", "--days", "2", "--out", str(fr), timeout=900)
+    result = json.loads(fr.read_text())
+    assert len(result["nights"]) == 2 and result["campaigns"]
+    for name, c in result["campaigns"].items():
+        assert name in res.stdout and c["messages"] > 0 and c["first_seen_night"] in (1, 2)
+        assert c["caught"] == (c["first_rule_night"] is not None)
 
 
 def test_a_second_run_stops_at_once_with_a_clear_message(user: User, demo):

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from python_steps.bench.generate import CAMPAIGNS, DRIFT_DOMAIN, DRIFT_STOPPED_CAMPAIGN, generate_corpus
+from python_steps.bench.generate import (
+    CAMPAIGNS,
+    DRIFT_DOMAIN,
+    DRIFT_STOPPED_CAMPAIGN,
+    FLASH_CAMPAIGNS,
+    generate_corpus,
+)
 
 ROWS = 6000
 
@@ -67,6 +73,22 @@ def test_custom_spam_share(tmp_path: Path) -> None:
     assert 0.07 < report.spam / (report.spam + report.ham) < 0.13
 
 
+def test_small_campaigns_are_a_few_dozen_messages_over_a_few_days(tmp_path: Path) -> None:
+    generate_corpus(1500, 3, tmp_path / "s.jsonl", days=14)
+    with_small = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    generate_corpus(1500, 3, tmp_path / "n.jsonl", days=14, small_campaigns=False)
+    without = [json.loads(line) for line in (tmp_path / "n.jsonl").read_text().splitlines()]
+    names = {c.name for c in FLASH_CAMPAIGNS}
+    for name in names:
+        msgs = [m for m in with_small if m["meta"].get("campaign") == name]
+        assert 5 <= len(msgs) <= 40 and len({m["timestamp"][:10] for m in msgs}) <= 3, name
+        assert all(m["is_spam"] in (True, None) for m in msgs)
+    # The same spam share, and only spam lines change.
+    assert sum(m["is_spam"] is True for m in with_small) == sum(m["is_spam"] is True for m in without)
+    changed = [(a, b) for a, b in zip(with_small, without, strict=True) if a != b]
+    assert changed and all(b["meta"].get("campaign") and a["meta"]["campaign"] in names for a, b in changed)
+
+
 def test_obfuscation_present(corpus: list[dict]) -> None:
     spam = [m["text"] for m in corpus if m["is_spam"]]
     zero_width = sum(any(z in t for z in "\u200b\u200c\u200d\u2060") for t in spam)
@@ -97,7 +119,7 @@ def test_campaigns_have_templates_entities_and_start_stop_days(corpus: list[dict
             name = m["meta"]["campaign"]
             days[name].add(m["timestamp"][:10])
             texts[name].add(m["text"])
-    assert set(days) == {c.name for c in CAMPAIGNS}
+    assert set(days) == {c.name for c in CAMPAIGNS} | {c.name for c in FLASH_CAMPAIGNS}
     assert 8 <= len(CAMPAIGNS) <= 12
     assert all(3 <= len(c.templates) <= 6 for c in CAMPAIGNS)
     firsts = {min(d) for d in days.values()}
@@ -105,7 +127,9 @@ def test_campaigns_have_templates_entities_and_start_stop_days(corpus: list[dict
     assert len(firsts) > 2 and len(lasts) > 2  # campaigns start and stop on different days
     last_day = max(m["timestamp"][:10] for m in corpus)
     late = sorted({m["timestamp"][:10] for m in corpus})[int(0.7 * 30) :]
-    reaching_late = [c for c, d in days.items() if d & set(late)]
+    reaching_late = [
+        c for c, d in days.items() if d & set(late) and c not in {f.name for f in FLASH_CAMPAIGNS}
+    ]
     assert len(reaching_late) >= len(CAMPAIGNS) - 2
     assert last_day == "2026-01-30"
     # senders rotate: a campaign uses many senders

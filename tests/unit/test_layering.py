@@ -32,13 +32,18 @@ ALLOWED: dict[str, set[str]] = {
     "rules": {"settings", "text"},
     "ingest": {"tables", "settings"},
     "mining": {"metrics", "rules", "tables", "text", "warehouse", "settings"},
-    "lifecycle": {"metrics", "mining", "rules", "tables", "settings"},
+    "lifecycle": {"metrics", "mining", "rules", "tables", "text", "settings"},
     "publish": {"rules", "lifecycle", "tables", "text"},
     "bench": {"text", "settings"},
     "__init__": set(),
 }
 # Pure modules: no database driver either.
-PURE = ("python_steps/lifecycle/policy.py", "python_steps/lifecycle/profiles.py", "python_steps/metrics.py")
+PURE = (
+    "python_steps/lifecycle/policy.py",
+    "python_steps/lifecycle/profiles.py",
+    "python_steps/lifecycle/evidence.py",
+    "python_steps/metrics.py",
+)
 FORBIDDEN_IN_LOGIC = ("dagster", "dagster_dbt", "dagster_webserver", "patas_dagster", "patas")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from python_steps.metrics import compute_metrics
 CONFIG = load_profiles()
 BALANCED = CONFIG.get("balanced")
 AGGRESSIVE = CONFIG.get("aggressive")
-# Most tests below exercise the per-rule decisions: the design's per-rule Wilson variant of the
-# conservative profile (the shipped default applies the bound to the set; tested separately).
-CONSERVATIVE = replace(CONFIG.get("conservative"), wilson_scope="rule", min_hits=0)
+# Most tests below exercise the per-rule decisions on evaluation-window metrics only (no cross-fitted
+# evidence): the design's per-rule Wilson variant of the conservative profile, without set choice.
+CONSERVATIVE = SafetyProfile("conservative", 0.95, 5, 0.05, use_wilson=True, wilson_scope="rule")
 
 
 def m(
@@ -44,44 +43,29 @@ def m(
     ).to_dict() | {"unique_spam_hit_count": 0}
 
 
-def test_shipped_conservative_promotes_the_set_that_clears_the_bound() -> None:
-    shipped = CONFIG.get("conservative")
-    states = _states(r_a="shadow", r_b="shadow", r_small="shadow")
-    evals = {"r_a": m(60, 0), "r_b": m(30, 0), "r_small": m(4, 0)}
-    hits = {
-        "r_a": lc.HitSets(spam=frozenset(range(60)), ham=frozenset()),
-        "r_b": lc.HitSets(spam=frozenset(range(100, 130)), ham=frozenset()),
-        "r_small": lc.HitSets(spam=frozenset({700, 701, 702, 703}), ham=frozenset()),
-    }
-    plan = lc.plan_transitions(states, evals, shipped, hits=hits)
-    promoted = sorted(d.rule_id for d in plan.decisions if d.to_status == "active")
-    assert promoted == ["r_a", "r_b"]  # r_small: under the per-rule floor of 5 labelled hits
-    assert "too_few_hits" in plan.held["r_small"]
-    # Neither rule alone has the evidence: the per-rule variant promotes nothing.
-    assert not [
-        d for d in lc.plan_transitions(states, evals, CONSERVATIVE).decisions if d.to_status == "active"
-    ]
-
-
-def test_default_profiles_are_the_design_table() -> None:
-    """DESIGN.md's precision / ham / coverage bars; the Wilson bound applies to the promoted set for
-    conservative and balanced (per-rule bounds needed 73 clean held-out hits per rule), so per-rule
-    support floors are small (see python_steps/safety_profiles.toml)."""
+def test_default_profiles() -> None:
+    """Per rule: the posterior lower bound of precision (cross-fitted evidence, kind prior), SAFE_AUTO
+    on top; per set: greedy under an fp budget, each rule adding enough new spam; stricter profiles
+    ask more of every rule (python_steps/lifecycle/safety_profiles.toml)."""
     assert CONFIG.default_profile == "conservative"
     table = {
-        p.name: (p.min_precision, p.max_ham_hits, p.max_coverage, p.min_hits, p.use_wilson, p.wilson_scope)
+        p.name: (
+            p.min_precision,
+            p.max_ham_hits,
+            p.max_coverage,
+            p.min_hits,
+            p.use_wilson,
+            p.fp_budget,
+            p.min_new_spam,
+        )
         for p in (CONFIG.get("conservative"), BALANCED, AGGRESSIVE)
     }
     assert table == {
-        "conservative": (0.95, 5, 0.05, 5, True, "ruleset"),
-        "balanced": (0.90, 10, 0.10, 5, True, "ruleset"),
-        "aggressive": (0.85, 20, 0.20, 3, False, "rule"),
+        "conservative": (0.90, 5, 0.05, 5, True, 5, 3),
+        "balanced": (0.85, 10, 0.10, 5, True, 10, 2),
+        "aggressive": (0.80, 20, 0.20, 3, True, 20, 1),
     }
-    assert (
-        CONFIG.get("conservative").selects_as_set
-        and BALANCED.selects_as_set
-        and not AGGRESSIVE.selects_as_set
-    )
+    assert all(p.selects_as_set for p in CONFIG.profiles.values())
 
 
 def test_ruleset_scope_cuts_the_set_to_the_longest_prefix_that_clears_the_bound() -> None:
@@ -114,7 +98,7 @@ def test_custom_profile_file_adds_and_overrides(tmp_path: Path) -> None:
     )
     cfg = load_profiles(user)
     assert cfg.get().name == "strict" and cfg.get().fp_budget == 3
-    assert cfg.get("balanced").min_hits == 80 and cfg.get("balanced").min_precision == 0.90
+    assert cfg.get("balanced").min_hits == 80 and cfg.get("balanced").min_precision == 0.85
     assert cfg.tiers.safe_auto_min_precision == 0.99
     assert load_profiles(tmp_path / "missing.toml").default_profile == "conservative"
 
@@ -143,6 +127,16 @@ def test_unknown_profile_name() -> None:
         CONFIG.get("reckless")
 
 
+def test_tiers_on_evidence() -> None:
+    assert tier_for(evidence_m(50, 0, lower=0.9, mean=0.99)) == "SAFE_AUTO"
+    assert tier_for(evidence_m(50, 30, lower=0.9, mean=0.99)) == "REVIEW_ONLY"  # 30 / 4000 ham > 0.5%
+    assert tier_for(evidence_m(50, 0, lower=0.9, mean=0.99, kind="word_common")) == "REVIEW_ONLY"
+    assert tier_for(evidence_m(50, 0, lower=0.9, mean=0.99, kind="phrase_common")) == "SAFE_AUTO"
+    assert tier_for(evidence_m(20, 3, lower=0.7, mean=0.91)) == "REVIEW_ONLY"
+    assert tier_for(evidence_m(20, 10, lower=0.4, mean=0.7)) == "FEATURE_ONLY"
+    assert tier_for(evidence_m(0, 0, lower=0.1, mean=0.99)) == "FEATURE_ONLY"  # no evidence of its own
+
+
 def test_tiers() -> None:
     assert tier_for(m(500, 0)) == "SAFE_AUTO"  # fpr upper bound 3/7000
     assert tier_for(m(99, 1, all_ham=100)) == "REVIEW_ONLY"  # precise, but the FPR bound is high
@@ -157,9 +151,10 @@ def test_conservative_needs_the_wilson_bound_to_clear_the_bar() -> None:
     assert lc.promotion_failures(m(73, 0), CONSERVATIVE) == []
     fails = lc.promotion_failures(m(72, 0), CONSERVATIVE)
     assert len(fails) == 1 and fails[0].startswith("precision_lower_bound_below_profile")
-    # Balanced looks at the point precision, with min_hits instead.
-    assert lc.promotion_failures(m(5, 0), BALANCED) == []
-    assert lc.promotion_failures(m(4, 0), BALANCED)[0].startswith("too_few_hits")
+    # A point-precision profile looks at min_hits instead.
+    point = SafetyProfile("point", 0.90, 10, 0.10, min_hits=5)
+    assert lc.promotion_failures(m(5, 0), point) == []
+    assert lc.promotion_failures(m(4, 0), point)[0].startswith("too_few_hits")
 
 
 def test_promotion_failures_name_every_reason() -> None:
@@ -178,7 +173,7 @@ def test_deprecation_reasons() -> None:
     assert lc.deprecation_reason(m(200, 2), promoted, CONSERVATIVE) is None
     assert lc.deprecation_reason(m(9, 1), promoted, CONSERVATIVE).startswith("precision_below_profile")
     assert lc.deprecation_reason(m(180, 6), promoted, CONSERVATIVE).startswith("ham_hits_above_profile")
-    # Aggressive keeps 0.85, but precision fell more than 10% relative to promotion (1.0 -> 0.88).
+    # Aggressive keeps 0.80, but precision fell more than 10% relative to promotion (1.0 -> 0.88).
     assert lc.deprecation_reason(m(88, 12), promoted, AGGRESSIVE).startswith("precision_dropped")
     # Coverage more than twice the profile's maximum (5% -> 10.5%); precision still fine.
     assert lc.deprecation_reason(m(1050, 0), promoted, CONSERVATIVE).startswith(
@@ -251,6 +246,23 @@ def test_greedy_selection_skips_redundant_rules_and_respects_the_budget() -> Non
     assert "r_big" not in chosen and "r_inside" in skipped
 
 
+def evidence_m(
+    spam: int, ham: int, *, lower: float, mean: float, kind: str = "phrase_rare", ham_total: int = 4000
+):
+    """Evaluation metrics plus the cross-fitted evidence fields the store adds."""
+    return m(spam, ham) | {
+        "rule_kind": kind,
+        "evidence_spam_hits": spam,
+        "evidence_ham_hits": ham,
+        "evidence_ham_total": ham_total,
+        "evidence_false_positive_rate": ham / ham_total,
+        "prior_mean": 0.99,
+        "prior_strength": 20.0,
+        "posterior_mean": mean,
+        "posterior_lower_bound": lower,
+    }
+
+
 def test_would_be_active_sets_per_profile() -> None:
     states = {
         "r_a": lc.RuleState("r_a", 1, "shadow"),
@@ -258,9 +270,61 @@ def test_would_be_active_sets_per_profile() -> None:
         "r_pin": lc.RuleState("r_pin", 1, "active", True),
         "r_dep": lc.RuleState("r_dep", 1, "deprecated"),
     }
-    evals = {"r_a": m(100, 0), "r_b": m(60, 4), "r_pin": m(1, 5), "r_dep": m(500, 0)}
-    assert lc.would_be_active(states, evals, CONSERVATIVE) == ["r_a", "r_pin"]
-    assert lc.would_be_active(states, evals, AGGRESSIVE) == ["r_a", "r_b", "r_pin"]
+    evals = {
+        "r_a": evidence_m(100, 0, lower=0.97, mean=0.995),
+        "r_b": evidence_m(40, 0, lower=0.87, mean=0.985),  # SAFE_AUTO, under conservative's 0.90 bound
+        "r_pin": evidence_m(1, 5, lower=0.05, mean=0.3),
+        "r_dep": evidence_m(500, 0, lower=0.99, mean=0.999),
+    }
+    hits = {
+        "r_a": lc.HitSets(frozenset(range(100)), frozenset()),
+        "r_b": lc.HitSets(frozenset(range(500, 540)), frozenset()),
+        "r_pin": lc.HitSets(frozenset({900}), frozenset(range(1000, 1005))),
+        "r_dep": lc.HitSets(frozenset(range(2000, 2500)), frozenset()),
+    }
+    assert lc.would_be_active(states, evals, CONFIG.get("conservative"), hits=hits) == ["r_a", "r_pin"]
+    assert lc.would_be_active(states, evals, AGGRESSIVE, hits=hits) == ["r_a", "r_b", "r_pin"]
+
+
+def test_only_safe_auto_rules_activate_automatically() -> None:
+    states = _states(r_safe="shadow", r_review="shadow", r_word="shadow", r_feature="shadow")
+    evals = {
+        "r_safe": evidence_m(60, 0, lower=0.95, mean=0.99),
+        "r_review": evidence_m(60, 3, lower=0.91, mean=0.94),
+        "r_word": evidence_m(200, 0, lower=0.98, mean=0.995, kind="word_common"),
+        "r_feature": evidence_m(30, 20, lower=0.45, mean=0.6),
+    }
+    hits = {
+        rid: lc.HitSets(frozenset(range(k * 1000, k * 1000 + e["evidence_spam_hits"])), frozenset())
+        for k, (rid, e) in enumerate(sorted(evals.items()))
+    }
+    plan = lc.plan_transitions(states, evals, AGGRESSIVE, hits=hits)
+    assert [d.rule_id for d in plan.decisions if d.to_status == "active"] == ["r_safe"]
+    assert plan.tiers == {
+        "r_safe": "SAFE_AUTO",
+        "r_review": "REVIEW_ONLY",
+        "r_word": "REVIEW_ONLY",  # a single common word is never SAFE_AUTO, however clean
+        "r_feature": "FEATURE_ONLY",
+    }
+    assert "review_only" in plan.held["r_review"] and "review_only" in plan.held["r_word"]
+    assert "feature_only" in plan.held["r_feature"]
+    promoted = next(d for d in plan.decisions if d.to_status == "active")
+    assert promoted.reason.startswith("meets_profile: aggressive: SAFE_AUTO, posterior precision")
+
+
+def test_stricter_profiles_ask_each_rule_to_add_more_new_spam() -> None:
+    evals = {
+        "r_big": evidence_m(100, 0, lower=0.97, mean=0.995),
+        "r_two": evidence_m(40, 0, lower=0.96, mean=0.99),
+    }
+    hits = {
+        "r_big": lc.HitSets(frozenset(range(100)), frozenset()),
+        "r_two": lc.HitSets(frozenset([*range(62), 500, 501]), frozenset()),  # 2 new spam
+    }
+    chosen, skipped = lc.greedy_select(evals, hits, 5, min_new_spam=3)
+    assert chosen == ["r_big"] and skipped["r_two"].startswith("adds_too_little")
+    chosen, _ = lc.greedy_select(evals, hits, 5, min_new_spam=2)
+    assert chosen == ["r_big", "r_two"]
 
 
 def test_budget_profile_needs_hits() -> None:

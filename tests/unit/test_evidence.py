@@ -1,0 +1,126 @@
+"""Cross-fitted evidence, priors by rule kind and the general-language prior (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from python_steps.lifecycle import evidence as ev
+from python_steps.text.common_words import LanguageError, check_languages, is_common_word, phrase_is_common
+
+
+def bar(kind: str, spam: int, ham: int) -> bool:
+    return ev.drafting_bar(kind, spam, ham, min_spam=3, min_share=0.95, max_phrase_ham=1)
+
+
+def mining(mid: int, spam: bool, fold: int) -> ev.LabelledHit:
+    return ev.LabelledHit(mid, "mining", spam, fold)
+
+
+def evaluation(mid: int, spam: bool) -> ev.LabelledHit:
+    return ev.LabelledHit(mid, "evaluation", spam, -1)
+
+
+def test_common_words_come_from_the_word_list() -> None:
+    assert is_common_word("win") and is_common_word("online") and is_common_word("the")
+    assert not is_common_word("ringtone") and not is_common_word("150p") and not is_common_word("")
+    assert phrase_is_common("attempt to contact") and not phrase_is_common("txt stop")
+    assert not is_common_word("สล็อต")  # no Thai list: unknown, so not common
+    assert is_common_word("gratis", ("es",)) and not is_common_word("gratis", ("en",))
+    assert check_languages(["en", "es"]) == ("en", "es")
+    with pytest.raises(LanguageError, match="xx"):
+        check_languages(["en", "xx"])
+
+
+@pytest.mark.parametrize(
+    ("rule_json", "origin", "kind"),
+    [
+        ({"kind": "domain", "op": "eq", "value": "bit.ly"}, "pattern_mining", "domain"),
+        ({"kind": "phone", "op": "prefix", "value": "0871"}, "pattern_mining", "phone_range"),
+        ({"kind": "phone", "op": "present"}, "pattern_mining", "presence"),
+        ({"kind": "signature", "op": "eq", "value": "ab" * 16}, "pattern_mining", "template"),
+        ({"kind": "text_phrase", "value": "ringtone"}, "pattern_mining", "phrase_rare"),
+        ({"kind": "text_phrase", "value": "win"}, "pattern_mining", "word_common"),
+        ({"kind": "text_phrase", "value": "attempt to contact"}, "pattern_mining", "phrase_common"),
+        (
+            {"all": [{"kind": "text_phrase", "value": "call"}, {"kind": "text_phrase", "value": "claim"}]},
+            "pattern_mining",
+            "conjunction_common",
+        ),
+        (
+            {"all": [{"kind": "text_phrase", "value": "free"}, {"kind": "text_phrase", "value": "nokia"}]},
+            "pattern_mining",
+            "conjunction",
+        ),
+        ({"kind": "text_phrase", "value": "ringtone"}, "semantic", "cluster"),
+        ({"kind": "text_phrase", "value": "ringtone"}, "llm", "llm"),
+        ({"raw_sql": "true"}, "manual", "manual"),
+    ],
+)
+def test_rule_kinds(rule_json: dict, origin: str, kind: str) -> None:
+    assert ev.rule_kind(rule_json, origin) == kind
+
+
+def test_out_of_fold_hits_count_only_where_the_rule_is_drafted_without_the_fold() -> None:
+    hits = {
+        # spread over folds 0..4: drafted without any one fold, every mining hit is evidence
+        "r_spread": [mining(i, True, i % 5) for i in range(20)] + [evaluation(100, True)],
+        # one template, one fold: without fold 2 it has no spam, so its mining hits are in-sample
+        "r_one_fold": [mining(200 + i, True, 2) for i in range(8)] + [evaluation(300, True)],
+        # its single ham sits in fold 1; drafted without fold 1 (clean), the ham there counts
+        "r_ham": [mining(400 + i, True, i % 5) for i in range(30)] + [mining(499, False, 1)],
+        # a cluster rule saw the whole mining window: evaluation hits only
+        "r_cluster": [mining(600 + i, True, i % 5) for i in range(10)] + [evaluation(700, False)],
+    }
+    kinds = {"r_spread": "domain", "r_one_fold": "template", "r_ham": "phrase_rare", "r_cluster": "cluster"}
+    origins = {rid: "pattern_mining" for rid in kinds} | {"r_cluster": "semantic"}
+    out = ev.crossfit_evidence(hits, kinds, origins, 5, bar)
+    assert (out["r_spread"].spam_count, out["r_spread"].ham_count, len(out["r_spread"].folds_used)) == (
+        21,
+        0,
+        5,
+    )
+    # folds 0, 1, 3, 4 are out of fold (drafted without them: it just hits nothing there)
+    assert (out["r_one_fold"].spam_count, out["r_one_fold"].folds_used) == (1, frozenset({0, 1, 3, 4}))
+    assert out["r_ham"].ham == frozenset({499}) and out["r_ham"].spam_count == 30
+    assert (out["r_cluster"].spam_count, out["r_cluster"].ham_count) == (0, 1)
+    # Without cross-fitting the evaluation window alone is the evidence.
+    plain = ev.crossfit_evidence(hits, kinds, origins, 0, bar)
+    assert plain["r_spread"].spam_count == 1 and plain["r_one_fold"].spam_count == 1
+
+
+def test_kind_priors_pool_the_other_rules_of_the_kind() -> None:
+    clean = {f"d{i}": ev.Evidence(frozenset(range(i * 100, i * 100 + 30)), frozenset()) for i in range(6)}
+    noisy = {
+        f"p{i}": ev.Evidence(
+            frozenset(range(5000 + i * 100, 5000 + i * 100 + 20)),
+            frozenset(range(9000 + i * 10, 9000 + i * 10 + 5)),
+        )
+        for i in range(6)
+    }
+    common = {"c0": ev.Evidence(frozenset(range(7000, 7200)), frozenset())}
+    evidence = clean | noisy | common
+    kinds = {rid: "domain" for rid in clean} | {rid: "phrase_rare" for rid in noisy} | {"c0": "word_common"}
+    priors = ev.kind_priors(kinds, evidence)
+    assert priors["d0"].mean > 0.98 and priors["d0"].strength == ev.MAX_PRIOR_STRENGTH
+    assert 0.75 < priors["p0"].mean < 0.85
+    assert (priors["c0"].alpha, priors["c0"].beta) == (1.0, 1.0)  # common words borrow nothing
+    # Four clean hits: strong evidence for a domain rule among clean domains, weak for a common phrase.
+    d_mean, d_low = ev.posterior(priors["d0"], 4, 0)
+    c_mean, c_low = ev.posterior(ev.Prior("phrase_common", 1.0, 1.0), 4, 0)
+    assert d_low > 0.85 and c_low < 0.55 and d_mean > c_mean
+
+
+def test_evidence_metrics_are_deterministic_and_name_their_inputs() -> None:
+    evidence = {
+        "a": ev.Evidence(frozenset(range(40)), frozenset({900}), frozenset({0, 1, 2})),
+        "b": ev.Evidence(frozenset(range(100, 110)), frozenset(), frozenset()),
+    }
+    kinds = {"a": "domain", "b": "domain"}
+    ham_by_fold = {-1: 1000, 0: 500, 1: 500, 2: 500, 3: 500, 4: 500}
+    one = ev.evidence_metrics(kinds, evidence, ham_by_fold, 5)
+    assert one == ev.evidence_metrics(kinds, evidence, ham_by_fold, 5)
+    a = one["a"]
+    assert (a["evidence_spam_hits"], a["evidence_ham_hits"], a["evidence_ham_total"]) == (40, 1, 2500)
+    assert a["evidence_false_positive_rate"] == round(1 / 2500, 6)
+    assert 0 < a["posterior_lower_bound"] < a["posterior_mean"] < 1
+    assert one["b"]["evidence_ham_total"] == 1000 and one["b"]["evidence_folds_used"] == 0
