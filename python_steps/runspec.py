@@ -43,8 +43,9 @@ class RunSpec:
     # Promotion: the safety profile; None = the settings' profile (PATAS_PROFILE, else conservative)
     profile: str | None = None
     # Cross-fitted evidence (python_steps.lifecycle.evidence): the mining window's labelled messages
-    # are split into this many folds and every rule is also measured out of fold there; 0 or 1 =
-    # promotion weighs the evaluation window only (shadow evaluation then skips the mining window)
+    # are split into this many folds and every rule is also measured out of fold there; 1 = the
+    # evaluation window's hits only (with the kind priors); 0 = the evaluation window's own metrics,
+    # as before cross-fitting (shadow evaluation skips the mining window for both)
     crossfit_folds: int = 5
     # Files to ingest at the start of the run (the inbox sensor, `patas run --ingest`)
     ingest_paths: tuple[str, ...] = field(default_factory=tuple)

@@ -250,7 +250,12 @@ def _progress_printer():
 
 def _run(s: Settings, url: str, spec, *, quiet: bool) -> dict:
     from patas.runner import run_pipeline
+    from python_steps.text.common_words import LanguageError, check_languages
 
+    try:
+        check_languages(s.languages)
+    except LanguageError as exc:
+        fail(str(exc))
     summary = run_pipeline(s, url, spec, progress=None if quiet else _progress_printer())
     return summary
 

@@ -499,6 +499,11 @@ def create_app(
     def export_rules_rol(caller: Reader, conn: Conn) -> Response:
         return export_text(conn, "rol", "active")
 
+    @app.get(f"{API}/rules/review", tags=["lifecycle"], summary="REVIEW_ONLY rules waiting for a person")
+    def review_queue(caller: Reader, conn: Conn, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+        rows = manual.review_queue(conn, limit=limit)
+        return {"rules": rows, "count": len(rows)}
+
     @app.get(f"{API}/rules/{{rule_id}}", tags=["rules"], summary="The rule card")
     def get_rule(rule_id: str, caller: Reader, conn: Conn) -> dict:
         try:
@@ -588,6 +593,18 @@ def create_app(
     def promote_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
         return manual_action("promote", rule_id, caller, conn, reason=body.reason)
 
+    @app.post(
+        f"{API}/rules/{{rule_id}}/approve", tags=["lifecycle"], summary="Approve a rule waiting for review"
+    )
+    def approve_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
+        return manual_action("approve", rule_id, caller, conn, reason=body.reason)
+
+    @app.post(
+        f"{API}/rules/{{rule_id}}/reject", tags=["lifecycle"], summary="Reject a rule waiting for review"
+    )
+    def reject_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
+        return manual_action("reject", rule_id, caller, conn, reason=body.reason)
+
     @app.post(f"{API}/rules/{{rule_id}}/deprecate", tags=["lifecycle"], summary="Deprecate a rule by hand")
     def deprecate_one(rule_id: str, body: ReasonRequest, caller: Admin, conn: Conn) -> dict:
         return manual_action("deprecate", rule_id, caller, conn, reason=body.reason)
@@ -626,7 +643,12 @@ def create_app(
         try:
             with conn.transaction() as tx:
                 summary = store.apply_lifecycle(
-                    conn, run_id=run_ids[0], profile=profile_name, config=profiles(), actor=caller.actor
+                    conn,
+                    run_id=run_ids[0],
+                    profile=profile_name,
+                    config=profiles(),
+                    actor=caller.actor,
+                    languages=settings.languages,
                 )
                 changes = [
                     {"rule_id": r[0], "from_status": r[1], "to_status": r[2], "reason": r[3]}

@@ -135,16 +135,48 @@ def _metrics_json(row: Mapping[str, Any], run_id: str | None = None) -> dict[str
     return out
 
 
+def evaluation_hit_sets(
+    conn: psycopg.Connection, rule_ids: Sequence[str], hits_relation: str
+) -> dict[str, HitSets]:
+    """The labelled evaluation-window messages each rule hits (the set choice without evidence)."""
+    rows = conn.execute(
+        f"""
+        select h.rule_id, h.message_id, m.is_spam
+        from {hits_relation} as h
+        inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+        where h.window_name = %s and h.rule_id = any(%s) and m.is_spam is not null
+        """,
+        (EVALUATION_WINDOW, list(rule_ids)),
+    ).fetchall()
+    spam: dict[str, set[int]] = {}
+    ham: dict[str, set[int]] = {}
+    for rid, mid, is_spam in rows:
+        (spam if is_spam else ham).setdefault(rid, set()).add(mid)
+    return {rid: HitSets(frozenset(spam.get(rid, ())), frozenset(ham.get(rid, ()))) for rid in rule_ids}
+
+
 def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
     """``pg_temp.lc_folds (message_id, is_spam, fold)``: the labelled mining-window messages in
     ``folds`` folds (time-ordered blocks when the run's split is by time, else template-hash buckets,
     so copies of one template share a fold); the evaluation window's labelled messages as fold -1."""
-    row = conn.execute("select split_mode from patas.runs where run_id = %s", (run_id,)).fetchone()
+    row = (
+        conn.execute("select split_mode from patas.runs where run_id = %s", (run_id,)).fetchone()
+        if relation_exists(conn, "patas.runs")
+        else None
+    )
     by_time = row is not None and row[0] == "time"
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'intermediate' and table_name = 'int_messages_enriched'"
+        )
+    }
+    bucket = "coalesce(m.split_bucket, 0)" if "split_bucket" in columns else "m.message_id"
     fold = (
         f"(ntile({int(folds)}) over (order by m.event_at, m.message_id) - 1)"
-        if by_time
-        else f"(coalesce(m.split_bucket, 0) % {int(folds)})"
+        if by_time and "event_at" in columns
+        else f"({bucket} % {int(folds)})"
     )
     conn.execute("drop table if exists pg_temp.lc_folds")
     conn.execute(
@@ -367,7 +399,9 @@ def apply_lifecycle(
 
     Promotion weighs each rule's cross-fitted evidence (``folds`` folds of the mining window plus
     the evaluation window; python_steps.lifecycle.evidence), written to ``patas.rule_evidence``;
-    deprecation weighs the evaluation window (what the rule did on the newest data).
+    ``folds`` 1: the evaluation window's hits with the kind priors; 0: the evaluation window's own
+    metrics, as before cross-fitting. Deprecation weighs the evaluation window (what the rule did
+    on the newest data).
     """
     config = config or load_profiles()
     prof = _profile(profile, config)
@@ -403,11 +437,20 @@ def apply_lifecycle(
             for rid, s in states.items()
         }
 
-        evidence, hits = rule_evidence(
-            conn, run_id, drafts, sorted(evals), folds=folds, languages=languages, hits_relation=hits_relation
-        )
-        for rid, fields in evidence.items():
-            evals[rid] = {**evals[rid], **fields}
+        if folds >= 1:
+            evidence, hits = rule_evidence(
+                conn,
+                run_id,
+                drafts,
+                sorted(evals),
+                folds=folds,
+                languages=languages,
+                hits_relation=hits_relation,
+            )
+            for rid, fields in evidence.items():
+                evals[rid] = {**evals[rid], **fields}
+        else:  # folds 0: the evaluation window's own metrics decide (no evidence, no kind priors)
+            evidence, hits = {}, evaluation_hit_sets(conn, sorted(evals), hits_relation)
         active_ids = [rid for rid, s in states.items() if s.status == "active"]
         idle = (
             _idle_runs(conn, active_ids, {rid: evals[rid]["hit_count"] for rid in evals}, run_id)

@@ -175,12 +175,13 @@ def rule_card(conn: psycopg.Connection, ref: str, *, examples: int = 5) -> dict[
         evaluation = [m for m in card["metrics_over_time"] if m["window_name"] == "evaluation"]
         card["latest_metrics"] = evaluation[-1] if evaluation else None
     if _exists(conn, "marts.rule_hits") and _exists(conn, "intermediate.int_messages_enriched"):
+        # The evaluation window's hits first, then the mining window's (cross-fitted evidence).
         hits = """
-            select m.message_id, m.external_id, m.text, m.is_spam
+            select m.message_id, m.external_id, m.text, m.is_spam, h.window_name
             from marts.rule_hits as h
             inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
-            where h.rule_id = %s and h.window_name = 'evaluation' and {cond}
-            order by m.message_id limit %s
+            where h.rule_id = %s and {cond}
+            order by h.window_name = 'evaluation' desc, m.message_id limit %s
         """
         card["example_hits"] = _rows(conn, hits.format(cond="m.is_spam is not false"), (rule_id, examples))
         card["ham_matched"] = _rows(conn, hits.format(cond="m.is_spam = false"), (rule_id, examples))

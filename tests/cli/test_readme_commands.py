@@ -317,6 +317,14 @@ def test_generate_small_and_bad_scenario(user: User):
     )
 
 
+def test_unknown_language_is_one_line(user: User, demo):
+    assert "`PATAS_LANGUAGES`" in README
+    bad = User({**user.env, "PATAS_LANGUAGES": "en,xx"}, user.cwd)("run", ok=False)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: no word-frequency list for xx (PATAS_LANGUAGES)")
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_bench_quality_on_samples_and_first_rule(user: User, demo, shared_dataset: Path):
     assert "patas bench quality --data msgs.jsonl --sample 600 --seeds 1,2,3 --out q600.json" in README
     assert "patas bench first-rule --rows 3000 --days 14 --out fr.json" in README

@@ -38,11 +38,14 @@ from python_steps.publish import exports as ex
 
 pytestmark = pytest.mark.integration
 
-# Profiles sized for a 12-message window.
+# Profiles and tiers sized for a 12-message window; promotion on the evaluation window's own
+# metrics (folds=0: the hand-made windows have no mining folds to cross-fit).
 SMALL = SafetyProfile("small", min_precision=0.9, max_ham_hits=0, max_coverage=0.5, min_hits=2)
 LOOSE = SafetyProfile("loose", min_precision=0.6, max_ham_hits=2, max_coverage=0.5, min_hits=1)
 CONFIG = ProfileConfig(
-    profiles={"small": SMALL, "loose": LOOSE}, default_profile="small", tiers=TierThresholds()
+    profiles={"small": SMALL, "loose": LOOSE},
+    default_profile="small",
+    tiers=TierThresholds(safe_auto_min_precision=0.9, safe_auto_max_false_positive_rate=1.0),
 )
 
 PERIOD_2 = [
@@ -93,7 +96,7 @@ def _period(world: dict, run_id: str) -> dict:
     run_shadow_evaluation(project, url, run_id)
     with psycopg.connect(url) as conn:
         assert store.check_evaluation_consistency(conn, run_id) == []
-        summary = store.apply_lifecycle(conn, run_id=run_id, profile="small", config=CONFIG)
+        summary = store.apply_lifecycle(conn, run_id=run_id, profile="small", config=CONFIG, folds=0)
     run_post_lifecycle(project, url, run_id)
     return summary
 
@@ -161,9 +164,10 @@ def test_active_rules_and_rulesets_after_period_1(world: dict) -> None:
     )
     assert act["precision"] == 1.0 and act["recall"] == pytest.approx(4 / 7)
     assert rulesets["profile:small"]["rule_count"] == 2
-    # The loose profile would also take the domain rule (precision 2/3, one ham hit), phone_and_handle
-    # (one spam hit) and call_not_bot is out (precision 0.5).
-    assert rulesets["profile:loose"]["rule_count"] == 4
+    # The loose profile would also take phone_and_handle (one spam hit); the domain rule (precision
+    # 2/3, one ham hit) meets its bar but is not SAFE_AUTO, and tiers gate promotion; call_not_bot is
+    # out (precision 0.5).
+    assert rulesets["profile:loose"]["rule_count"] == 3
 
 
 def test_reader_role_reads_active_rules_and_nothing_else(world: dict) -> None:
@@ -187,7 +191,7 @@ def test_rerunning_a_period_changes_nothing(world: dict) -> None:
     url = world["url"]
     before_audit, before_status = _audit(url), _status(url)
     with psycopg.connect(url) as conn:
-        summary = store.apply_lifecycle(conn, run_id="period-1", profile="small", config=CONFIG)
+        summary = store.apply_lifecycle(conn, run_id="period-1", profile="small", config=CONFIG, folds=0)
     assert summary["transitions"] == {} and summary["new_candidates"] == 0
     assert _audit(url) == before_audit and _status(url) == before_status
 
@@ -317,7 +321,7 @@ def test_consistency_check_finds_problems(world: dict) -> None:
         problems = store.check_evaluation_consistency(conn, "period-2")
         assert any("no evaluation row" in p for p in problems)
         with pytest.raises(policy.LifecycleError, match="inconsistent"):
-            store.apply_lifecycle(conn, run_id="period-2", profile="small", config=CONFIG)
+            store.apply_lifecycle(conn, run_id="period-2", profile="small", config=CONFIG, folds=0)
         conn.rollback()
         conn.execute(
             "update marts.rule_evaluations set spam_hit_count = spam_hit_count + 1 where hit_count > 0"

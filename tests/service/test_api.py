@@ -39,6 +39,9 @@ ENDPOINTS = [
     ("POST", f"{API}/rules/r_0/promote", "admin", {"reason": "r"}),
     ("POST", f"{API}/rules/r_0/deprecate", "admin", {"reason": "r"}),
     ("POST", f"{API}/rules/r_0/pin", "admin", {"reason": "r"}),
+    ("GET", f"{API}/rules/review", "reader", None),
+    ("POST", f"{API}/rules/r_0/approve", "admin", {"reason": "r"}),
+    ("POST", f"{API}/rules/r_0/reject", "admin", {"reason": "r"}),
     ("GET", f"{API}/keys", "admin", None),
     ("POST", f"{API}/keys", "admin", {"name": "probe", "role": "reader"}),
     ("DELETE", f"{API}/keys/nobody", "admin", None),
@@ -73,7 +76,8 @@ def test_openapi_docs_are_served(service: Service) -> None:
     for path in ("/health", "/messages/ingest", "/patterns/mine", "/runs/{run_id}", "/patterns", "/rules",
                  "/rules/{rule_id}", "/rules/{rule_id}/promote", "/rules/{rule_id}/deprecate",
                  "/rules/{rule_id}/pin", "/rules/eval-shadow", "/rules/promote", "/rules/export",
-                 "/analyze", "/rules/match"):  # fmt: skip
+                 "/analyze", "/rules/match", "/rules/review", "/rules/{rule_id}/approve",
+                 "/rules/{rule_id}/reject"):  # fmt: skip
         assert API + path in paths, path
     assert "/export-rules" in paths
 
@@ -91,6 +95,30 @@ def test_role_boundaries(service: Service, method: str, path: str, role: str, bo
         r = service.call(method, path, role=lower, json_body=body)
         assert r.status == 403, (lower, r.body)
         assert r.body["error"] == "forbidden" and role in r.body["detail"]
+
+
+def test_review_queue_and_approve_over_http(service: Service, mined: dict) -> None:
+    queue = service.call("GET", f"{API}/rules/review", role="reader")
+    assert queue.status == 200, queue.body
+    assert queue.body["count"] == len(queue.body["rules"])
+    assert all(r["tier"] == "REVIEW_ONLY" for r in queue.body["rules"])
+    if not queue.body["rules"]:
+        pytest.fail("the service corpus leaves no REVIEW_ONLY rule to review")
+    rid = queue.body["rules"][0]["rule_id"]
+    assert queue.body["rules"][0]["posterior_mean"] is not None
+    ok = service.call(
+        "POST", f"{API}/rules/{rid}/approve", role="admin", json_body={"reason": "looked at it"}
+    )
+    assert ok.status == 200, ok.body
+    assert ok.body["status"] == "active" and ok.body["reason"] == "review_approved: looked at it"
+    again = service.call("POST", f"{API}/rules/{rid}/approve", role="admin", json_body={"reason": "twice"})
+    assert again.status == 409 and "not waiting for review" in again.body["detail"]
+    assert (
+        service.call("POST", f"{API}/rules/r_nope/reject", role="admin", json_body={"reason": "x"}).status
+        == 404
+    )
+    back = service.call("POST", f"{API}/rules/{rid}/deprecate", role="admin", json_body={"reason": "undo"})
+    assert back.status == 200, back.body
 
 
 def test_revoked_key_is_refused_and_tokens_are_stored_hashed(service: Service) -> None:
