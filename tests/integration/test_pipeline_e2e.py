@@ -21,6 +21,11 @@ METRICS_SQL = """
 select rule_id, window_name, hit_count, spam_hit_count, ham_hit_count, precision, recall
 from marts.rule_evaluations order by rule_id, window_name
 """
+EVIDENCE_SQL = """
+select rule_id, rule_kind, evidence_folds, evidence_folds_used, evidence_spam_hits, evidence_ham_hits,
+    evidence_ham_total, prior_mean, prior_strength, posterior_mean, posterior_lower_bound, tier
+from patas.rule_evidence order by rule_id
+"""
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +47,26 @@ def e2e(warehouse_url, tmp_path_factory):
         with psycopg.connect(warehouse_url) as c:
             rules_1 = c.execute(RULES_SQL).fetchall()
             metrics_1 = c.execute(METRICS_SQL).fetchall()
+            evidence_1 = c.execute(EVIDENCE_SQL).fetchall()
+            tiers_1 = dict(c.execute("select rule_id, tier from patas.rule_lifecycle").fetchall())
+            active_1 = [
+                r[0] for r in c.execute("select rule_id from patas.rule_lifecycle where status = 'active'")
+            ]
         second_ingest = ingest_file(warehouse_url, corpus).as_dict()
         second = run_pipeline(settings, warehouse_url)
         with psycopg.connect(warehouse_url) as c:
             rules_2 = c.execute(RULES_SQL).fetchall()
             metrics_2 = c.execute(METRICS_SQL).fetchall()
+            evidence_2 = c.execute(EVIDENCE_SQL).fetchall()
         yield {
             "first": first,
             "second": second,
             "ingest": (first_ingest, second_ingest),
             "rules": (rules_1, rules_2),
             "metrics": (metrics_1, metrics_2),
+            "evidence": (evidence_1, evidence_2),
+            "tiers": tiers_1,
+            "active": active_1,
             "settings": settings,
         }
 
@@ -82,6 +96,21 @@ def test_rerun_gives_identical_rules_and_metrics(e2e):
     metrics_1, metrics_2 = e2e["metrics"]
     assert rules_1 and rules_1 == rules_2
     assert metrics_1 and metrics_1 == metrics_2
+
+
+def test_promotion_weighed_cross_fitted_evidence(e2e):
+    evidence_1, evidence_2 = e2e["evidence"]
+    assert evidence_1 and evidence_1 == evidence_2  # deterministic
+    windows = {r[1] for r in e2e["metrics"][0]}
+    assert windows == {"mining", "evaluation"}  # shadow evaluation measured the mining window too
+    by_id = {r[0]: r for r in evidence_1}
+    assert all(r[2] == 5 for r in evidence_1)
+    assert any(r[3] > 0 and r[4] > 0 for r in evidence_1)  # out-of-fold mining hits count
+    # Only SAFE_AUTO rules became active on their own; the stored tier is the evidence's.
+    assert e2e["active"] and all(by_id[rid][11] == "SAFE_AUTO" == e2e["tiers"][rid] for rid in e2e["active"])
+    assert not [r for r in evidence_1 if r[1] == "word_common" and r[11] == "SAFE_AUTO"]
+    for r in evidence_1:
+        assert 0 <= r[10] <= r[9] <= 1 and r[8] > 0
 
 
 def test_rerun_changes_no_status(e2e):
