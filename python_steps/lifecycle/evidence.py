@@ -37,7 +37,7 @@ Wilson bounds elsewhere).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,59 +120,41 @@ def drafting_bar(
     return not (kind in ("phrase_rare", "phrase_common", "word_common") and ham > max_phrase_ham)
 
 
-@dataclass(frozen=True)
-class LabelledHit:
-    message_id: int
-    window: str  # 'mining' | 'evaluation'
-    is_spam: bool
-    fold: int  # mining window: 0 .. folds - 1; evaluation window: -1
+FoldCounts = Mapping[int, tuple[int, int]]  # fold -> (spam hits, ham hits); fold -1: evaluation window
 
 
 @dataclass(frozen=True)
 class Evidence:
-    spam: frozenset[int]
-    ham: frozenset[int]
-    folds_used: frozenset[int] = frozenset()  # mining folds whose hits count
-
-    @property
-    def spam_count(self) -> int:
-        return len(self.spam)
-
-    @property
-    def ham_count(self) -> int:
-        return len(self.ham)
+    spam_count: int
+    ham_count: int
+    folds_used: frozenset[int] = (
+        frozenset()
+    )  # mining folds whose hits count (the evaluation window always does)
 
 
 def crossfit_evidence(
-    hits: Mapping[str, Iterable[LabelledHit]],
+    counts: Mapping[str, FoldCounts],
     kinds: Mapping[str, str],
     origins: Mapping[str, str],
     folds: int,
     bar: Callable[[str, int, int], bool],
 ) -> dict[str, Evidence]:
-    """Each rule's out-of-fold evidence (see the module docstring). ``folds`` < 2: evaluation only."""
+    """Each rule's out-of-fold evidence (see the module docstring), from its labelled hits counted
+    per fold. ``folds`` < 2: the evaluation window only."""
     out: dict[str, Evidence] = {}
     for rid in sorted(kinds):
-        spam: set[int] = set()
-        ham: set[int] = set()
-        mining: list[LabelledHit] = []
-        for h in hits.get(rid, ()):
-            if h.window == "evaluation":
-                (spam if h.is_spam else ham).add(h.message_id)
-            elif h.window == "mining":
-                mining.append(h)
+        by_fold = counts.get(rid, {})
+        spam, ham = by_fold.get(-1, (0, 0))
         used: set[int] = set()
-        if folds >= 2 and origins.get(rid) in DRAFTED_ORIGINS and mining:
-            total_spam = sum(1 for h in mining if h.is_spam)
-            total_ham = len(mining) - total_spam
+        if folds >= 2 and origins.get(rid) in DRAFTED_ORIGINS:
+            total_spam = sum(s for f, (s, _) in by_fold.items() if f >= 0)
+            total_ham = sum(h for f, (_, h) in by_fold.items() if f >= 0)
             for f in range(folds):
-                in_fold = [h for h in mining if h.fold == f]
-                f_spam = sum(1 for h in in_fold if h.is_spam)
-                if bar(kinds[rid], total_spam - f_spam, total_ham - (len(in_fold) - f_spam)):
+                f_spam, f_ham = by_fold.get(f, (0, 0))
+                if (total_spam or total_ham) and bar(kinds[rid], total_spam - f_spam, total_ham - f_ham):
                     used.add(f)
-                    for h in in_fold:
-                        (spam if h.is_spam else ham).add(h.message_id)
-        out[rid] = Evidence(frozenset(spam), frozenset(ham), frozenset(used))
+                    spam, ham = spam + f_spam, ham + f_ham
+        out[rid] = Evidence(spam, ham, frozenset(used))
     return out
 
 
@@ -254,7 +236,7 @@ def evidence_metrics(
     priors = kind_priors(kinds, evidence)
     out: dict[str, dict[str, Any]] = {}
     for rid in sorted(kinds):
-        ev = evidence.get(rid, Evidence(frozenset(), frozenset()))
+        ev = evidence.get(rid, Evidence(0, 0))
         prior = priors.get(rid, Prior(kinds[rid], 1.0, 1.0))
         labelled = ev.spam_count + ev.ham_count
         ham_total = ham_by_fold.get(-1, 0) + sum(ham_by_fold.get(f, 0) for f in ev.folds_used)

@@ -31,6 +31,7 @@ from python_steps.lifecycle.policy import (
 from python_steps.lifecycle.profiles import (
     ProfileConfig,
     SafetyProfile,
+    TierThresholds,
     load_profiles,
     tier_for,
 )
@@ -207,8 +208,12 @@ def rule_evidence(
     languages: Sequence[str],
     hits_relation: str,
     drafting: DraftingConfig | None = None,
+    tiers: TierThresholds | None = None,
+    with_hit_sets: Sequence[str] = (),
 ) -> tuple[dict[str, dict[str, Any]], dict[str, HitSets]]:
-    """Per rule: the evidence fields (python_steps.lifecycle.evidence) and its held-out hit sets."""
+    """Per rule: the evidence fields (python_steps.lifecycle.evidence); and the held-out hit sets of
+    the SAFE_AUTO rules (the only ones promotion may choose) and of ``with_hit_sets`` (the active
+    rules, whose hits count first in the set choice)."""
     cfg = drafting or DraftingConfig()
     folds = folds if folds >= 2 else 0
     kinds = {
@@ -219,20 +224,19 @@ def rule_evidence(
     }
     origins = {rid: drafts.get(rid, {}).get("origin", "") for rid in rule_ids}
     _fold_table(conn, run_id, max(folds, 1))
-    hits: dict[str, list[ev.LabelledHit]] = {}
-    rows = conn.execute(
+    counts: dict[str, dict[int, tuple[int, int]]] = {}
+    for rid, fold, spam, ham in conn.execute(
         f"""
-        select h.rule_id, h.message_id, h.window_name, f.is_spam, f.fold
+        select h.rule_id, f.fold, count(*) filter (where f.is_spam), count(*) filter (where not f.is_spam)
         from {hits_relation} as h
         inner join lc_folds as f on f.message_id = h.message_id
         where h.rule_id = any(%s)
-        order by h.rule_id, h.message_id, h.window_name
+            and ((h.window_name = 'evaluation' and f.fold = -1) or (h.window_name = 'mining' and f.fold >= 0))
+        group by 1, 2
         """,
         (list(rule_ids),),
-    )
-    for rid, mid, window, is_spam, fold in rows:
-        if window == "evaluation" or (window == "mining" and fold >= 0):
-            hits.setdefault(rid, []).append(ev.LabelledHit(mid, window, is_spam, fold))
+    ):
+        counts.setdefault(rid, {})[int(fold)] = (int(spam), int(ham))
     ham_by_fold = {
         int(f): int(n)
         for f, n in conn.execute("select fold, count(*) from lc_folds where not is_spam group by fold")
@@ -250,10 +254,32 @@ def rule_evidence(
             max_phrase_ham=cfg.max_phrase_ham_count,
         )
 
-    evidence = ev.crossfit_evidence(hits, kinds, origins, folds, bar)
-    conn.execute("drop table if exists pg_temp.lc_folds")
+    evidence = ev.crossfit_evidence(counts, kinds, origins, folds, bar)
     metrics = ev.evidence_metrics(kinds, evidence, ham_by_fold, folds)
-    hit_sets = {rid: HitSets(e.spam, e.ham) for rid, e in evidence.items()}
+    # Only SAFE_AUTO rules can be chosen, so only their held-out message ids are read (the greedy
+    # set choice needs them); the other rules' evidence is counted in the query above.
+    choosable = sorted(
+        {rid for rid, m in metrics.items() if tier_for(m, tiers) == "SAFE_AUTO"}
+        | (set(with_hit_sets) & set(metrics))
+    )
+    spam_ids: dict[str, set[int]] = {}
+    ham_ids: dict[str, set[int]] = {}
+    for rid, mid, is_spam, fold in conn.execute(
+        f"""
+        select h.rule_id, h.message_id, f.is_spam, f.fold
+        from {hits_relation} as h
+        inner join lc_folds as f on f.message_id = h.message_id
+        where h.rule_id = any(%s)
+            and ((h.window_name = 'evaluation' and f.fold = -1) or (h.window_name = 'mining' and f.fold >= 0))
+        """,
+        (choosable,),
+    ):
+        if fold == -1 or fold in evidence[rid].folds_used:
+            (spam_ids if is_spam else ham_ids).setdefault(rid, set()).add(mid)
+    conn.execute("drop table if exists pg_temp.lc_folds")
+    hit_sets = {
+        rid: HitSets(frozenset(spam_ids.get(rid, ())), frozenset(ham_ids.get(rid, ()))) for rid in choosable
+    }
     return metrics, hit_sets
 
 

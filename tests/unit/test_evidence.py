@@ -12,14 +12,6 @@ def bar(kind: str, spam: int, ham: int) -> bool:
     return ev.drafting_bar(kind, spam, ham, min_spam=3, min_share=0.95, max_phrase_ham=1)
 
 
-def mining(mid: int, spam: bool, fold: int) -> ev.LabelledHit:
-    return ev.LabelledHit(mid, "mining", spam, fold)
-
-
-def evaluation(mid: int, spam: bool) -> ev.LabelledHit:
-    return ev.LabelledHit(mid, "evaluation", spam, -1)
-
-
 def test_common_words_come_from_the_word_list() -> None:
     assert is_common_word("win") and is_common_word("online") and is_common_word("the")
     assert not is_common_word("ringtone") and not is_common_word("150p") and not is_common_word("")
@@ -61,43 +53,54 @@ def test_rule_kinds(rule_json: dict, origin: str, kind: str) -> None:
 
 
 def test_out_of_fold_hits_count_only_where_the_rule_is_drafted_without_the_fold() -> None:
-    hits = {
+    counts = {
         # spread over folds 0..4: drafted without any one fold, every mining hit is evidence
-        "r_spread": [mining(i, True, i % 5) for i in range(20)] + [evaluation(100, True)],
-        # one template, one fold: without fold 2 it has no spam, so its mining hits are in-sample
-        "r_one_fold": [mining(200 + i, True, 2) for i in range(8)] + [evaluation(300, True)],
-        # its single ham sits in fold 1; drafted without fold 1 (clean), the ham there counts
-        "r_ham": [mining(400 + i, True, i % 5) for i in range(30)] + [mining(499, False, 1)],
+        "r_spread": {-1: (1, 0)} | {f: (4, 0) for f in range(5)},
+        # one template, one fold: without fold 2 it has no spam, so its mining hits are in-sample;
+        # folds 0, 1, 3, 4 are out of fold (drafted without them: it just hits nothing there)
+        "r_one_fold": {-1: (1, 0), 2: (8, 0)},
+        # its single ham sits in fold 1; drafted without any fold (24+ spam, <= 1 ham), all count
+        "r_ham": {0: (6, 0), 1: (6, 1), 2: (6, 0), 3: (6, 0), 4: (6, 0)},
+        # 10 spam and 1 ham: without a fold, 8 spam to 1 ham is under 95%; only without fold 1 (clean)
+        "r_thin": {0: (2, 0), 1: (2, 1), 2: (2, 0), 3: (2, 0), 4: (2, 0)},
         # a cluster rule saw the whole mining window: evaluation hits only
-        "r_cluster": [mining(600 + i, True, i % 5) for i in range(10)] + [evaluation(700, False)],
+        "r_cluster": {-1: (0, 1)} | {f: (2, 0) for f in range(5)},
     }
-    kinds = {"r_spread": "domain", "r_one_fold": "template", "r_ham": "phrase_rare", "r_cluster": "cluster"}
+    kinds = {
+        "r_spread": "domain",
+        "r_one_fold": "template",
+        "r_ham": "phrase_rare",
+        "r_thin": "phrase_rare",
+        "r_cluster": "cluster",
+    }
     origins = {rid: "pattern_mining" for rid in kinds} | {"r_cluster": "semantic"}
-    out = ev.crossfit_evidence(hits, kinds, origins, 5, bar)
+    out = ev.crossfit_evidence(counts, kinds, origins, 5, bar)
     assert (out["r_spread"].spam_count, out["r_spread"].ham_count, len(out["r_spread"].folds_used)) == (
         21,
         0,
         5,
     )
-    # folds 0, 1, 3, 4 are out of fold (drafted without them: it just hits nothing there)
     assert (out["r_one_fold"].spam_count, out["r_one_fold"].folds_used) == (1, frozenset({0, 1, 3, 4}))
-    assert out["r_ham"].ham == frozenset({499}) and out["r_ham"].spam_count == 30
+    assert (out["r_ham"].spam_count, out["r_ham"].ham_count) == (30, 1)
+    assert (out["r_thin"].spam_count, out["r_thin"].ham_count, out["r_thin"].folds_used) == (
+        2,
+        1,
+        frozenset({1}),
+    )
     assert (out["r_cluster"].spam_count, out["r_cluster"].ham_count) == (0, 1)
     # Without cross-fitting the evaluation window alone is the evidence.
-    plain = ev.crossfit_evidence(hits, kinds, origins, 0, bar)
-    assert plain["r_spread"].spam_count == 1 and plain["r_one_fold"].spam_count == 1
+    plain = ev.crossfit_evidence(counts, kinds, origins, 0, bar)
+    assert (
+        plain["r_spread"].spam_count == 1
+        and plain["r_one_fold"].spam_count == 1
+        and plain["r_ham"].spam_count == 0
+    )
 
 
 def test_kind_priors_pool_the_other_rules_of_the_kind() -> None:
-    clean = {f"d{i}": ev.Evidence(frozenset(range(i * 100, i * 100 + 30)), frozenset()) for i in range(6)}
-    noisy = {
-        f"p{i}": ev.Evidence(
-            frozenset(range(5000 + i * 100, 5000 + i * 100 + 20)),
-            frozenset(range(9000 + i * 10, 9000 + i * 10 + 5)),
-        )
-        for i in range(6)
-    }
-    common = {"c0": ev.Evidence(frozenset(range(7000, 7200)), frozenset())}
+    clean = {f"d{i}": ev.Evidence(30, 0) for i in range(6)}
+    noisy = {f"p{i}": ev.Evidence(20, 5) for i in range(6)}
+    common = {"c0": ev.Evidence(200, 0)}
     evidence = clean | noisy | common
     kinds = {rid: "domain" for rid in clean} | {rid: "phrase_rare" for rid in noisy} | {"c0": "word_common"}
     priors = ev.kind_priors(kinds, evidence)
@@ -111,10 +114,7 @@ def test_kind_priors_pool_the_other_rules_of_the_kind() -> None:
 
 
 def test_evidence_metrics_are_deterministic_and_name_their_inputs() -> None:
-    evidence = {
-        "a": ev.Evidence(frozenset(range(40)), frozenset({900}), frozenset({0, 1, 2})),
-        "b": ev.Evidence(frozenset(range(100, 110)), frozenset(), frozenset()),
-    }
+    evidence = {"a": ev.Evidence(40, 1, frozenset({0, 1, 2})), "b": ev.Evidence(10, 0)}
     kinds = {"a": "domain", "b": "domain"}
     ham_by_fold = {-1: 1000, 0: 500, 1: 500, 2: 500, 3: 500, 4: 500}
     one = ev.evidence_metrics(kinds, evidence, ham_by_fold, 5)
