@@ -75,6 +75,7 @@ select
     '{}'::text[] as emails,
     '{}'::jsonb as meta,
     null::timestamptz as event_at,
+    (message_id %% 100)::int as split_bucket,
     case when r_label < 0.3 then true when r_label < 0.9 then false end as is_spam,
     1::bigint as batch_id
 from base;

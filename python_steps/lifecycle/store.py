@@ -166,18 +166,10 @@ def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
         else None
     )
     by_time = row is not None and row[0] == "time"
-    columns = {
-        r[0]
-        for r in conn.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'intermediate' and table_name = 'int_messages_enriched'"
-        )
-    }
-    bucket = "coalesce(m.split_bucket, 0)" if "split_bucket" in columns else "m.message_id"
     fold = (
         f"(ntile({int(folds)}) over (order by m.event_at, m.message_id) - 1)"
-        if by_time and "event_at" in columns
-        else f"({bucket} % {int(folds)})"
+        if by_time
+        else f"(coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})"
     )
     conn.execute("drop table if exists pg_temp.lc_folds")
     conn.execute(

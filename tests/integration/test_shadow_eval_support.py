@@ -60,6 +60,7 @@ create table intermediate.int_messages_enriched (
     emails text[] not null default '{}',
     meta jsonb not null default '{}',
     event_at timestamptz,
+    split_bucket integer,
     is_spam boolean,
     batch_id bigint not null default 1
 );
