@@ -52,7 +52,7 @@ SCHEMA_MIGRATIONS = "patas.schema_migrations"
 
 DDL_LOCK_KEY = 0x5A7A5 + 1  # transaction-level: concurrent first runs do not race on migrations
 
-# -- DDL ------------------------------------------------------------------------------------------
+# -- DDL: migration 1, frozen (change the schema with a new step in MIGRATIONS, below) ---------
 RAW_DDL = """
 create schema if not exists raw;
 
@@ -243,27 +243,6 @@ create table if not exists patas.ruleset_members (
     run_id text not null,
     primary key (ruleset_name, rule_id)
 );
-
--- The evidence promotion weighed in the latest run (python_steps.lifecycle.evidence): held-out
--- hits (cross-fitted), the rule kind's prior and the posterior of the rule's precision.
-create table if not exists patas.rule_evidence (
-    rule_id text primary key,
-    run_id text not null,
-    rule_kind text not null,
-    evidence_folds integer not null,
-    evidence_folds_used integer not null,
-    evidence_spam_hits integer not null,
-    evidence_ham_hits integer not null,
-    evidence_ham_total integer not null,
-    evidence_precision double precision,
-    evidence_false_positive_rate double precision,
-    prior_mean double precision not null,
-    prior_strength double precision not null,
-    posterior_mean double precision not null,
-    posterior_lower_bound double precision not null,
-    tier text not null,
-    recorded_at timestamptz not null default now()
-);
 """
 
 LLM_DDL = """
@@ -354,6 +333,32 @@ MIGRATIONS: tuple[Migration, ...] = (
                 check (status = 'running' or finished_at is not null),
             add constraint ingest_batches_failure_is_explained
                 check (status <> 'failed' or error is not null);
+        """,
+    ),
+    Migration(
+        3,
+        "rule_evidence: the evidence promotion weighed in the latest run",
+        """
+        -- The evidence promotion weighed in the latest run (python_steps.lifecycle.evidence): held-out
+        -- hits (cross-fitted), the rule kind's prior and the posterior of the rule's precision.
+        create table if not exists patas.rule_evidence (
+            rule_id text primary key,
+            run_id text not null,
+            rule_kind text not null,
+            evidence_folds integer not null,
+            evidence_folds_used integer not null,
+            evidence_spam_hits integer not null,
+            evidence_ham_hits integer not null,
+            evidence_ham_total integer not null,
+            evidence_precision double precision,
+            evidence_false_positive_rate double precision,
+            prior_mean double precision not null,
+            prior_strength double precision not null,
+            posterior_mean double precision not null,
+            posterior_lower_bound double precision not null,
+            tier text not null,
+            recorded_at timestamptz not null default now()
+        );
         """,
     ),
 )

@@ -90,6 +90,7 @@ def test_the_previous_schema_with_data_upgrades_in_place(fresh_db: str):
         for table, order in KEPT_AS_IS:
             assert _rows(conn, table, order) == before[table], table
         # the new shape: migration 2's constraints, with the old failed batch brought into line
+        assert conn.execute("select to_regclass('patas.rule_evidence')").fetchone()[0] is not None  # 3
         assert {"ingest_batches_end_is_recorded", "ingest_batches_failure_is_explained"} <= _constraints(
             conn, "raw.ingest_batches"
         )
