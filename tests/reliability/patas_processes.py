@@ -184,6 +184,9 @@ STATE_QUERIES = {
                                 hit_count, spam_hit_count, ham_hit_count, unlabelled_hit_count,
                                 unique_spam_hit_count, precision, recall, false_positive_rate
                          from patas.rule_metrics_history order by rule_id, window_name, run_seq desc""",
+    "evidence": """select rule_id, rule_kind, evidence_folds, evidence_folds_used, evidence_spam_hits,
+                          evidence_ham_hits, evidence_ham_total, evidence_precision, posterior_mean,
+                          posterior_lower_bound, tier from patas.rule_evidence order by rule_id""",
     "audit": """select rule_id, version, from_status, to_status, reason, metrics::text, actor, count(*)
                 from patas.rule_audit group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7""",
     "active_rules": "select rule_id, rule_version, tier, sql_expression from marts.active_rules order by 1",
