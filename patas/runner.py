@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from patas.manifest import ensure_manifest
+from python_steps import tables
 from python_steps.publish import report
 from python_steps.runspec import RunSpec
 from python_steps.settings import Settings, dbt_env
@@ -160,6 +161,8 @@ def run_pipeline(
             progress(event)
 
     with connect(url, autocommit=True) as lock_conn, run_lock(lock_conn, wait=False):
+        with connect(url) as conn:
+            tables.migrate(conn)  # the PATAS-owned tables at the latest schema version, before any step
         if on_locked:
             on_locked(run_id)
         watcher = _StageWatcher(instance, run_id, record)

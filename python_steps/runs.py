@@ -9,7 +9,7 @@ from python_steps.mining.windows import RunWindows
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    tables.ensure(conn, tables.RUNS_DDL)
+    tables.ensure_all(conn)
 
 
 def record_run(conn: psycopg.Connection, run_id: str, windows: RunWindows) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,6 +98,22 @@ def url_parts(url: str) -> ConnParts:
         password=unquote(u.password or ""),
         dbname=(u.path or "/").lstrip("/") or "postgres",
     )
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password (in the user part or a ``password=`` parameter) shown as ``***``:
+    the form every message and output prints."""
+    u = urlsplit(url)
+    netloc = u.netloc
+    if u.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    query = "&".join(
+        f"{k}=***" if k == "password" else part
+        for part in u.query.split("&")
+        for k in [part.split("=", 1)[0]]
+    )
+    return urlunsplit((u.scheme, netloc, u.path, query if u.query else "", u.fragment))
 
 
 def dbt_env(url: str, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,13 +1,23 @@
 """The tables PATAS writes from Python: their names and their DDL, in one place.
 
 dbt owns the models; these tables are written by Python steps and re-enter dbt as sources
-(``models/staging/_raw__sources.yml``, ``_patas__sources.yml``). Every ``ensure_*`` is idempotent
-and safe to run concurrently (a transaction-level advisory lock serializes the DDL, which races
-on ``create ... if not exists`` of the same names otherwise). Tests build their databases through
+(``models/staging/_raw__sources.yml``, ``_patas__sources.yml``). Tests build their databases through
 :func:`ensure_all`, never from a copy of these definitions.
+
+Versioned migrations. The DDL strings below are migration 1, the schema as it stood at commit
+bd60739 (``create ... if not exists``, so a warehouse built before migrations existed adopts it
+unchanged); they are frozen. Every later change is a new step appended to :data:`MIGRATIONS`
+(SQL that moves existing data along), never an edit of those strings.
+:func:`ensure_all` (= :func:`migrate`) applies the missing steps in order, in ONE transaction under
+a transaction-level advisory lock, and records each in ``patas.schema_migrations``: idempotent,
+safe when several processes start at once, all or nothing. ``patas ingest``, ``patas run`` and
+``patas serve`` call it at start; every step that writes calls it too (a no-op once up to date).
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 import psycopg
 
@@ -38,9 +48,11 @@ MESSAGES_WINDOWED = "intermediate.int_messages_windowed"
 RULE_HITS = "marts.rule_hits"
 RULE_EVALUATIONS = "marts.rule_evaluations"
 
-DDL_LOCK_KEY = 0x5A7A5 + 1  # transaction-level: concurrent first runs do not race on the DDL
+SCHEMA_MIGRATIONS = "patas.schema_migrations"
 
-# -- DDL ------------------------------------------------------------------------------------------
+DDL_LOCK_KEY = 0x5A7A5 + 1  # transaction-level: concurrent first runs do not race on migrations
+
+# -- DDL: migration 1, frozen (change the schema with a new step in MIGRATIONS, below) ---------
 RAW_DDL = """
 create schema if not exists raw;
 
@@ -231,27 +243,6 @@ create table if not exists patas.ruleset_members (
     run_id text not null,
     primary key (ruleset_name, rule_id)
 );
-
--- The evidence promotion weighed in the latest run (python_steps.lifecycle.evidence): held-out
--- hits (cross-fitted), the rule kind's prior and the posterior of the rule's precision.
-create table if not exists patas.rule_evidence (
-    rule_id text primary key,
-    run_id text not null,
-    rule_kind text not null,
-    evidence_folds integer not null,
-    evidence_folds_used integer not null,
-    evidence_spam_hits integer not null,
-    evidence_ham_hits integer not null,
-    evidence_ham_total integer not null,
-    evidence_precision double precision,
-    evidence_false_positive_rate double precision,
-    prior_mean double precision not null,
-    prior_strength double precision not null,
-    posterior_mean double precision not null,
-    posterior_lower_bound double precision not null,
-    tier text not null,
-    recorded_at timestamptz not null default now()
-);
 """
 
 LLM_DDL = """
@@ -315,14 +306,114 @@ create table if not exists patas.api_runs (
 ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL)
 
 
-def ensure(conn: psycopg.Connection, ddl: str) -> None:
-    """Apply one group's DDL under the DDL lock, in its own transaction (or savepoint)."""
+# -- migrations -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "baseline: the tables as of bd60739 (created where missing)", "\n".join(ALL_DDL)),
+    Migration(
+        2,
+        "ingest_batches: an ended batch says when it ended, a failed one says why",
+        """
+        update raw.ingest_batches set finished_at = started_at
+        where status <> 'running' and finished_at is null;
+        update raw.ingest_batches set error = 'failed before schema version 2 (no reason recorded)'
+        where status = 'failed' and error is null;
+        alter table raw.ingest_batches
+            add constraint ingest_batches_end_is_recorded
+                check (status = 'running' or finished_at is not null),
+            add constraint ingest_batches_failure_is_explained
+                check (status <> 'failed' or error is not null);
+        """,
+    ),
+    Migration(
+        3,
+        "rule_evidence: the evidence promotion weighed in the latest run",
+        """
+        -- The evidence promotion weighed in the latest run (python_steps.lifecycle.evidence): held-out
+        -- hits (cross-fitted), the rule kind's prior and the posterior of the rule's precision.
+        create table if not exists patas.rule_evidence (
+            rule_id text primary key,
+            run_id text not null,
+            rule_kind text not null,
+            evidence_folds integer not null,
+            evidence_folds_used integer not null,
+            evidence_spam_hits integer not null,
+            evidence_ham_hits integer not null,
+            evidence_ham_total integer not null,
+            evidence_precision double precision,
+            evidence_false_positive_rate double precision,
+            prior_mean double precision not null,
+            prior_strength double precision not null,
+            posterior_mean double precision not null,
+            posterior_lower_bound double precision not null,
+            tier text not null,
+            recorded_at timestamptz not null default now()
+        );
+        """,
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+SCHEMA_MIGRATIONS_DDL = """
+create schema if not exists patas;
+create table if not exists patas.schema_migrations (
+    version integer primary key,
+    name text not null,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+"""
+
+
+class SchemaVersionError(RuntimeError):
+    """The warehouse's schema is newer than this PATAS (an older release pointed at it)."""
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """The highest migration applied (0: none, or a warehouse from before migrations)."""
+    if conn.execute("select to_regclass(%s)", (SCHEMA_MIGRATIONS,)).fetchone()[0] is None:
+        return 0
+    return conn.execute("select coalesce(max(version), 0) from patas.schema_migrations").fetchone()[0]
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply the missing migrations in order, in one transaction; returns the versions applied now.
+
+    ``conn`` must have no open transaction of its own (this commits, or opens a savepoint)."""
     with conn.transaction():
+        if schema_version(conn) == LATEST_VERSION:  # the common case: no lock, one read
+            return []
         conn.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
-        conn.execute(ddl)
+        conn.execute(SCHEMA_MIGRATIONS_DDL)
+        current = schema_version(conn)  # again, under the lock: another process may have migrated
+        if current > LATEST_VERSION:
+            raise SchemaVersionError(
+                f"the warehouse schema is at version {current}, newer than this PATAS knows"
+                f" ({LATEST_VERSION}); upgrade PATAS"
+            )
+        applied = []
+        for step in MIGRATIONS:
+            if step.version <= current:
+                continue
+            conn.execute(step.sql)
+            conn.execute(
+                "insert into patas.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                (step.version, step.name, step.checksum),
+            )
+            applied.append(step.version)
+        return applied
 
 
 def ensure_all(conn: psycopg.Connection) -> None:
-    """Every table PATAS writes from Python."""
-    for ddl in ALL_DDL:
-        ensure(conn, ddl)
+    """Every table PATAS writes from Python, at the latest schema version."""
+    migrate(conn)

@@ -14,12 +14,14 @@ import psycopg
 
 from python_steps.runspec import RunSpecError
 from python_steps.settings import Settings, load_settings
+from python_steps.tables import SchemaVersionError
 from python_steps.warehouse import WarehouseError
 
 # Failures a user can act on: one line, exit 2.
 USER_ERRORS = (
     RunSpecError,
     WarehouseError,
+    SchemaVersionError,
     psycopg.OperationalError,
     FileNotFoundError,
     PermissionError,

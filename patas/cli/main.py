@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from patas.cli.common import PatasGroup, fail, settings, warehouse_url
-from python_steps.settings import PROJECT_ROOT, Settings, dbt_env
+from python_steps.settings import PROJECT_ROOT, Settings, dbt_env, masked_url
 
 _settings = settings
 _fail = fail
@@ -47,7 +47,7 @@ def db_start() -> None:
     """Start the embedded Postgres (initialising it on first use) and print its URL."""
     s = _settings()
     if s.database_url:
-        click.echo(f"PATAS_DATABASE_URL is set; using {s.database_url} (nothing to start)")
+        click.echo(f"PATAS_DATABASE_URL is set; using {masked_url(s.database_url)} (nothing to start)")
         return
     from patas.embedded import embedded_server
 
@@ -73,7 +73,7 @@ def db_status() -> None:
         try:
             with psycopg.connect(s.database_url, connect_timeout=5) as c:
                 c.execute("select 1")
-            click.echo(f"external warehouse reachable: {s.database_url}")
+            click.echo(f"external warehouse reachable: {masked_url(s.database_url)}")
         except psycopg.OperationalError as exc:
             _fail(f"external warehouse unreachable: {exc}", 1)
         return

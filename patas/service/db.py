@@ -17,7 +17,7 @@ from python_steps.warehouse import RUN_LOCK_KEY
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    tables.ensure(conn, tables.SERVICE_DDL)
+    tables.ensure_all(conn)
 
 
 def run_lock_held(conn: psycopg.Connection) -> bool:

@@ -64,7 +64,7 @@ QUARANTINE_BUFFER_BYTES = 16 << 20  # quarantined lines held in memory before th
 
 def ensure_schema(conn: psycopg.Connection) -> None:
     """Create schema ``raw`` and its tables if missing (idempotent, safe to run concurrently)."""
-    tables.ensure(conn, tables.RAW_DDL)
+    tables.ensure_all(conn)
 
 
 class _Loader:

@@ -63,7 +63,7 @@ METRIC_COLUMNS = (
 def ensure_schema(conn: psycopg.Connection) -> None:
     """Create the lifecycle tables (idempotent). Serialized: concurrent DDL on the same names races."""
     conn.execute("select pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK_KEY,))
-    tables.ensure(conn, tables.LIFECYCLE_DDL)
+    tables.ensure_all(conn)
 
 
 _RELATION_RE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")

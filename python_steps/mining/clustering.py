@@ -250,7 +250,7 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
 
 def write_clusters(conn: psycopg.Connection, clusters: list[Cluster], run_id: str, sample_size: int) -> None:
     """Replace the current clusters (the table holds the latest run's stage 2)."""
-    tables.ensure(conn, tables.CLUSTERS_DDL)
+    tables.ensure_all(conn)
     conn.execute("truncate patas.semantic_clusters, patas.semantic_cluster_members")
     with conn.cursor() as cur:
         cur.executemany(

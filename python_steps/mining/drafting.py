@@ -98,7 +98,7 @@ class DraftedRule:
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    tables.ensure(conn, tables.DRAFTS_DDL)
+    tables.ensure_all(conn)
 
 
 def _leaf_json(kind: str, value: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ class LlmDrafter:
 
     def __init__(self, conn: psycopg.Connection, cfg: LlmConfig, run_id: str):
         self.conn, self.cfg, self.run_id = conn, cfg, run_id
-        tables.ensure(conn, tables.LLM_DDL)
+        tables.ensure_all(conn)
         self._client = None
 
     def _chat(self, messages: list[dict[str, str]]) -> tuple[str, int, int]:

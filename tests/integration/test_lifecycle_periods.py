@@ -60,9 +60,9 @@ PERIOD_2 = [
 ]
 
 RAW_DDL = """
-create schema if not exists raw;
-create table if not exists raw.messages (message_id bigint primary key, text text not null);
-insert into raw.messages values (1, 'secret') on conflict do nothing;
+-- raw.messages itself comes from python_steps.tables (create_fixture builds every PATAS table)
+insert into raw.messages (message_id, external_id, text, batch_id, source_line)
+overriding system value values (1, 'm1', 'secret', 1, 1) on conflict do nothing;
 """
 
 

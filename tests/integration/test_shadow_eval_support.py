@@ -112,7 +112,7 @@ def message(
 
 def create_fixture(conn: psycopg.Connection, messages: Iterable[Mapping[str, Any]]) -> None:
     conn.execute(FIXTURE_DDL)
-    tables.ensure(conn, tables.DRAFTS_DDL)  # the project's own definition of the drafts tables
+    tables.ensure_all(conn)  # the project's own definition of the drafts tables
     insert_messages(conn, messages)
 
 

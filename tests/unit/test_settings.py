@@ -37,3 +37,15 @@ def test_settings_from_environment(tmp_path):
     assert s.pgdata == tmp_path / "pgdata"
     s2 = load_settings({"PATAS_DATABASE_URL": "postgresql://x@y/z"})
     assert not s2.embedded and not s2.llm_enabled
+
+
+def test_masked_url_hides_the_password_and_keeps_the_rest():
+    from python_steps.settings import masked_url
+
+    assert masked_url("postgresql://ann:s3cr%40t@db.example:6432/w?sslmode=require") == (
+        "postgresql://ann:***@db.example:6432/w?sslmode=require"
+    )
+    assert masked_url("postgresql://ann@db/w?password=s3cret&sslmode=require") == (
+        "postgresql://ann@db/w?password=***&sslmode=require"
+    )
+    assert masked_url("postgresql://127.0.0.1:5432/postgres") == "postgresql://127.0.0.1:5432/postgres"
