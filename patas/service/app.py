@@ -43,6 +43,7 @@ from patas.service.schemas import (
     IngestRequest,
     KeyRequest,
     MatchRequest,
+    PatternMatchRequest,
     PinRequest,
     PromoteRequest,
     ReasonRequest,
@@ -437,6 +438,17 @@ def create_app(
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict:
         return _patterns(conn, kind, limit, offset)
+
+    @app.post(
+        f"{API}/patterns/match", tags=["match"], summary="The known patterns nearest to a text, by meaning"
+    )
+    def match_patterns(body: PatternMatchRequest, caller: Reader, conn: Conn) -> dict:
+        from python_steps.mining import library
+        from python_steps.mining.embeddings import EmbeddingConfig
+
+        if not body.text.strip():
+            raise ApiError(422, "text: must not be blank")
+        return library.match(conn, body.text, EmbeddingConfig.from_settings(settings), k=body.k)
 
     @app.get(f"{API}/rules", tags=["rules"], summary="Rules, filtered and paginated")
     def list_rules(
