@@ -264,7 +264,7 @@ def test_patterns_list_show_match(user: User, demo):
     sims = [float(x.split()[0]) for x in matched.stdout.splitlines()]
     assert 1 <= len(sims) <= 5 and sims == sorted(sims, reverse=True) and -1 <= sims[-1] <= sims[0] <= 1
     as_json = json.loads(user("patterns", "match", "WIN a prize! Reply WIN to 87121", "--json").stdout)
-    assert [m["similarity"] for m in as_json["matches"]] == sims
+    assert [round(m["similarity"], 3) for m in as_json["matches"]] == sims
     # The example of a stored cluster finds that cluster first.
     example = cluster["summary"]["examples"][0]
     top = json.loads(user("patterns", "match", example, "-k", "3", "--json").stdout)["matches"]
