@@ -736,6 +736,7 @@ def _patterns(conn: psycopg.Connection, kind: str | None, limit: int, offset: in
                 "select * from patas.semantic_clusters order by message_count desc, cluster_id"
             ):
                 pid = f"cluster:{r['cluster_id']}"
+                r.pop("centroid", None)  # the vector is the library's business (POST /patterns/match)
                 items.append(
                     {"pattern_id": pid, "kind": "cluster", **r, "rule_ids": rules_by_pattern.get(pid, [])}
                 )

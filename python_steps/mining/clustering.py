@@ -279,7 +279,9 @@ def group_slice(
     try:
         labels = cluster_vectors(vectors, cfg.eps, cfg.min_samples)
         sizes = Counter(v for v in labels if v >= 0)
-        if sizes and max(sizes.values()) > cfg.degenerate_share * len(sample):
+        # Degenerate: one cluster swallows a slice big enough to hold several (eps too large).
+        big_enough = len(sample) >= 5 * cfg.min_samples
+        if big_enough and sizes and max(sizes.values()) > cfg.degenerate_share * len(sample):
             raise ValueError(
                 f"degenerate: one cluster holds {max(sizes.values())} of {len(sample)} messages (eps too large?)"
             )
