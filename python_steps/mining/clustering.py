@@ -366,7 +366,7 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
         select u.cluster_no, m.external_id, m.text, {", ".join("m." + c for c in ENTITY_COLUMNS)}
         from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
         inner join intermediate.int_messages_enriched as m on m.message_id = u.message_id
-        order by u.cluster_no, m.external_id
+        order by u.cluster_no, (m.is_spam is not true), m.external_id
         """,
         (member_cluster, member_ids),
     ).fetchall():
@@ -419,7 +419,7 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
             {"phrase": p, "cluster_messages": n, "spam_count": int(s), "ham_count": int(h)}
             for p, n, s, h in phrases
         ]
-        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]
+        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]  # spam members first
     wanted = [(i, p["phrase"]) for i, c in enumerate(clusters) for p in c.top_phrases[:3]]
     if not wanted:
         return

@@ -1,7 +1,7 @@
 """The pattern library: what stage 2 and promotion learned, remembered across runs.
 
 A pattern is a stage-2 cluster (``cluster:<cluster id>``) or a promoted rule's evidence
-(``rule:<rule id>``: the centroid of the spam it hit in the mining window), with its centroid
+(``rule:<rule id>``: the centroid of the spam it hit in shadow evaluation), with its centroid
 embedding (per provider and model: vectors of different spaces are never compared) and its figures.
 Every run that observes a pattern appends a version (``patas.pattern_versions``) and bumps the
 pattern's ``version`` and ``runs_active``; re-running the same run id changes nothing further.
@@ -118,7 +118,7 @@ def record_rule_patterns(
     conn: psycopg.Connection, run_id: str, cfg: embeddings.EmbeddingConfig, per_rule: int = 50
 ) -> dict:
     """Each active rule's evidence as a pattern: the centroid of (at most ``per_rule``) spam messages
-    it hits in the mining window, in a fixed hash order."""
+    it hits in the shadow-evaluated windows (``marts.rule_hits``), in a fixed hash order."""
     ensure_schema(conn)
     if conn.execute("select to_regclass('marts.rule_hits') is null or to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:  # fmt: skip
         return {"rule_patterns": 0}
@@ -126,9 +126,11 @@ def record_rule_patterns(
         """
         with hits as (
             select l.rule_id, m.normalized_text,
-                row_number() over (partition by l.rule_id order by md5(m.external_id), m.message_id) as pos
+                row_number() over (
+                    partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
+                ) as pos
             from patas.rule_lifecycle as l
-            inner join marts.rule_hits as h on h.rule_id = l.rule_id and h.window_name = 'mining'
+            inner join marts.rule_hits as h on h.rule_id = l.rule_id
             inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
             where l.status = 'active' and m.is_spam
         )

@@ -106,7 +106,8 @@ def test_the_slice_and_its_share_are_recorded(runs):
 def test_batches_go_to_the_endpoint_bounded(runs):
     first = runs["stub"].requests[: runs["requests_after_first"]]
     assert first and all(r["path"] == "/v1/embeddings" and 1 <= len(r["input"]) <= 2048 for r in first)
-    assert runs["first_state"]["record"]["embeddings"]["calls"] == len(first)
+    # Stage 2's calls, then the library's (the active rules' evidence) in the same run.
+    assert 1 <= runs["first_state"]["record"]["embeddings"]["calls"] <= len(first)
 
 
 def test_a_rerun_on_unchanged_data_makes_zero_embedding_calls_and_keeps_cluster_ids(runs):
@@ -138,7 +139,8 @@ def test_the_library_matches_a_campaign_text_to_its_pattern_with_its_rules(runs)
     assert len(sims) == 3 and sims == sorted(sims, reverse=True)
     assert exact["matches"][0]["pattern_id"] == f"cluster:{cid}" and sims[0] > sims[1]
     # Active rules' evidence is in the library too, each pattern carrying its rule.
-    assert rule_patterns
+    active = runs["second"]["rules_by_status"].get("active", 0)
+    assert active >= 1 and 0 < len(rule_patterns) <= active
     for p in rule_patterns:
         assert [r["rule_id"] for r in p["rules"]] == [p["pattern_id"].removeprefix("rule:")]
 
