@@ -186,6 +186,10 @@ def test_bad_json_and_bad_fields_are_422_naming_the_field(service: Service) -> N
     assert r.status == 422 and "unknown safety profile" in r.body["detail"]
     r = service.call("GET", f"{API}/rules/export?backend=xml", role="reader")
     assert r.status == 422 and r.body["fields"][0]["field"] == "backend"
+    r = service.call("POST", f"{API}/patterns/mine", role="operator", json_body={"stage2_slice": "huge"})
+    assert r.status == 422 and r.body["detail"].startswith("stage-2 slice must be one of narrow, default")
+    r = service.call("POST", f"{API}/patterns/mine", role="operator", json_body={"stage2_sample_size": 0})
+    assert r.status == 422 and r.body["fields"][0]["field"] == "stage2_sample_size"
     r = service.call("GET", f"{API}/nothing-here", role="reader")
     assert r.status == 404 and r.body["error"] == "not_found"
 
