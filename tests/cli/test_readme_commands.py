@@ -249,9 +249,10 @@ def test_patterns_list_show_match(user: User, demo):
     listed = user("patterns", "list")
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:3] == ["pattern", "v", "runs"] and len(lines) > 1
-    assert any(x.startswith("cluster:c_") for x in lines[1:])
-    rows = json.loads(user("patterns", "list", "--json").stdout)
-    cluster = next(p for p in rows if p["kind"] == "cluster")
+    assert all(x.startswith(("cluster:c_", "rule:r_")) for x in lines[1:])
+    rows = json.loads(user("patterns", "list", "--kind", "cluster", "--json").stdout)
+    assert rows and {p["kind"] for p in rows} == {"cluster"}
+    cluster = rows[0]
     shown = user("patterns", "show", cluster["pattern_id"])
     assert shown.stdout.startswith(f"{cluster['pattern_id']}  cluster  v{cluster['version']}")
     assert "embeddings: lexical / " in shown.stdout and "versions: v1 (" in shown.stdout
