@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from python_steps.mining.clustering import parse_slice
 from python_steps.mining.windows import SPLIT_MODES, RunWindows, resolve_windows
 
 DEFAULT_PROFILE = "conservative"
@@ -33,7 +34,10 @@ class RunSpec:
     # Stage 1 (dbt vars)
     suspiciousness_threshold: float = 0.03
     min_spam_count: int = 3
-    # Stage 2 (python_steps.mining.clustering)
+    # Stage 2 (python_steps.mining.clustering): off = stage 1 only (simple mode)
+    two_stage: bool = True
+    # the suspicious slice: a preset (narrow 1%, default 3%, wide 5%, explore 15%) or a percent
+    stage2_slice: str = "default"
     stage2_sample_size: int = 4000
     stage2_eps: float = 0.30
     stage2_min_samples: int = 6
@@ -62,6 +66,11 @@ class RunSpec:
         for name in ("min_spam_count", "stage2_sample_size", "stage2_min_samples", "max_rules"):
             if getattr(self, name) < 1:
                 raise RunSpecError(f"{name} must be at least 1")
+        try:
+            parse_slice(self.stage2_slice)
+        except ValueError as exc:
+            raise RunSpecError(str(exc)) from None
+        object.__setattr__(self, "stage2_slice", str(self.stage2_slice).strip().lower())
         if not 0 < self.stage2_eps < 2:
             raise RunSpecError("stage2_eps must be a cosine distance in (0, 2)")
         object.__setattr__(self, "ingest_paths", tuple(self.ingest_paths))
@@ -82,6 +91,10 @@ class RunSpec:
         d = asdict(self)
         d["ingest_paths"] = list(self.ingest_paths)
         return d
+
+    @property
+    def stage2_slice_percent(self) -> float:
+        return parse_slice(self.stage2_slice)
 
     def profile_or(self, default: str) -> str:
         return self.profile or default or DEFAULT_PROFILE

@@ -26,6 +26,14 @@ class Settings:
     llm_budget_tokens: int = 200_000
     profile: str = "conservative"
     max_text_bytes: int = 64 * 1024
+    embeddings_provider: str = "lexical"
+    embeddings_base_url: str | None = None
+    embeddings_model: str | None = None
+    embeddings_api_key: str | None = None
+    embeddings_batch_size: int = 2048
+    embeddings_timeout_s: float = 30.0
+    embeddings_max_retries: int = 3
+    embeddings_cache_ttl_days: float = 7.0
     log_level: str = "WARNING"  # what a run prints to the terminal; the full log goes to $PATAS_HOME/logs
     # Languages of the traffic, for the general-language prior (python_steps.lifecycle.evidence)
     languages: tuple[str, ...] = ("en",)
@@ -69,6 +77,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         llm_budget_tokens=int(env.get("PATAS_LLM_BUDGET_TOKENS", "200000")),
         profile=env.get("PATAS_PROFILE", "conservative"),
         max_text_bytes=int(env.get("PATAS_MAX_TEXT_BYTES", str(64 * 1024))),
+        embeddings_provider=env.get("PATAS_EMBEDDINGS_PROVIDER", "lexical").lower(),
+        embeddings_base_url=env.get("PATAS_EMBEDDINGS_BASE_URL") or None,
+        embeddings_model=env.get("PATAS_EMBEDDINGS_MODEL") or None,
+        embeddings_api_key=env.get("PATAS_EMBEDDINGS_API_KEY") or env.get("OPENAI_API_KEY") or None,
+        embeddings_batch_size=int(env.get("PATAS_EMBEDDINGS_BATCH_SIZE", "2048")),
+        embeddings_timeout_s=float(env.get("PATAS_EMBEDDINGS_TIMEOUT_S", "30")),
+        embeddings_max_retries=int(env.get("PATAS_EMBEDDINGS_MAX_RETRIES", "3")),
+        embeddings_cache_ttl_days=float(env.get("PATAS_EMBEDDINGS_CACHE_TTL_DAYS", "7")),
         log_level=env.get("PATAS_LOG_LEVEL", "WARNING").upper(),
         languages=tuple(x.strip() for x in env.get("PATAS_LANGUAGES", "en").split(",") if x.strip())
         or ("en",),

@@ -31,6 +31,10 @@ RULE_SIGNAL_CLAUSES = "patas.rule_signal_clauses"
 RULE_COUNTEREXAMPLES = "patas.rule_counterexamples"
 SEMANTIC_CLUSTERS = "patas.semantic_clusters"
 SEMANTIC_CLUSTER_MEMBERS = "patas.semantic_cluster_members"
+STAGE2_RUNS = "patas.stage2_runs"
+EMBEDDING_CACHE = "patas.embedding_cache"
+PATTERNS = "patas.patterns"
+PATTERN_VERSIONS = "patas.pattern_versions"
 RULE_LIFECYCLE = "patas.rule_lifecycle"
 RULE_AUDIT = "patas.rule_audit"
 RULE_METRICS_HISTORY = "patas.rule_metrics_history"
@@ -303,7 +307,69 @@ create table if not exists patas.api_runs (
 );
 """
 
+# The baseline (migration 1): the tables as of bd60739. Later tables and columns are migrations.
 ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL)
+
+# Stage 2 (python_steps.mining.clustering, embeddings, library): cluster quality and identity,
+# the run's stage-2 record, the embedding cache and the pattern library (migration 4).
+STAGE2_DDL = """
+create schema if not exists patas;
+alter table patas.semantic_clusters
+    add column if not exists centroid float8[],
+    add column if not exists cohesion float8,
+    add column if not exists spam_share float8,
+    add column if not exists nearest_ham_distance float8,
+    add column if not exists matched_similarity float8;
+create table if not exists patas.stage2_runs (
+    run_id text primary key,
+    record jsonb not null,
+    recorded_at timestamptz not null default now()
+);
+
+create table if not exists patas.embedding_cache (
+    provider text not null,
+    model text not null,
+    text_hash text not null,
+    dimensions integer not null,
+    embedding float8[] not null,
+    created_at timestamptz not null default now(),
+    primary key (provider, model, text_hash)
+);
+
+create table if not exists patas.patterns (
+    pattern_id text primary key,
+    kind text not null check (kind in ('cluster', 'rule')),
+    provider text not null,
+    model text not null,
+    dimensions integer not null,
+    centroid float8[] not null,
+    version integer not null,
+    first_run_id text not null,
+    last_run_id text not null,
+    runs_active integer not null,
+    message_count integer not null,
+    spam_share float8,
+    cohesion float8,
+    nearest_ham_distance float8,
+    summary jsonb not null,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now()
+);
+create index if not exists patterns_space on patas.patterns (kind, provider, model);
+create table if not exists patas.pattern_versions (
+    pattern_id text not null,
+    version integer not null,
+    run_id text not null,
+    centroid float8[] not null,
+    message_count integer not null,
+    spam_share float8,
+    cohesion float8,
+    nearest_ham_distance float8,
+    recorded_at timestamptz not null default now(),
+    primary key (pattern_id, version),
+    unique (pattern_id, run_id)
+);
+"""
 
 
 # -- migrations -----------------------------------------------------------------------------------
@@ -360,6 +426,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             recorded_at timestamptz not null default now()
         );
         """,
+    ),
+    Migration(
+        4, "stage 2: cluster quality and identity, stage2_runs, embedding cache, pattern library", STAGE2_DDL
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

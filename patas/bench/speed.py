@@ -357,9 +357,9 @@ def staged_run(
         cfg = clustering.ClusterConfig()
         with connect() as conn:
             found = clustering.build_clusters(conn, cfg)
-            clustering.write_clusters(conn, found, run_id, cfg.sample_size)
+            clustering.write_clusters(conn, found.clusters, run_id, cfg.sample_size, found.record)
             conn.commit()
-        return len(found)
+        return len(found.clusters)
 
     out["clusters"] = stages.run("stage2", stage2, may_time_out=True)
 

@@ -210,6 +210,9 @@ def _run_options(f):
         click.option("--max-rules", type=int, default=None, help="Drafting: at most this many rules (default 1000)."),
         click.option("--stage2-sample", "stage2_sample_size", type=int, default=None,
                      help="Stage 2: messages clustered at most (default 4000)."),
+        click.option("--stage2-slice", default=None,
+                     help="Stage 2: the suspicious slice, narrow (1%), default (3%), wide (5%), explore (15%) or a percent."),
+        click.option("--no-two-stage", "no_two_stage", is_flag=True, help="Stage 1 only (simple mode): no stage 2."),
         click.option("--no-llm", "no_llm", is_flag=True, help="Never call the LLM, even when PATAS_LLM_ENABLED is set."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -217,12 +220,16 @@ def _run_options(f):
     return f
 
 
-def _spec_from_flags(no_llm: bool = False, ingest_paths: tuple[str, ...] = (), **flags):
+def _spec_from_flags(
+    no_llm: bool = False, no_two_stage: bool = False, ingest_paths: tuple[str, ...] = (), **flags
+):
     from python_steps.runspec import RunSpec
 
     values = {k: v for k, v in flags.items() if v is not None}
     if no_llm:
         values["use_llm"] = False
+    if no_two_stage:
+        values["two_stage"] = False
     return RunSpec.from_mapping({**values, "ingest_paths": tuple(ingest_paths)})
 
 
@@ -402,11 +409,13 @@ def _prepare_manifest(env: dict[str, str]) -> None:
 def _attach_subcommands() -> None:
     from patas.cli.bench import bench
     from patas.cli.normalize import normalize
+    from patas.cli.patterns import patterns
     from patas.cli.rules import rules
 
     main.add_command(rules)
     main.add_command(bench)
     main.add_command(normalize)
+    main.add_command(patterns)
     # The HTTP service: serve, apikey, match (patas/service/cli.py).
     from patas.service.cli import commands as service_commands
 

@@ -43,6 +43,7 @@ from patas.service.schemas import (
     IngestRequest,
     KeyRequest,
     MatchRequest,
+    PatternMatchRequest,
     PinRequest,
     PromoteRequest,
     ReasonRequest,
@@ -438,6 +439,17 @@ def create_app(
     ) -> dict:
         return _patterns(conn, kind, limit, offset)
 
+    @app.post(
+        f"{API}/patterns/match", tags=["match"], summary="The known patterns nearest to a text, by meaning"
+    )
+    def match_patterns(body: PatternMatchRequest, caller: Reader, conn: Conn) -> dict:
+        from python_steps.mining import library
+        from python_steps.mining.embeddings import EmbeddingConfig
+
+        if not body.text.strip():
+            raise ApiError(422, "text: must not be blank")
+        return library.match(conn, body.text, EmbeddingConfig.from_settings(settings), k=body.k)
+
     @app.get(f"{API}/rules", tags=["rules"], summary="Rules, filtered and paginated")
     def list_rules(
         caller: Reader,
@@ -724,6 +736,7 @@ def _patterns(conn: psycopg.Connection, kind: str | None, limit: int, offset: in
                 "select * from patas.semantic_clusters order by message_count desc, cluster_id"
             ):
                 pid = f"cluster:{r['cluster_id']}"
+                r.pop("centroid", None)  # the vector is the library's business (POST /patterns/match)
                 items.append(
                     {"pattern_id": pid, "kind": "cluster", **r, "rule_ids": rules_by_pattern.get(pid, [])}
                 )

@@ -28,6 +28,14 @@ class RunOptions(_Body):
     evaluation_start: str | None = None
     evaluation_end: str | None = None
     evaluation_share: int | None = Field(None, ge=1, le=99)
+    two_stage: bool | None = Field(None, description="false: stage 1 only (simple mode)")
+    stage2_slice: str | None = Field(
+        None,
+        description="the suspicious slice: narrow (1%), default (3%), wide (5%), explore (15%) or a percent",
+    )
+    stage2_sample_size: int | None = Field(
+        None, ge=1, description="stage 2 clusters at most this many messages"
+    )
 
 
 class AnalyzeRequest(RunOptions):
@@ -87,3 +95,8 @@ class PromoteRequest(_Body):
 class KeyRequest(_Body):
     name: str = Field(min_length=1, max_length=100)
     role: Literal["reader", "operator", "admin"]
+
+
+class PatternMatchRequest(_Body):
+    text: str = Field(min_length=1, max_length=65536, description="one raw message text")
+    k: int = Field(5, ge=1, le=100, description="how many nearest patterns")

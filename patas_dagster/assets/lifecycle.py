@@ -7,6 +7,8 @@ from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps.lifecycle import store
 from python_steps.lifecycle.profiles import load_profiles
+from python_steps.mining import library
+from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.publish import exports, report
 from python_steps.settings import load_settings
 
@@ -60,7 +62,13 @@ def rule_lifecycle(
             languages=settings.languages,
         )
         conn.commit()
+        # The pattern library remembers each active rule's evidence (its centroid embedding).
+        patterns = library.record_rule_patterns(conn, context.run_id, EmbeddingConfig.from_settings(settings))
+        conn.commit()
+    for warning in patterns.get("embeddings", {}).get("warnings", []):
+        context.log.warning(f"pattern library: {warning}")
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    meta["rule_patterns"] = patterns["rule_patterns"]
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_audit"], metadata={"transitions": summary.get("transitions", 0)}

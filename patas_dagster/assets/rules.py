@@ -5,7 +5,8 @@ from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import RunSpecResource, WarehouseResource
-from python_steps.mining import clustering, drafting
+from python_steps.mining import clustering, drafting, library
+from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
 
@@ -25,20 +26,42 @@ def semantic_clusters(
 ) -> dg.MaterializeResult:
     spec = run_spec.spec()
     cfg = clustering.ClusterConfig(
-        sample_size=spec.stage2_sample_size, eps=spec.stage2_eps, min_samples=spec.stage2_min_samples
+        sample_size=spec.stage2_sample_size,
+        slice_percent=spec.stage2_slice_percent,
+        eps=spec.stage2_eps,
+        min_samples=spec.stage2_min_samples,
     )
     with warehouse.connect() as conn:
-        clusters = clustering.build_clusters(conn, cfg)
-        clustering.write_clusters(conn, clusters, context.run_id, cfg.sample_size)
+        if spec.two_stage:
+            result = clustering.build_clusters(conn, cfg, EmbeddingConfig.from_settings(load_settings()))
+        else:
+            result = clustering.Stage2Result([], {"method": "off", "stage2_messages": 0, "stage2_share": 0.0})
+        clustering.write_clusters(conn, result.clusters, context.run_id, cfg.sample_size, result.record)
+        if result.clusters:
+            library.record_clusters(conn, result.clusters, context.run_id, result.record["provider"],
+                                    result.record["model"])  # fmt: skip
         conn.commit()
+    for warning in result.record.get("warnings", []):
+        context.log.warning(f"stage 2: {warning}")
+    clusters = result.clusters
     preview = "\n".join(
         f"- `{c.cluster_id}` {c.size} msgs: " + ", ".join(p["phrase"] for p in c.top_phrases[:3])
         for c in clusters[:10]
     )
+    record = result.record
+    emb = record.get("embeddings", {})
     return dg.MaterializeResult(
         metadata={
             "clusters": len(clusters),
             "clustered_messages": sum(c.size for c in clusters),
+            "method": record.get("method", ""),
+            "stage2_messages": record.get("stage2_messages", 0),
+            "stage2_share": float(record.get("stage2_share", 0.0)),
+            "embedding_provider": str(record.get("provider", "")),
+            "embedding_calls": int(emb.get("calls", 0)),
+            "embedding_cache_hits": int(emb.get("cache_hits", 0)),
+            "known_clusters_matched": int(record.get("known_clusters_matched", 0)),
+            "warnings": dg.MetadataValue.json(record.get("warnings", [])),
             "preview": dg.MetadataValue.md(preview or "(none)"),
         }
     )

@@ -1,9 +1,23 @@
-"""Stage 2: semantic clusters of the spam that stage 1 flagged or left uncovered.
+"""Stage 2: semantic clusters of the suspicious slice that stage 1 picked out.
 
-Offline embeddings (TF-IDF over character n-grams of the normalized text, reduced by truncated
-SVD, L2-normalized) and DBSCAN with cosine distance. The sample is bounded (uncovered spam first,
-then the rest, each in a fixed hash order), so the cost does not grow with the corpus, and the
-whole stage is deterministic: inputs in a fixed order, fixed seeds, single-threaded BLAS.
+Stage 1 scores every message cheaply (its most suspicious signal: the Wilson lower bound of the
+signal's spam share, over signals with positive log-odds). Only the suspicious slice reaches this
+stage: the top N% of mining-window messages by that score (presets narrow 1%, default 3%, wide 5%,
+explore 15%, or a number) plus the spam that no stage-1 candidate covers, bounded by a sample size
+(uncovered spam first, then by score, ties in a fixed hash order), so the cost does not grow with
+the corpus. The run records what share of the window reached stage 2.
+
+The slice is embedded by a provider (:mod:`python_steps.mining.embeddings`: ``lexical`` offline, or
+an OpenAI-compatible endpoint, cached) and clustered by DBSCAN on cosine distance (settable eps and
+minimum size). Each cluster stores its centroid, cohesion (mean cosine similarity of members to the
+centroid), spam share (of its labelled members) and the cosine distance from its centroid to the
+nearest ham of the slice outside it. Ham-dominated clusters are dropped. A cluster whose centroid is
+close enough to a known cluster of the pattern library (same provider and model) keeps that id, so
+a campaign is one entity across nights. When clustering fails or degenerates (one cluster swallows
+the slice), messages are grouped by template signature instead, and the run records it.
+
+Everything is deterministic: inputs in a fixed order, stateless or cached embeddings, DBSCAN with
+brute-force neighbours, single-threaded BLAS, ties broken by ids.
 
 Each cluster is summarized by aggregated signals only (size, top entities, top phrases with their
 spam/ham counts, a few PII-redacted examples): that summary is what rule drafting and the
@@ -14,27 +28,50 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import psycopg
 
 from python_steps import tables
+from python_steps.mining import embeddings
 
 ENTITY_COLUMNS = ("domains", "phones", "short_codes", "handles", "emails")
+
+# The suspicious slice: percent of mining-window messages, by stage-1 score, that reach stage 2.
+SLICE_PRESETS = {"narrow": 1.0, "default": 3.0, "wide": 5.0, "explore": 15.0}
+
+
+def parse_slice(value: str | float | int) -> float:
+    """A slice preset name or a percent in (0, 100] -> the percent."""
+    if isinstance(value, str) and value.strip().lower() in SLICE_PRESETS:
+        return SLICE_PRESETS[value.strip().lower()]
+    try:
+        pct = float(str(value).strip().rstrip("%"))
+    except ValueError:
+        raise ValueError(
+            f"stage-2 slice must be one of {', '.join(SLICE_PRESETS)} or a percent in (0, 100], not {value!r}"
+        ) from None
+    if not (0 < pct <= 100) or math.isnan(pct):
+        raise ValueError(f"stage-2 slice must be a percent in (0, 100], not {value!r}")
+    return pct
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     sample_size: int = 4000
-    svd_components: int = 48
+    slice_percent: float = 3.0
     eps: float = 0.30  # cosine distance
     min_samples: int = 6
     max_clusters: int = 40
+    min_spam_share: float = 0.5  # clusters with less spam among their labelled members are dropped
+    identity_threshold: float = 0.90  # centroid cosine similarity that keeps a known cluster's id
+    degenerate_share: float = 0.8  # one cluster holding more of the slice than this: degenerate
     top_k: int = 8
     examples: int = 3
-    seed: int = 0
 
 
 @dataclass
@@ -45,6 +82,11 @@ class Cluster:
     top_phrases: list[dict] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     counter_examples: list[str] = field(default_factory=list)
+    centroid: list[float] = field(default_factory=list)
+    cohesion: float | None = None
+    spam_share: float | None = None
+    nearest_ham_distance: float | None = None
+    matched_similarity: float | None = None  # similarity to the known cluster whose id it kept
 
     @property
     def size(self) -> int:
@@ -62,6 +104,23 @@ class Cluster:
         }
 
 
+@dataclass
+class SliceMessage:
+    message_id: int
+    external_id: str
+    normalized_text: str
+    signature: str | None
+    is_spam: bool | None
+    score: float
+    uncovered: bool
+
+
+@dataclass
+class Stage2Result:
+    clusters: list[Cluster]
+    record: dict  # what the run records: slice share, embeddings, fallbacks, warnings
+
+
 _REDACTIONS = [
     (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
     (re.compile(r"(?<!\w)@\w{2,}"), "<handle>"),
@@ -77,79 +136,221 @@ def redact(text: str, limit: int = 240) -> str:
     return text[:limit]
 
 
-def load_sample(conn: psycopg.Connection, cfg: ClusterConfig) -> list[tuple[int, str]]:
-    """Mining-window spam, uncovered by stage-1 candidates first, in a fixed hash order."""
+def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
+    """The suspicious slice (bounded by the sample size), in message-id order, and its figures."""
     rows = conn.execute(
         """
-        select m.message_id, m.normalized_text
-        from intermediate.int_messages_enriched as m
-        inner join intermediate.int_messages_windowed as w using (message_id)
-        left join marts.stage1_uncovered_spam as u using (message_id)
-        where w.window_name = 'mining' and m.is_spam
-        order by (u.message_id is null), md5(m.external_id), m.message_id
-        limit %s
+        with window_messages as (
+            select m.message_id, m.external_id, m.normalized_text, m.signature, m.is_spam
+            from intermediate.int_messages_enriched as m
+            inner join intermediate.int_messages_windowed as w using (message_id)
+            where w.window_name = 'mining'
+        ),
+        scores as (
+            select s.message_id, max(c.spam_share_lower_bound) as score
+            from intermediate.int_message_signals_extracted as s
+            inner join window_messages as wm using (message_id)
+            inner join marts.signal_label_counts as c
+                on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
+            where c.log_odds > 0
+            group by s.message_id
+        ),
+        ranked as (
+            select wm.*, coalesce(sc.score, 0)::float8 as score, (u.message_id is not null) as uncovered,
+                row_number() over (
+                    order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id
+                ) as score_rank,
+                count(*) over () as window_count
+            from window_messages as wm
+            left join scores as sc using (message_id)
+            left join marts.stage1_uncovered_spam as u using (message_id)
+        ),
+        sliced as (
+            select *, score_rank <= ceil(%(pct)s / 100.0 * window_count) as in_top
+            from ranked
+            where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
+        )
+        select message_id, external_id, normalized_text, signature, is_spam, score, uncovered,
+            window_count, count(*) over () as slice_count,
+            count(*) filter (where uncovered) over () as uncovered_count
+        from sliced
+        order by uncovered desc, score_rank
+        limit %(sample)s
         """,
-        (cfg.sample_size,),
+        {"pct": cfg.slice_percent, "sample": cfg.sample_size},
     ).fetchall()
-    return sorted(rows)
+    window_count = rows[0][7] if rows else _window_count(conn)
+    slice_count = rows[0][8] if rows else 0
+    sample = sorted(
+        (SliceMessage(r[0], r[1], r[2] or "", r[3], r[4], float(r[5]), bool(r[6])) for r in rows),
+        key=lambda m: m.message_id,
+    )
+    figures = {
+        "slice_percent": cfg.slice_percent,
+        "window_messages": int(window_count),
+        "slice_messages": int(slice_count),
+        "uncovered_spam": int(rows[0][9]) if rows else 0,
+        "stage2_messages": len(sample),
+        "stage2_share": round(len(sample) / window_count, 6) if window_count else 0.0,
+        "sample_size": cfg.sample_size,
+    }
+    return sample, figures
 
 
-def cluster_texts(texts: list[str], cfg: ClusterConfig) -> list[int]:
-    """DBSCAN labels (-1 = noise) for texts, deterministic for a given input order."""
-    if len(texts) < cfg.min_samples:
-        return [-1] * len(texts)
+def _window_count(conn: psycopg.Connection) -> int:
+    return conn.execute(
+        "select count(*) from intermediate.int_messages_windowed where window_name = 'mining'"
+    ).fetchone()[0]
+
+
+# -- clustering (pure: vectors in, labels and figures out) ----------------------------------------
+def cluster_vectors(vectors: np.ndarray, eps: float, min_samples: int) -> list[int]:
+    """DBSCAN labels (-1 = noise) on cosine distance, deterministic for a given input order."""
+    if len(vectors) < min_samples:
+        return [-1] * len(vectors)
     from sklearn.cluster import DBSCAN
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        tfidf = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), min_df=2, max_features=40_000, dtype="float64"
+        labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine", algorithm="brute").fit_predict(
+            vectors
         )
-        x = tfidf.fit_transform(texts)
-        if x.shape[1] == 0:
-            return [-1] * len(texts)
-        components = max(2, min(cfg.svd_components, x.shape[1] - 1, len(texts) - 1))
-        emb = TruncatedSVD(n_components=components, random_state=cfg.seed, algorithm="arpack").fit_transform(
-            x
-        )
-        emb = normalize(emb)
-        labels = DBSCAN(
-            eps=cfg.eps, min_samples=cfg.min_samples, metric="cosine", algorithm="brute"
-        ).fit_predict(emb)
     return [int(v) for v in labels]
 
 
-def _cluster_id(message_ids: list[int], external: dict[int, str]) -> str:
-    digest = hashlib.sha256("\n".join(sorted(external[m] for m in message_ids)).encode()).hexdigest()
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def cluster_quality(
+    vectors: np.ndarray, members: list[int], labels: list[bool | None]
+) -> tuple[np.ndarray, float, float | None, float | None]:
+    """(centroid, cohesion, spam share, cosine distance from the centroid to the nearest ham outside
+    the cluster) for the rows ``members`` of ``vectors``; ``labels`` is_spam per row."""
+    centroid = _unit(vectors[members].mean(axis=0))
+    cohesion = float(np.mean(vectors[members] @ centroid))
+    spam = sum(1 for i in members if labels[i] is True)
+    ham = sum(1 for i in members if labels[i] is False)
+    share = spam / (spam + ham) if spam + ham else None
+    inside = set(members)
+    ham_rows = [i for i, lab in enumerate(labels) if lab is False and i not in inside]
+    nearest = float(1.0 - np.max(vectors[ham_rows] @ centroid)) if ham_rows else None
+    return centroid, cohesion, share, nearest
+
+
+def match_known(
+    centroids: list[np.ndarray], known: list[tuple[str, np.ndarray]], threshold: float
+) -> list[tuple[str, float] | None]:
+    """For each new centroid, the known cluster (id, similarity) it continues, one-to-one: pairs at
+    or above ``threshold`` taken greedily by similarity, ties by position and id."""
+    if not centroids or not known:
+        return [None] * len(centroids)
+    sims = np.asarray(centroids) @ np.asarray([v for _, v in known]).T
+    pairs = sorted(
+        (-round(float(sims[i, j]), 9), i, known[j][0], j)
+        for i in range(len(centroids))
+        for j in range(len(known))
+        if sims[i, j] >= threshold
+    )
+    out: list[tuple[str, float] | None] = [None] * len(centroids)
+    taken: set[str] = set()
+    for neg, i, kid, _ in pairs:
+        if out[i] is None and kid not in taken:
+            out[i] = (kid, -neg)
+            taken.add(kid)
+    return out
+
+
+def _cluster_id(external_ids: list[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(external_ids)).encode()).hexdigest()
     return "c_" + digest[:12]
 
 
-def build_clusters(conn: psycopg.Connection, cfg: ClusterConfig | None = None) -> list[Cluster]:
-    cfg = cfg or ClusterConfig()
-    sample = load_sample(conn, cfg)
-    if not sample:
-        return []
-    ids = [r[0] for r in sample]
-    labels = cluster_texts([r[1] for r in sample], cfg)
+def group_slice(
+    sample: list[SliceMessage],
+    vectors: np.ndarray,
+    cfg: ClusterConfig,
+    known: list[tuple[str, np.ndarray]] = (),
+) -> tuple[list[Cluster], dict]:
+    """Clusters of the slice with their figures and ids (known ids kept), largest first; and what
+    happened (method, fallback reason, clusters dropped as ham-dominated)."""
+    info: dict = {"method": "dbscan"}
+    try:
+        labels = cluster_vectors(vectors, cfg.eps, cfg.min_samples)
+        sizes = Counter(v for v in labels if v >= 0)
+        # Degenerate: one cluster swallows a slice big enough to hold several (eps too large).
+        big_enough = len(sample) >= 5 * cfg.min_samples
+        if big_enough and sizes and max(sizes.values()) > cfg.degenerate_share * len(sample):
+            raise ValueError(
+                f"degenerate: one cluster holds {max(sizes.values())} of {len(sample)} messages (eps too large?)"
+            )
+    except Exception as exc:  # clustering is optional: fall back to templates, never fail the run
+        info = {"method": "signature", "fallback": f"grouped by template signature: {exc}"}
+        by_sig: dict[str, int] = {}
+        labels = []
+        for m in sample:
+            key = m.signature or f"<none:{m.message_id}>"
+            labels.append(by_sig.setdefault(key, len(by_sig)))
+        counts = Counter(labels)
+        labels = [v if counts[v] >= cfg.min_samples else -1 for v in labels]
     groups: dict[int, list[int]] = {}
-    for mid, label in zip(ids, labels, strict=True):
+    for row, label in enumerate(labels):
         if label >= 0:
-            groups.setdefault(label, []).append(mid)
-    external = dict(
-        conn.execute(
-            "select message_id, external_id from intermediate.int_messages_enriched where message_id = any(%s)",
-            (ids,),
-        ).fetchall()
-    )
-    ordered = sorted(groups.values(), key=lambda g: (-len(g), min(external[m] for m in g)))[
-        : cfg.max_clusters
-    ]
-    clusters = [Cluster(_cluster_id(g, external), sorted(g)) for g in ordered]
+            groups.setdefault(label, []).append(row)
+    is_spam = [m.is_spam for m in sample]
+    clusters: list[Cluster] = []
+    dropped = 0
+    for rows in groups.values():
+        centroid, cohesion, share, nearest = cluster_quality(vectors, rows, is_spam)
+        if share is not None and share < cfg.min_spam_share:
+            dropped += 1
+            continue
+        c = Cluster(
+            _cluster_id([sample[r].external_id for r in rows]), sorted(sample[r].message_id for r in rows)
+        )
+        c.centroid = [round(float(x), 9) for x in centroid]
+        c.cohesion = round(cohesion, 6)
+        c.spam_share = None if share is None else round(share, 6)
+        c.nearest_ham_distance = None if nearest is None else round(nearest, 6)
+        clusters.append(c)
+    clusters.sort(key=lambda c: (-c.size, c.cluster_id))
+    clusters = clusters[: cfg.max_clusters]
+    matches = match_known([np.asarray(c.centroid) for c in clusters], list(known), cfg.identity_threshold)
+    for c, m in zip(clusters, matches, strict=True):
+        if m is not None:
+            c.cluster_id, c.matched_similarity = m[0], round(m[1], 6)
+    info["dropped_ham_clusters"] = dropped
+    info["known_clusters_matched"] = sum(1 for m in matches if m is not None)
+    return clusters, info
+
+
+def build_clusters(
+    conn: psycopg.Connection,
+    cfg: ClusterConfig | None = None,
+    embedding: embeddings.EmbeddingConfig | None = None,
+) -> Stage2Result:
+    """Stage 2 on the warehouse: the slice, its embeddings, clusters with identity and summaries."""
+    from python_steps.mining import library
+
+    cfg = cfg or ClusterConfig()
+    embedding = embedding or embeddings.EmbeddingConfig()
+    sample, record = load_slice(conn, cfg)
+    if not sample:
+        record.update(method="none", clusters=0)
+        return Stage2Result([], record)
+    vectors, report = embeddings.embed([m.normalized_text for m in sample], embedding, conn)
+    record["embeddings"] = report.as_dict()
+    record["warnings"] = list(report.warnings)
+    known = library.known_clusters(conn, report.provider, report.model)
+    clusters, info = group_slice(sample, vectors, cfg, known)
+    record.update(info)
+    if "fallback" in info:
+        record["warnings"].append(info["fallback"])
+    record["provider"], record["model"] = report.provider, report.model
+    record["clusters"] = len(clusters)
     _summarize_all(conn, clusters, cfg)
-    return clusters
+    return Stage2Result(clusters, record)
 
 
 def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: ClusterConfig) -> None:
@@ -165,7 +366,7 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
         select u.cluster_no, m.external_id, m.text, {", ".join("m." + c for c in ENTITY_COLUMNS)}
         from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
         inner join intermediate.int_messages_enriched as m on m.message_id = u.message_id
-        order by u.cluster_no, m.external_id
+        order by u.cluster_no, (m.is_spam is not true), m.external_id
         """,
         (member_cluster, member_ids),
     ).fetchall():
@@ -218,7 +419,7 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
             {"phrase": p, "cluster_messages": n, "spam_count": int(s), "ham_count": int(h)}
             for p, n, s, h in phrases
         ]
-        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]
+        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]  # spam members first
     wanted = [(i, p["phrase"]) for i, c in enumerate(clusters) for p in c.top_phrases[:3]]
     if not wanted:
         return
@@ -248,16 +449,24 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
         clusters[no].counter_examples.append(redact(text))
 
 
-def write_clusters(conn: psycopg.Connection, clusters: list[Cluster], run_id: str, sample_size: int) -> None:
-    """Replace the current clusters (the table holds the latest run's stage 2)."""
+def write_clusters(
+    conn: psycopg.Connection,
+    clusters: list[Cluster],
+    run_id: str,
+    sample_size: int,
+    record: dict | None = None,
+) -> None:
+    """Replace the current clusters (the table holds the latest run's stage 2) and record the run's
+    stage 2 (slice share, provider, fallbacks) in ``patas.stage2_runs``."""
     tables.ensure_all(conn)
     conn.execute("truncate patas.semantic_clusters, patas.semantic_cluster_members")
     with conn.cursor() as cur:
         cur.executemany(
             """
             insert into patas.semantic_clusters
-                (cluster_id, run_id, message_count, sample_size, top_entities, top_phrases, examples, counter_examples)
-            values (%s, %s, %s, %s, %s, %s, %s, %s)
+                (cluster_id, run_id, message_count, sample_size, top_entities, top_phrases, examples,
+                 counter_examples, centroid, cohesion, spam_share, nearest_ham_distance, matched_similarity)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             [
                 (
@@ -269,6 +478,11 @@ def write_clusters(conn: psycopg.Connection, clusters: list[Cluster], run_id: st
                     json.dumps(c.top_phrases),
                     json.dumps(c.examples),
                     json.dumps(c.counter_examples),
+                    c.centroid or None,
+                    c.cohesion,
+                    c.spam_share,
+                    c.nearest_ham_distance,
+                    c.matched_similarity,
                 )
                 for c in clusters
             ],
@@ -277,6 +491,14 @@ def write_clusters(conn: psycopg.Connection, clusters: list[Cluster], run_id: st
             for c in clusters:
                 for mid in c.message_ids:
                     cp.write_row((c.cluster_id, mid))
+    if record is not None:
+        conn.execute(
+            """
+            insert into patas.stage2_runs (run_id, record) values (%s, %s)
+            on conflict (run_id) do update set record = excluded.record
+            """,
+            (run_id, json.dumps(record, sort_keys=True)),
+        )
 
 
 def cluster_rules(clusters: list[Cluster], *, max_ham: int = 0, min_cover: float = 0.6) -> list[dict]:
@@ -317,9 +539,14 @@ def load_clusters(conn: psycopg.Connection) -> list[Cluster]:
         """
         select c.cluster_id, c.top_entities, c.top_phrases, c.examples, c.counter_examples,
                array(select message_id from patas.semantic_cluster_members as m
-                     where m.cluster_id = c.cluster_id order by message_id)
+                     where m.cluster_id = c.cluster_id order by message_id),
+               coalesce(c.centroid, '{}'), c.cohesion, c.spam_share, c.nearest_ham_distance,
+               c.matched_similarity
         from patas.semantic_clusters as c
         order by c.message_count desc, c.cluster_id
         """
     ).fetchall()
-    return [Cluster(cid, list(ids), ents, phr, ex, cex) for cid, ents, phr, ex, cex, ids in rows]
+    return [
+        Cluster(cid, list(ids), ents, phr, ex, cex, list(cen), coh, share, near, sim)
+        for cid, ents, phr, ex, cex, ids, cen, coh, share, near, sim in rows
+    ]

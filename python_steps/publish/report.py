@@ -55,6 +55,10 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
         summary["stage1_candidates"] = conn.execute(
             "select count(*) from marts.stage1_candidates"
         ).fetchone()[0]
+    if _exists(conn, "patas.stage2_runs"):
+        row = conn.execute("select record from patas.stage2_runs where run_id = %s", (run_id,)).fetchone()
+        if row:
+            summary["stage2"] = row[0]
     if _exists(conn, "patas.rule_drafts"):
         summary["rules_drafted"] = conn.execute(
             "select count(distinct rule_id) from patas.rule_drafts"
@@ -101,6 +105,24 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _stage2_lines(st: dict) -> list[str]:
+    if st.get("method") == "off":
+        return ["stage 2:         off (stage 1 only)"]
+    emb = st.get("embeddings") or {}
+    lines = [
+        f"stage 2:         {st.get('stage2_messages', 0):,} messages ({100 * st.get('stage2_share', 0):.2f}% of the"
+        f" mining window; slice {st.get('slice_percent')}% + uncovered spam, sample <= {st.get('sample_size')}),"
+        f" {st.get('clusters', 0)} clusters ({st.get('method')}, {st.get('known_clusters_matched', 0)} known)",
+    ]
+    if emb:
+        lines.append(
+            f"embeddings:      {emb.get('provider')} / {emb.get('model')}: {emb.get('calls', 0)} calls,"
+            f" {emb.get('cache_hits', 0)} cache hits"
+        )
+    lines.extend(f"warning:         {w}" for w in st.get("warnings", []))
+    return lines
+
+
 def render_summary(summary: dict) -> str:
     lines = ["PATAS run summary", "================="]
     wh = summary.get("warehouse") or {}
@@ -121,6 +143,8 @@ def render_summary(summary: dict) -> str:
         lines.append(
             "window sizes:    " + ", ".join(f"{k} {v:,}" for k, v in summary["window_messages"].items())
         )
+    if summary.get("stage2"):
+        lines.extend(_stage2_lines(summary["stage2"]))
     for key, label in (
         ("stage1_candidates", "stage-1 signals"),
         ("rules_drafted", "rules drafted"),

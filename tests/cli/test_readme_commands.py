@@ -224,6 +224,56 @@ def test_run_after_ingest(user: User, demo):
     assert bad.returncode == 2 and bad.stderr.startswith("error: evaluation_share must be between 1 and 99")
 
 
+def test_run_with_a_stage2_slice_and_in_simple_mode(user: User, demo):
+    assert "patas run --stage2-slice wide" in README and "patas run --no-two-stage" in README
+    res = user("run", "--stage2-slice", "wide")
+    line = next(x for x in res.stdout.splitlines() if x.startswith("stage 2:"))
+    assert "% of the mining window; slice 5.0% + uncovered spam, sample <= 4000)" in line, line
+    assert "embeddings:      lexical / " in res.stdout
+    simple = user("run", "--no-two-stage")
+    assert "stage 2:         off (stage 1 only)" in simple.stdout
+    bad = user("run", "--stage2-slice", "huge", ok=False)
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "error: stage-2 slice must be one of narrow, default"
+    )
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_patterns_list_show_match(user: User, demo):
+    for typed in (
+        "patas patterns list",
+        "patas patterns show <id>",
+        'patas patterns match "WIN a prize! Reply WIN to 87121"',
+    ):
+        assert typed in README
+    listed = user("patterns", "list")
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:3] == ["pattern", "v", "runs"] and len(lines) > 1
+    assert all(x.startswith(("cluster:c_", "rule:r_")) for x in lines[1:])
+    rows = json.loads(user("patterns", "list", "--kind", "cluster", "--json").stdout)
+    assert rows and {p["kind"] for p in rows} == {"cluster"}
+    cluster = rows[0]
+    shown = user("patterns", "show", cluster["pattern_id"])
+    assert shown.stdout.startswith(f"{cluster['pattern_id']}  cluster  v{cluster['version']}")
+    assert "embeddings: lexical / " in shown.stdout and "versions: v1 (" in shown.stdout
+    # A unique prefix of the bare cluster id is enough.
+    bare = cluster["pattern_id"].removeprefix("cluster:")
+    assert user("patterns", "show", bare[:9]).stdout == shown.stdout
+    unknown = user("patterns", "show", "no-such-pattern", ok=False)
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "error: no pattern 'no-such-pattern'"
+    matched = user("patterns", "match", "WIN a prize! Reply WIN to 87121")
+    sims = [float(x.split()[0]) for x in matched.stdout.splitlines()]
+    assert 1 <= len(sims) <= 5 and sims == sorted(sims, reverse=True) and -1 <= sims[-1] <= sims[0] <= 1
+    as_json = json.loads(user("patterns", "match", "WIN a prize! Reply WIN to 87121", "--json").stdout)
+    assert [round(m["similarity"], 3) for m in as_json["matches"]] == sims
+    # The example of a stored cluster finds that cluster first.
+    example = cluster["summary"]["examples"][0]
+    top = json.loads(user("patterns", "match", example, "-k", "3", "--json").stdout)["matches"]
+    assert cluster["pattern_id"] in [m["pattern_id"] for m in top]
+    empty = user("patterns", "match", "  ", ok=False)
+    assert empty.returncode == 2 and empty.stderr.strip() == "error: TEXT is empty"
+
+
 def test_db_status_and_url(user: User, demo):
     res = user("db", "status")
     assert res.stdout.startswith("external warehouse reachable: postgresql://")

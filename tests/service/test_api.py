@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("GET", f"{API}/rules/export?backend=rol", "reader", None),
     ("GET", "/export-rules", "reader", None),
     ("POST", f"{API}/rules/match", "reader", {"text": "hello"}),
+    ("POST", f"{API}/patterns/match", "reader", {"text": "hello"}),
     ("POST", f"{API}/messages/ingest", "operator", {"messages": [{"text": "role probe"}]}),
     ("POST", f"{API}/patterns/mine", "operator", {}),
     ("POST", f"{API}/rules/eval-shadow", "operator", {}),
@@ -185,6 +186,10 @@ def test_bad_json_and_bad_fields_are_422_naming_the_field(service: Service) -> N
     assert r.status == 422 and "unknown safety profile" in r.body["detail"]
     r = service.call("GET", f"{API}/rules/export?backend=xml", role="reader")
     assert r.status == 422 and r.body["fields"][0]["field"] == "backend"
+    r = service.call("POST", f"{API}/patterns/mine", role="operator", json_body={"stage2_slice": "huge"})
+    assert r.status == 422 and r.body["detail"].startswith("stage-2 slice must be one of narrow, default")
+    r = service.call("POST", f"{API}/patterns/mine", role="operator", json_body={"stage2_sample_size": 0})
+    assert r.status == 422 and r.body["fields"][0]["field"] == "stage2_sample_size"
     r = service.call("GET", f"{API}/nothing-here", role="reader")
     assert r.status == 404 and r.body["error"] == "not_found"
 
@@ -299,6 +304,25 @@ def test_patterns_list_signals_and_clusters_with_their_rules(service: Service, m
     assert card["lineage"]["pattern_id"] == with_rules[0]["pattern_id"]
     clusters = service.call("GET", f"{API}/patterns?kind=cluster&limit=2", role="reader").body
     assert {p["kind"] for p in clusters["patterns"]} == {"cluster"} and len(clusters["patterns"]) <= 2
+
+
+def test_patterns_match_returns_the_nearest_known_patterns_with_their_rules(
+    service: Service, mined: dict
+) -> None:
+    clusters = service.call("GET", f"{API}/patterns?kind=cluster&limit=1", role="reader").body["patterns"]
+    assert clusters, "the mined corpus forms clusters"
+    text = clusters[0]["examples"][0]
+    r = service.call("POST", f"{API}/patterns/match", role="reader", json_body={"text": text, "k": 3})
+    assert r.status == 200, r.body
+    assert r.body["provider"] == "lexical" and r.body["method"] in ("pgvector", "exact")
+    sims = [m["similarity"] for m in r.body["matches"]]
+    assert 1 <= len(sims) <= 3 and sims == sorted(sims, reverse=True) and sims[0] > 0.5
+    assert all({"pattern_id", "kind", "rules", "version", "runs_active"} <= set(m) for m in r.body["matches"])
+    assert any(m["pattern_id"] == f"cluster:{clusters[0]['cluster_id']}" for m in r.body["matches"])
+    blank = service.call("POST", f"{API}/patterns/match", role="reader", json_body={"text": "   "})
+    assert blank.status == 422 and "text" in blank.body["detail"]
+    bad_k = service.call("POST", f"{API}/patterns/match", role="reader", json_body={"text": "x", "k": 0})
+    assert bad_k.status == 422 and "k" in bad_k.body["detail"]
 
 
 def test_rules_filters_and_pages(service: Service, mined: dict) -> None:

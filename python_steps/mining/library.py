@@ -1,0 +1,359 @@
+"""The pattern library: what stage 2 and promotion learned, remembered across runs.
+
+A pattern is a stage-2 cluster (``cluster:<cluster id>``) or a promoted rule's evidence
+(``rule:<rule id>``: the centroid of the spam it hit in shadow evaluation), with its centroid
+embedding (per provider and model: vectors of different spaces are never compared) and its figures.
+Every run that observes a pattern appends a version (``patas.pattern_versions``) and bumps the
+pattern's ``version`` and ``runs_active``; re-running the same run id changes nothing further.
+
+Stage 2 reads the known clusters first (:func:`known_clusters`): a new cluster whose centroid is
+close to a known one keeps its id, so its rules (keyed by pattern) are drafted and re-checked again
+before new ones. :func:`match` returns the known patterns nearest to a text by cosine similarity,
+with the rules drafted from them: through pgvector (``<=>``, with an HNSW index per dimension) where
+the server has the ``vector`` extension, else exactly, in Python, over the stored ``float8[]``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import psycopg
+
+from python_steps import tables
+from python_steps.mining import embeddings
+
+
+class PatternNotFound(LookupError):
+    pass
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    tables.ensure_all(conn)
+
+
+def vector_extension(conn: psycopg.Connection, *, create: bool = True) -> bool:
+    """Whether pgvector is usable in this database (created here when the server ships it)."""
+    installed = conn.execute(
+        "select exists (select 1 from pg_extension where extname = 'vector')"
+    ).fetchone()[0]
+    if installed or not create:
+        return bool(installed)
+    available = conn.execute(
+        "select exists (select 1 from pg_available_extensions where name = 'vector')"
+    ).fetchone()[0]
+    if not available:
+        return False
+    try:
+        with conn.transaction():
+            conn.execute("create extension if not exists vector")
+    except psycopg.Error:  # no privilege: the exact fallback serves
+        return False
+    return True
+
+
+def _ensure_vector_index(conn: psycopg.Connection, dimensions: int) -> None:
+    dims = int(dimensions)
+    if not 0 < dims <= 2000:  # HNSW indexes vectors of at most 2,000 dimensions
+        return
+    with conn.transaction():
+        conn.execute(
+            f"create index if not exists patterns_centroid_hnsw_{dims} on patas.patterns "
+            f"using hnsw ((centroid::vector({dims})) vector_cosine_ops) where dimensions = {dims}"
+        )
+
+
+def _upsert(conn, pattern_id: str, kind: str, provider: str, model: str, centroid: list[float], run_id: str,
+            message_count: int, spam_share, cohesion, nearest, summary: dict) -> None:  # fmt: skip
+    version = conn.execute(
+        """
+        insert into patas.patterns as p (pattern_id, kind, provider, model, dimensions, centroid, version,
+            first_run_id, last_run_id, runs_active, message_count, spam_share, cohesion,
+            nearest_ham_distance, summary)
+        values (%(id)s, %(kind)s, %(provider)s, %(model)s, %(dims)s, %(centroid)s, 1, %(run)s, %(run)s, 1,
+            %(n)s, %(share)s, %(cohesion)s, %(nearest)s, %(summary)s)
+        on conflict (pattern_id) do update set
+            version = p.version + (p.last_run_id <> excluded.last_run_id)::int,
+            runs_active = p.runs_active + (p.last_run_id <> excluded.last_run_id)::int,
+            provider = excluded.provider, model = excluded.model, dimensions = excluded.dimensions,
+            centroid = excluded.centroid, last_run_id = excluded.last_run_id,
+            message_count = excluded.message_count, spam_share = excluded.spam_share,
+            cohesion = excluded.cohesion, nearest_ham_distance = excluded.nearest_ham_distance,
+            summary = excluded.summary, updated_at = now()
+        returning version
+        """,
+        {"id": pattern_id, "kind": kind, "provider": provider, "model": model, "dims": len(centroid),
+         "centroid": centroid, "run": run_id, "n": message_count, "share": spam_share, "cohesion": cohesion,
+         "nearest": nearest, "summary": json.dumps(summary, sort_keys=True)},
+    ).fetchone()[0]  # fmt: skip
+    conn.execute(
+        """
+        insert into patas.pattern_versions (pattern_id, version, run_id, centroid, message_count, spam_share,
+            cohesion, nearest_ham_distance)
+        values (%s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (pattern_id, version) do update set centroid = excluded.centroid,
+            message_count = excluded.message_count, spam_share = excluded.spam_share,
+            cohesion = excluded.cohesion, nearest_ham_distance = excluded.nearest_ham_distance
+        """,
+        (pattern_id, version, run_id, centroid, message_count, spam_share, cohesion, nearest),
+    )
+
+
+def record_clusters(conn: psycopg.Connection, clusters, run_id: str, provider: str, model: str) -> int:
+    """Every cluster of this run as a pattern version (``clusters``: clustering.Cluster objects)."""
+    ensure_schema(conn)
+    use_vector = vector_extension(conn)
+    for c in clusters:
+        if not c.centroid:
+            continue
+        summary = {"top_phrases": c.top_phrases, "top_entities": c.top_entities, "examples": c.examples}
+        _upsert(conn, f"cluster:{c.cluster_id}", "cluster", provider, model, list(c.centroid), run_id, c.size,
+                c.spam_share, c.cohesion, c.nearest_ham_distance, summary)  # fmt: skip
+        if use_vector:
+            _ensure_vector_index(conn, len(c.centroid))
+    return len(clusters)
+
+
+def record_rule_patterns(
+    conn: psycopg.Connection, run_id: str, cfg: embeddings.EmbeddingConfig, per_rule: int = 50
+) -> dict:
+    """Each active rule's evidence as a pattern: the centroid of (at most ``per_rule``) spam messages
+    it hits in the shadow-evaluated windows (``marts.rule_hits``), in a fixed hash order."""
+    ensure_schema(conn)
+    if conn.execute("select to_regclass('marts.rule_hits') is null or to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:  # fmt: skip
+        return {"rule_patterns": 0}
+    rows = conn.execute(
+        """
+        with hits as (
+            select l.rule_id, m.normalized_text,
+                row_number() over (
+                    partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
+                ) as pos
+            from patas.rule_lifecycle as l
+            inner join marts.rule_hits as h on h.rule_id = l.rule_id
+            inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+            where l.status = 'active' and m.is_spam
+        )
+        select rule_id, normalized_text from hits where pos <= %s order by rule_id, pos
+        """,
+        (per_rule,),
+    ).fetchall()
+    if not rows:
+        return {"rule_patterns": 0}
+    vectors, report = embeddings.embed([r[1] or "" for r in rows], cfg, conn)
+    descriptions = dict(
+        conn.execute(
+            "select distinct on (rule_id) rule_id, description from patas.rule_drafts "
+            "where rule_id = any(%s) order by rule_id, version desc",
+            (sorted({r[0] for r in rows}),),
+        ).fetchall()
+    )
+    use_vector = vector_extension(conn)
+    by_rule: dict[str, list[int]] = {}
+    for i, (rid, _) in enumerate(rows):
+        by_rule.setdefault(rid, []).append(i)
+    for rid, idx in sorted(by_rule.items()):
+        centroid = vectors[idx].mean(axis=0)
+        norm = float(np.linalg.norm(centroid))
+        centroid = centroid / norm if norm else centroid
+        cohesion = round(float(np.mean(vectors[idx] @ centroid)), 6)
+        summary = {"rule_id": rid, "description": descriptions.get(rid, "")}
+        _upsert(conn, f"rule:{rid}", "rule", report.provider, report.model,
+                [round(float(x), 9) for x in centroid], run_id, len(idx), 1.0, cohesion, None, summary)  # fmt: skip
+        if use_vector:
+            _ensure_vector_index(conn, len(centroid))
+    return {"rule_patterns": len(by_rule), "embeddings": report.as_dict()}
+
+
+def known_clusters(conn: psycopg.Connection, provider: str, model: str) -> list[tuple[str, np.ndarray]]:
+    """(cluster id, centroid) of every cluster pattern in this embedding space, by id."""
+    if not conn.execute("select to_regclass('patas.patterns') is not null").fetchone()[0]:
+        return []
+    rows = conn.execute(
+        "select pattern_id, centroid from patas.patterns where kind = 'cluster' and provider = %s and model = %s"
+        " order by pattern_id",
+        (provider, model),
+    ).fetchall()
+    return [(pid.removeprefix("cluster:"), np.asarray(v, dtype=np.float64)) for pid, v in rows]
+
+
+def _rules_of(conn: psycopg.Connection, pattern_ids: list[str]) -> dict[str, list[dict]]:
+    """The rules drafted from each pattern (or, for a rule pattern, the rule), with status and
+    evaluation-window precision where known."""
+    out: dict[str, list[dict]] = {p: [] for p in pattern_ids}
+    if not pattern_ids or conn.execute("select to_regclass('patas.rule_drafts') is null").fetchone()[0]:
+        return out
+    has_lifecycle = conn.execute("select to_regclass('patas.rule_lifecycle') is not null").fetchone()[0]
+    has_eval = conn.execute("select to_regclass('marts.rule_evaluations') is not null").fetchone()[0]
+    status = "l.status" if has_lifecycle else "null::text"
+    lifecycle_join = "left join patas.rule_lifecycle as l on l.rule_id = d.rule_id" if has_lifecycle else ""
+    precision = "e.precision" if has_eval else "null::float8"
+    eval_join = (
+        "left join marts.rule_evaluations as e on e.rule_id = d.rule_id and e.window_name = 'evaluation'"
+        if has_eval
+        else ""
+    )
+    rows = conn.execute(
+        f"""
+        with wanted as (select unnest(%s::text[]) as pattern_id),
+        drafts as (
+            select distinct on (w.pattern_id, r.rule_id) w.pattern_id, r.rule_id, r.description
+            from wanted as w
+            inner join patas.rule_drafts as r
+                on r.pattern_id = w.pattern_id or 'rule:' || r.rule_id = w.pattern_id
+            order by w.pattern_id, r.rule_id, r.version desc
+        )
+        select d.pattern_id, d.rule_id, d.description, {status}, {precision}
+        from drafts as d {lifecycle_join} {eval_join}
+        order by d.pattern_id, d.rule_id
+        """,
+        (pattern_ids,),
+    ).fetchall()
+    for pid, rid, desc, st, prec in rows:
+        out[pid].append(
+            {
+                "rule_id": rid,
+                "description": desc,
+                "status": st,
+                "precision": None if prec is None else float(prec),
+            }
+        )
+    return out
+
+
+_COLUMNS = ("pattern_id", "kind", "provider", "model", "version", "runs_active", "message_count", "spam_share",
+            "cohesion", "nearest_ham_distance", "first_run_id", "last_run_id", "summary")  # fmt: skip
+
+
+def _row_dict(row) -> dict:
+    d = dict(zip(_COLUMNS, row, strict=True))
+    for k in ("spam_share", "cohesion", "nearest_ham_distance"):
+        d[k] = None if d[k] is None else round(float(d[k]), 6)
+    return d
+
+
+def list_patterns(conn: psycopg.Connection, *, kind: str | None = None, limit: int = 50) -> list[dict]:
+    if not conn.execute("select to_regclass('patas.patterns') is not null").fetchone()[0]:
+        return []
+    rows = conn.execute(
+        f"select {', '.join(_COLUMNS)} from patas.patterns where (%s::text is null or kind = %s)"
+        " order by runs_active desc, message_count desc, pattern_id limit %s",
+        (kind, kind, limit),
+    ).fetchall()
+    items = [_row_dict(r) for r in rows]
+    rules = _rules_of(conn, [i["pattern_id"] for i in items])
+    for i in items:
+        i["rules"] = rules[i["pattern_id"]]
+    return items
+
+
+def show_pattern(conn: psycopg.Connection, pattern_id: str) -> dict:
+    """One pattern with its versions and rules; a unique prefix of the id is enough."""
+    if not conn.execute("select to_regclass('patas.patterns') is not null").fetchone()[0]:
+        raise PatternNotFound(f"no pattern {pattern_id!r} (the library is empty: run `patas run` first)")
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "select pattern_id from patas.patterns where pattern_id = %s or pattern_id like %s"
+            " or pattern_id like %s order by pattern_id limit 3",
+            (pattern_id, _like_prefix(pattern_id), "%:" + _like_prefix(pattern_id)),
+        )
+    ]
+    if pattern_id in ids:
+        ids = [pattern_id]
+    if len(ids) != 1:
+        what = "no pattern" if not ids else "more than one pattern starts with"
+        raise PatternNotFound(f"{what} {pattern_id!r}")
+    row = conn.execute(
+        f"select {', '.join(_COLUMNS)} from patas.patterns where pattern_id = %s", ids
+    ).fetchone()
+    item = _row_dict(row)
+    item["versions"] = [
+        {
+            "version": v,
+            "run_id": r,
+            "message_count": n,
+            "spam_share": None if s is None else round(float(s), 6),
+        }
+        for v, r, n, s in conn.execute(
+            "select version, run_id, message_count, spam_share from patas.pattern_versions"
+            " where pattern_id = %s order by version",
+            ids,
+        )
+    ]
+    item["rules"] = _rules_of(conn, ids)[ids[0]]
+    return item
+
+
+def _like_prefix(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def match(
+    conn: psycopg.Connection,
+    text: str,
+    cfg: embeddings.EmbeddingConfig,
+    *,
+    k: int = 5,
+    method: str = "auto",
+    min_similarity: float = 0.0,
+) -> dict:
+    """The ``k`` known patterns nearest to ``text`` (normalized by PATAS's normalizer) in the
+    provider's space, by cosine similarity, with their rules. ``method``: auto (pgvector when the
+    database has it, else exact), pgvector, exact."""
+    from python_steps.text.normalize import normalize_text
+
+    if method not in ("auto", "pgvector", "exact"):
+        raise ValueError("method must be auto, pgvector or exact")
+    normalized = normalize_text(text) or ""
+    vectors, report = embeddings.embed([normalized], cfg, conn)
+    query = [float(x) for x in vectors[0]]
+    out = {"provider": report.provider, "model": report.model, "warnings": report.warnings, "matches": []}
+    if not conn.execute("select to_regclass('patas.patterns') is not null").fetchone()[0]:
+        out["method"] = "exact"
+        return out
+    use_vector = method == "pgvector" or (method == "auto" and vector_extension(conn, create=False))
+    if method == "pgvector" and not vector_extension(conn, create=False):
+        raise ValueError("the database has no pgvector extension")
+    dims = len(query)
+    if use_vector:
+        rows = conn.execute(
+            f"""
+            select pattern_id, 1 - (centroid::vector({dims}) <=> %(q)s::float8[]::vector({dims})) as similarity
+            from patas.patterns
+            where dimensions = {dims} and provider = %(provider)s and model = %(model)s
+            order by centroid::vector({dims}) <=> %(q)s::float8[]::vector({dims}), pattern_id
+            limit %(k)s
+            """,
+            {"q": query, "provider": report.provider, "model": report.model, "k": k},
+        ).fetchall()
+        scored = [(float(s), pid) for pid, s in rows]
+    else:
+        rows = conn.execute(
+            "select pattern_id, centroid from patas.patterns where dimensions = %s and provider = %s and model = %s",
+            (dims, report.provider, report.model),
+        ).fetchall()
+        if rows:
+            mat = np.asarray([r[1] for r in rows], dtype=np.float64)
+            norms = np.linalg.norm(mat, axis=1)
+            sims = (mat @ np.asarray(query)) / np.where(norms == 0, 1.0, norms)
+            scored = sorted(
+                ((float(s), r[0]) for s, r in zip(sims, rows, strict=True)), key=lambda t: (-t[0], t[1])
+            )
+        else:
+            scored = []
+        scored = scored[:k]
+    out["method"] = "pgvector" if use_vector else "exact"
+    scored = [(s, pid) for s, pid in scored if s >= min_similarity]
+    if not scored:
+        return out
+    ids = [pid for _, pid in scored]
+    details = {
+        r[0]: _row_dict(r)
+        for r in conn.execute(
+            f"select {', '.join(_COLUMNS)} from patas.patterns where pattern_id = any(%s)", (ids,)
+        )
+    }
+    rules = _rules_of(conn, ids)
+    out["matches"] = [{"similarity": round(s, 6), **details[pid], "rules": rules[pid]} for s, pid in scored]
+    return out

@@ -1,0 +1,117 @@
+"""The pattern library on a real Postgres: versions per run, show by prefix, match by meaning, and
+the two vector paths (pgvector where the server has it, exact cosine over float8[] otherwise)."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from python_steps import tables
+from python_steps.mining import library
+from python_steps.mining.clustering import Cluster
+from python_steps.mining.embeddings import LEXICAL_MODEL, EmbeddingConfig, lexical_embed
+from python_steps.text.normalize import normalize_text
+
+pytestmark = pytest.mark.integration
+
+CAMPAIGNS = {
+    "c_prize": [
+        f"congratulations you won a {w} prize claim it today at our office" for w in ("big", "huge", "cash")
+    ],
+    "c_loan": [
+        f"instant loan approved for {w} pounds no credit check reply yes" for w in ("500", "900", "2000")
+    ],
+    "c_crypto": [f"double your bitcoin in {w} hours with our trading robot" for w in ("24", "48", "12")],
+}
+CFG = EmbeddingConfig()  # lexical
+
+
+def _clusters(scale: int = 1) -> list[Cluster]:
+    out = []
+    for i, (cid, texts) in enumerate(sorted(CAMPAIGNS.items())):
+        v = lexical_embed([normalize_text(t) for t in texts]).mean(axis=0)
+        c = Cluster(cid, list(range(10 * i, 10 * i + 3 * scale)))
+        c.centroid = [round(float(x), 9) for x in v / np.linalg.norm(v)]
+        c.top_phrases = [
+            {"phrase": texts[0].split()[0], "cluster_messages": 3, "spam_count": 3, "ham_count": 0}
+        ]
+        c.cohesion, c.spam_share, c.nearest_ham_distance = 0.9, 1.0, 0.7
+        out.append(c)
+    return out
+
+
+@pytest.fixture()
+def lib(fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        tables.ensure_all(conn)
+        library.record_clusters(conn, _clusters(), "run-1", "lexical", LEXICAL_MODEL)
+        conn.commit()
+        yield conn
+
+
+def test_each_run_that_sees_a_pattern_is_a_version(lib):
+    library.record_clusters(lib, _clusters(), "run-1", "lexical", LEXICAL_MODEL)  # the same run again
+    assert [(p["pattern_id"], p["version"], p["runs_active"]) for p in library.list_patterns(lib)] == [
+        ("cluster:c_crypto", 1, 1), ("cluster:c_loan", 1, 1), ("cluster:c_prize", 1, 1)]  # fmt: skip
+    library.record_clusters(lib, _clusters(scale=2), "run-2", "lexical", LEXICAL_MODEL)
+    shown = library.show_pattern(lib, "cluster:c_loan")
+    assert (shown["version"], shown["runs_active"], shown["message_count"]) == (2, 2, 6)
+    assert [(v["version"], v["run_id"], v["message_count"]) for v in shown["versions"]] == [
+        (1, "run-1", 3), (2, "run-2", 6)]  # fmt: skip
+    assert shown["rules"] == []
+
+
+def test_show_takes_a_unique_prefix_and_refuses_unknown_or_ambiguous_ids(lib):
+    assert library.show_pattern(lib, "c_pr")["pattern_id"] == "cluster:c_prize"
+    assert library.show_pattern(lib, "cluster:c_lo")["pattern_id"] == "cluster:c_loan"
+    with pytest.raises(library.PatternNotFound, match="no pattern 'nope'"):
+        library.show_pattern(lib, "nope")
+    with pytest.raises(library.PatternNotFound, match="more than one"):
+        library.show_pattern(lib, "c_")
+    with pytest.raises(library.PatternNotFound, match="no pattern"):
+        library.show_pattern(lib, "c%")  # LIKE wildcards in the id are literal
+
+
+def test_exact_match_ranks_by_cosine_similarity(lib):
+    text = "Congratulations! You WON a GOLD prize, claim it today"
+    out = library.match(lib, text, CFG, k=2, method="exact")
+    assert out["method"] == "exact" and out["provider"] == "lexical" and out["warnings"] == []
+    assert out["matches"][0]["pattern_id"] == "cluster:c_prize" and len(out["matches"]) == 2
+    q = lexical_embed([normalize_text(text)])[0]
+    centroid = np.asarray(next(c for c in _clusters() if c.cluster_id == "c_prize").centroid)
+    assert out["matches"][0]["similarity"] == pytest.approx(
+        float(q @ centroid / np.linalg.norm(centroid)), abs=1e-6
+    )
+    assert out["matches"][0]["similarity"] > out["matches"][1]["similarity"]
+    # Another embedding space is never compared with this one.
+    other = EmbeddingConfig(provider="openai", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout_s=1)
+    assert library.match(lib, text, other, method="exact")["provider"] == "lexical"  # degraded, still lexical
+    lib.execute("update patas.patterns set model = 'other-model'")
+    assert library.match(lib, text, CFG, method="exact")["matches"] == []
+
+
+def test_text_reaches_sql_only_as_a_parameter(lib):
+    out = library.match(lib, "'); drop table patas.patterns; --", CFG, k=1, method="exact")
+    assert len(out["matches"]) == 1
+    assert lib.execute("select count(*) from patas.patterns").fetchone()[0] == 3
+
+
+def test_pgvector_and_exact_paths_agree(lib):
+    if not library.vector_extension(lib):
+        with pytest.raises(ValueError, match="no pgvector"):
+            library.match(lib, "x", CFG, method="pgvector")
+        pytest.skip("this server has no pgvector extension (the embedded server has it; CI runs there)")
+    lib.commit()
+    library.record_clusters(lib, _clusters(), "run-1", "lexical", LEXICAL_MODEL)  # creates the index
+    indexes = [r[0] for r in lib.execute("select indexname from pg_indexes where tablename = 'patterns'")]
+    assert "patterns_centroid_hnsw_256" in indexes
+    for text in ("instant loan, no credit check!", "bitcoin robot doubles it", "see you at lunch"):
+        exact = library.match(lib, text, CFG, k=3, method="exact")
+        vec = library.match(lib, text, CFG, k=3, method="pgvector")
+        auto = library.match(lib, text, CFG, k=3)
+        assert vec["method"] == auto["method"] == "pgvector"
+        assert [m["pattern_id"] for m in vec["matches"]] == [m["pattern_id"] for m in exact["matches"]]
+        assert [m["similarity"] for m in vec["matches"]] == pytest.approx(
+            [m["similarity"] for m in exact["matches"]], abs=1e-5
+        )
