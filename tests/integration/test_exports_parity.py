@@ -40,7 +40,12 @@ pytestmark = pytest.mark.integration
 
 RUN_ID = "run-export-1"
 PROFILE = SafetyProfile("small", min_precision=0.9, max_ham_hits=0, max_coverage=0.5, min_hits=2)
-CONFIG = ProfileConfig(profiles={"small": PROFILE}, default_profile="small", tiers=TierThresholds())
+# Tiers sized for the hand-made window; promotion on its own metrics (folds=0: no mining folds).
+CONFIG = ProfileConfig(
+    profiles={"small": PROFILE},
+    default_profile="small",
+    tiers=TierThresholds(safe_auto_min_precision=0.9, safe_auto_max_false_positive_rate=1.0),
+)
 
 TRICKY = [
     message(201, "get 50%_off today", True),
@@ -88,7 +93,7 @@ def exported(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ids = {key: draft_rule(conn, obj) for key, obj in {**RULES, **TEXT_RULES}.items()}
     run_shadow_evaluation(project, url, RUN_ID)
     with psycopg.connect(url) as conn:
-        lc.apply_lifecycle(conn, run_id=RUN_ID, profile="small", config=CONFIG)
+        lc.apply_lifecycle(conn, run_id=RUN_ID, profile="small", config=CONFIG, folds=0)
         hits: dict[str, set[int]] = {rid: set() for rid in ids.values()}
         for rid, mid in conn.execute(
             "select rule_id, message_id from marts.rule_hits where window_name = 'evaluation'"
@@ -219,8 +224,23 @@ def test_exports_are_deterministic(exported: dict, tmp_path) -> None:
         again = {fmt: ex.export_rules(conn, fmt, status="all") for fmt in ex.FORMATS}
         written = ex.write_exports(conn, tmp_path, status="all")
     assert again == exported["docs"]
-    assert {p.name for p in written.values()} == {"rules.sql", "rules.rol.json", "rules.json"}
+    assert {p.name for p in written.values()} == {
+        "rules.sql",
+        "rules.rol.json",
+        "rules.json",
+        "features.json",
+    }
     assert written["rol"].read_text() == exported["docs"]["rol"]
+    features = json.loads(written["features"].read_text())  # FEATURE_ONLY rules: features, never blocking
+    assert features["format"] == "patas-features/1"
+    with psycopg.connect(exported["url"]) as conn:
+        feature_only = {
+            r[0]
+            for r in conn.execute(
+                "select rule_id from patas.rule_lifecycle where tier = 'FEATURE_ONLY' and status in ('candidate', 'shadow')"
+            )
+        }
+    assert {f["id"] for f in features["features"]} == feature_only
 
 
 def test_active_export_only_holds_active_rules(exported: dict) -> None:
