@@ -29,6 +29,7 @@ LLM_CACHE = "patas.llm_cache"
 LLM_CALLS = "patas.llm_calls"
 API_KEYS = "patas.api_keys"
 API_RUNS = "patas.api_runs"
+LABEL_FEEDBACK = "patas.label_feedback"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -37,6 +38,7 @@ MESSAGES_ENRICHED = "intermediate.int_messages_enriched"
 MESSAGES_WINDOWED = "intermediate.int_messages_windowed"
 RULE_HITS = "marts.rule_hits"
 RULE_EVALUATIONS = "marts.rule_evaluations"
+LABELS_OVERRIDDEN = "intermediate.int_message_labels_overridden"
 
 DDL_LOCK_KEY = 0x5A7A5 + 1  # transaction-level: concurrent first runs do not race on the DDL
 
@@ -224,6 +226,8 @@ create table if not exists patas.rule_metrics_history (
     recorded_at timestamptz not null default now(),
     primary key (rule_id, run_id, window_name)
 );
+-- Hits on messages whose label feedback or a moderator reversed to ham (added with the feedback loop).
+alter table patas.rule_metrics_history add column if not exists reversed_hit_count bigint not null default 0;
 
 create table if not exists patas.ruleset_members (
     ruleset_name text not null,
@@ -312,7 +316,25 @@ create table if not exists patas.api_runs (
 );
 """
 
-ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL)
+# Label feedback (python_steps.ingest.feedback): verdicts on messages after the fact, from moderators,
+# user appeals or the API. Append-only: the latest row per message wins (intermediate model
+# int_message_labels_overridden), every earlier one stays as the trace.
+FEEDBACK_DDL = """
+create schema if not exists patas;
+create table if not exists patas.label_feedback (
+    feedback_id bigint generated always as identity primary key,
+    message_id bigint not null,
+    external_id text not null,
+    verdict text not null check (verdict in ('spam', 'ham')),
+    source text not null check (source ~ '^[a-z][a-z0-9_]{0,39}$'),
+    note text,
+    actor text not null,
+    received_at timestamptz not null default now()
+);
+create index if not exists label_feedback__message_id on patas.label_feedback (message_id, feedback_id);
+"""
+
+ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL, FEEDBACK_DDL)
 
 
 def ensure(conn: psycopg.Connection, ddl: str) -> None:

@@ -63,8 +63,10 @@ QUARANTINE_BUFFER_BYTES = 16 << 20  # quarantined lines held in memory before th
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    """Create schema ``raw`` and its tables if missing (idempotent, safe to run concurrently)."""
+    """Create schema ``raw`` and its tables, and the label feedback table the staging models read,
+    if missing (idempotent, safe to run concurrently)."""
     tables.ensure(conn, tables.RAW_DDL)
+    tables.ensure(conn, tables.FEEDBACK_DDL)
 
 
 class _Loader:
