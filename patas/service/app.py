@@ -36,10 +36,12 @@ from patas.service import auth, matching
 from patas.service import runs as api_runs
 from patas.service.db import Pool, ensure_schema, run_lock_held
 from patas.service.schemas import (
+    MAX_FEEDBACK_ITEMS,
     MAX_INGEST_MESSAGES,
     MAX_MATCH_MESSAGES,
     AddRuleRequest,
     AnalyzeRequest,
+    FeedbackRequest,
     IngestRequest,
     KeyRequest,
     MatchRequest,
@@ -48,6 +50,7 @@ from patas.service.schemas import (
     ReasonRequest,
     RunOptions,
 )
+from python_steps.ingest import feedback as label_feedback
 from python_steps.lifecycle import manual, store
 from python_steps.lifecycle.policy import LifecycleError
 from python_steps.lifecycle.profiles import ProfileError, load_profiles
@@ -370,6 +373,21 @@ def create_app(
         """The file-ingest contract: every message ends loaded, duplicate or quarantined with a reason
         (``index`` is its position in ``messages``); ``read = loaded + duplicate + quarantined``."""
         return ingest(conn, body.messages, caller)
+
+    @app.post(f"{API}/feedback", tags=["ingest"], summary="Verdicts on ingested messages (label feedback)")
+    def feedback(body: FeedbackRequest, caller: Operator, conn: Conn) -> dict:
+        """Moderator or user-appeal verdicts: the next run evaluates with them (the latest verdict per
+        message overrides its label) and deprecates active rules whose hits were reversed beyond the
+        profile's ``max_reversed_share``. All or nothing: an unknown id is a 404, nothing recorded."""
+        items = body.items()
+        check_batch(len(items), MAX_FEEDBACK_ITEMS)
+        try:
+            verdicts = [label_feedback.make_feedback(i.id, i.verdict, i.source, i.note) for i in items]
+            counts = label_feedback.record_feedback(conn, verdicts, actor=f"api:{caller.name}")
+        except label_feedback.FeedbackError as exc:
+            status = 404 if str(exc).startswith("unknown message id") else 422
+            raise ApiError(status, str(exc)) from None
+        return counts
 
     @app.post(f"{API}/patterns/mine", tags=["runs"], status_code=202, summary="Start a pipeline run")
     def mine(caller: Operator, body: RunOptions | None = None) -> dict:
