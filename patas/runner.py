@@ -203,6 +203,10 @@ def run_pipeline(
             for e in result.all_events
             if e.event_type_value == "STEP_FAILURE"
         ]
+    # The run report holds the whole summary (stage times, failures); a run stopped by a blocking
+    # check never reaches the run_report asset, so the runner writes it in every case.
+    with contextlib.suppress(OSError):
+        report.write_report(summary, settings.home / "reports")
     return summary
 
 

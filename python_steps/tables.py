@@ -30,6 +30,8 @@ LLM_CALLS = "patas.llm_calls"
 API_KEYS = "patas.api_keys"
 API_RUNS = "patas.api_runs"
 LABEL_FEEDBACK = "patas.label_feedback"
+BATCH_PROFILES = "patas.batch_profiles"
+QUALITY_GATE_RESULTS = "patas.quality_gate_results"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -334,7 +336,48 @@ create table if not exists patas.label_feedback (
 create index if not exists label_feedback__message_id on patas.label_feedback (message_id, feedback_id);
 """
 
-ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL, FEEDBACK_DDL)
+# Data-quality gates (python_steps.quality): one profile per ingested batch (the history later
+# batches are compared with) and the gates' outcome per batch.
+QUALITY_DDL = """
+create schema if not exists patas;
+create table if not exists patas.batch_profiles (
+    batch_id bigint primary key,
+    read_count bigint not null,
+    loaded_count bigint not null,
+    duplicate_count bigint not null,
+    quarantined_count bigint not null,
+    labelled_count bigint not null,
+    spam_share double precision,
+    unlabelled_share double precision,
+    text_length_quantiles jsonb not null,
+    future_event_count bigint not null,
+    profiled_at timestamptz not null default now()
+);
+create table if not exists patas.quality_gate_results (
+    batch_id bigint not null,
+    gate text not null,
+    severity text not null check (severity in ('critical', 'warning')),
+    status text not null check (status in ('passed', 'failed', 'skipped')),
+    observed text,
+    expected text,
+    detail text not null,
+    run_id text,
+    checked_at timestamptz not null default now(),
+    primary key (batch_id, gate)
+);
+"""
+
+ALL_DDL = (
+    RAW_DDL,
+    RUNS_DDL,
+    DRAFTS_DDL,
+    CLUSTERS_DDL,
+    LIFECYCLE_DDL,
+    LLM_DDL,
+    SERVICE_DDL,
+    FEEDBACK_DDL,
+    QUALITY_DDL,
+)
 
 
 def ensure(conn: psycopg.Connection, ddl: str) -> None:

@@ -75,6 +75,28 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
                 (run_id,),
             ).fetchall()
         )
+        summary["deprecated_this_run"] = dict(
+            conn.execute(
+                "select rule_id, reason from patas.rule_audit where run_id = %s and to_status = 'deprecated'"
+                " order by rule_id",
+                (run_id,),
+            ).fetchall()
+        )
+    if _exists(conn, "patas.quality_gate_results"):
+        cur = conn.execute(
+            "select batch_id, gate, severity, status, detail from patas.quality_gate_results"
+            " where run_id = %s order by batch_id, gate",
+            (run_id,),
+        )
+        summary["quality_gates"] = [
+            dict(zip(("batch_id", "gate", "severity", "status", "detail"), r, strict=True)) for r in cur
+        ]
+    if _exists(conn, "patas.label_feedback"):
+        summary["label_feedback"] = dict(
+            conn.execute(
+                "select verdict, count(*) from patas.label_feedback group by 1 order by 1"
+            ).fetchall()
+        )
     if _exists(conn, "marts.ruleset_evaluation"):
         cur = conn.execute("select * from marts.ruleset_evaluation order by 1, 2")
         cols = [d.name for d in cur.description]
@@ -136,6 +158,13 @@ def render_summary(summary: dict) -> str:
         lines.append(
             "transitions:     " + ", ".join(f"{k} {v}" for k, v in summary["transitions_this_run"].items())
         )
+    for rid, reason in list((summary.get("deprecated_this_run") or {}).items())[:10]:
+        lines.append(f"deprecated:      {rid}  {reason}")
+    lines.extend(render_quality_gates(summary.get("quality_gates") or []))
+    if summary.get("label_feedback"):
+        lines.append(
+            "label feedback:  " + ", ".join(f"{k} {v:,}" for k, v in summary["label_feedback"].items())
+        )
     for rs in summary.get("rulesets", []):
         name = rs.get("ruleset") or rs.get("ruleset_name") or "?"
         figures = ", ".join(
@@ -163,6 +192,29 @@ def render_summary(summary: dict) -> str:
         lines.append("FAILED steps:")
         lines.extend(f"  {f}" for f in summary["failures"])
     return "\n".join(lines)
+
+
+def render_quality_gates(results: list[dict]) -> list[str]:
+    """The data-quality gates' lines of the summary: counts, then every failed gate."""
+    if not results:
+        return []
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines = [
+        f"quality gates:   batch {results[0]['batch_id']}: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    ]
+    critical = [r for r in results if r["status"] == "failed" and r["severity"] == "critical"]
+    for r in results:
+        if r["status"] == "failed":
+            lines.append(f"  {r['severity'].upper()} {r['gate']}: {r['detail']}")
+    if critical:
+        lines.append(
+            "BLOCKED:         a critical data-quality gate failed: nothing downstream ran, no rule was"
+            " promoted or deprecated (patas.quality_gate_results; thresholds in quality_gates.toml)"
+        )
+    return lines
 
 
 def write_report(summary: dict, out_dir: Path) -> Path:

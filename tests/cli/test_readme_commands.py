@@ -224,6 +224,61 @@ def test_run_after_ingest(user: User, demo):
     assert bad.returncode == 2 and bad.stderr.startswith("error: evaluation_share must be between 1 and 99")
 
 
+def test_feedback_appeals_deprecate_a_rule_on_the_next_run(user: User, demo):
+    """The feedback loop as a user types it: appeals on an active rule's hits, then `patas run`."""
+    import psycopg
+
+    assert "patas feedback <id> --verdict ham --source user_appeal" in README
+    assert "patas feedback --file f.jsonl" in README
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        rule_id, ids = conn.execute(
+            """
+            select h.rule_id, array_agg(m.external_id order by m.external_id)
+            from marts.rule_hits as h
+            join raw.messages as m using (message_id)
+            join patas.rule_lifecycle as l using (rule_id)
+            where h.window_name = 'evaluation' and l.status = 'active' and m.is_spam
+            group by h.rule_id
+            having count(*) >= 3
+            order by count(*), h.rule_id
+            limit 1
+            """
+        ).fetchone()
+    one = user("feedback", ids[0], "--verdict", "ham", "--source", "user_appeal")
+    assert one.stdout.startswith("recorded 1 of 1 verdict(s)") and "1 of them to ham" in one.stdout
+    f = user.cwd / "f.jsonl"
+    f.write_text(
+        "".join(json.dumps({"id": i, "verdict": "ham", "source": "user_appeal"}) + "\n" for i in ids)
+    )
+    many = json.loads(user("feedback", "--file", "f.jsonl", "--json").stdout)
+    assert many == {"received": len(ids), "recorded": len(ids) - 1, "unchanged": 1,
+                    "overrides": len(ids) - 1, "reversals": len(ids) - 1}  # fmt: skip
+
+    for args, message in (
+        (
+            ("no-such-id", "--verdict", "ham"),
+            "error: unknown message id 'no-such-id': ingest the message first",
+        ),
+        ((ids[0], "--verdict", "maybe"), "error: verdict must be 'spam' or 'ham', not 'maybe'"),
+        ((ids[0],), "error: give MESSAGE_ID and --verdict spam|ham, or --file F.jsonl"),
+        (("--file", "missing.jsonl"), "error: missing.jsonl: No such file or directory"),
+    ):
+        bad = user("feedback", *args, ok=False)
+        assert bad.returncode == 2 and bad.stderr.strip() == message, (args, bad.stderr)
+
+    user("run")
+    card = json.loads(user("rules", "show", rule_id, "--json").stdout)
+    assert card["status"] == "deprecated", card
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        reason = conn.execute(
+            "select reason from patas.rule_audit where rule_id = %s order by audit_id desc limit 1",
+            (rule_id,),
+        ).fetchone()[0]
+        recorded = conn.execute("select count(*) from patas.label_feedback").fetchone()[0]
+    assert reason.startswith(f"feedback: {len(ids)} of "), reason
+    assert recorded == len(ids)
+
+
 def test_db_status_and_url(user: User, demo):
     res = user("db", "status")
     assert res.stdout.startswith("external warehouse reachable: postgresql://")
