@@ -124,3 +124,63 @@ def test_thresholds_come_from_the_user_file(fresh_db: str, lines: list[dict], tm
     user.write_text("[gates.colour]\nseverity = 'off'\n")
     with pytest.raises(gates.QualityConfigError, match="unknown gate 'colour'"):
         gates.load_config(user)
+
+
+# ---- the gate in the graph -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blocked(server_url: str, lines: list[dict], tmp_path_factory) -> dict:
+    import os
+
+    from patas.bench.harness import fresh_database, patched_environ
+    from patas.runner import run_pipeline
+    from python_steps.publish.report import render_summary
+    from python_steps.settings import load_settings
+
+    tmp = tmp_path_factory.mktemp("qg_run")
+    with fresh_database(server_url, f"patas_qg_{os.getpid()}") as url:
+        env = {
+            "DAGSTER_HOME": str(tmp / "dagster"),
+            "PATAS_HOME": str(tmp / "home"),
+            "PATAS_DATABASE_URL": url,
+        }
+        with patched_environ(env):
+            settings = load_settings()
+            _history(url, lines, tmp)
+            good = run_pipeline(settings, url)
+            with psycopg.connect(url) as conn:
+                active_before = conn.execute("select rule_id from marts.active_rules order by 1").fetchall()
+                audit_before = conn.execute("select count(*) from patas.rule_audit").fetchone()[0]
+            bad = BAD["timestamps in the future"](lines[4 * CHUNK :], [])
+            ingest_file(url, _write(tmp / "future.jsonl", bad))
+            second = run_pipeline(settings, url)
+            with psycopg.connect(url) as conn:
+                active_after = conn.execute("select rule_id from marts.active_rules order by 1").fetchall()
+                audit_after = conn.execute("select count(*) from patas.rule_audit").fetchone()[0]
+                lifecycle_runs = conn.execute(
+                    "select count(*) from patas.rule_audit where run_id = %s", (second["run_id"],)
+                ).fetchone()[0]
+        yield {"good": good, "second": second, "text": render_summary(second),
+               "active": (active_before, active_after), "audit": (audit_before, audit_after),
+               "lifecycle_runs": lifecycle_runs}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_run_on_good_data_passes_the_gates_and_promotes(blocked: dict) -> None:
+    good = blocked["good"]
+    assert good["success"], good.get("failures")
+    assert good["rules_by_status"].get("active", 0) > 0
+    assert {g["status"] for g in good["quality_gates"]} == {"passed"}
+
+
+@pytest.mark.slow
+def test_a_critical_gate_blocks_promotion_and_says_why(blocked: dict) -> None:
+    second, text = blocked["second"], blocked["text"]
+    assert second["success"] is False
+    assert any("messages_batch_passes_quality_gates" in f for f in second["failures"]), second["failures"]
+    assert blocked["active"][0] == blocked["active"][1] and blocked["active"][0]
+    assert blocked["audit"][0] == blocked["audit"][1] and blocked["lifecycle_runs"] == 0
+    assert "CRITICAL future_timestamps: 20 event time(s) more than 3600 s after ingestion" in text, text
+    assert "BLOCKED:" in text
+    assert Path(second["report_file"]).exists()
