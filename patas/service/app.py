@@ -1,7 +1,8 @@
 """The PATAS HTTP API: ``create_app(...)`` builds the FastAPI application ``patas serve`` runs.
 
 Endpoints under ``/api/v1`` (OpenAPI at ``/docs``), plus ``GET /export-rules`` (the ROL ruleset at
-the path the regex-engine consumer fetches). Every endpoint but ``/health`` needs an ``X-API-Key``;
+the path the regex-engine consumer fetches) and ``GET /metrics`` (Prometheus). Every endpoint but
+``/health`` and ``/metrics`` needs an ``X-API-Key``;
 roles: reader (reads, match) < operator (+ ingest, mine, shadow evaluation, promotion by profile)
 < admin (+ manual rule actions, keys).
 
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException
 from patas.service import auth, matching
 from patas.service import runs as api_runs
 from patas.service.db import Pool, ensure_schema, run_lock_held
+from patas.service.metrics import ServiceMetrics
 from patas.service.schemas import (
     MAX_FEEDBACK_ITEMS,
     MAX_INGEST_MESSAGES,
@@ -179,6 +181,7 @@ def create_app(
     with pool.connection() as conn:
         ensure_schema(conn)
     matcher = matching.Matcher(pool.connection, check_interval=match_check_interval)
+    service_metrics = ServiceMetrics(pool.connection, settings.home / "reports")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -366,6 +369,14 @@ def create_app(
             return ORJSONResponse(body, 503)
         return ORJSONResponse(body)
 
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics (no key)")
+    def metrics() -> Response:
+        """Rules by status, the active set's precision and recall, ingest counts, quality gates, label
+        feedback, LLM tokens, the last run's duration and stage times, this server's match counts."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     # ---- ingest, mining, runs ------------------------------------------------------------------
 
     @app.post(f"{API}/messages/ingest", tags=["ingest"], summary="Load a batch of messages (at most 5,000)")
@@ -540,6 +551,9 @@ def create_app(
         )
         t0 = time.perf_counter()
         ruleset, matched = matcher.match([(text, meta) for _, text, meta in items])
+        service_metrics.match_requests.inc()
+        service_metrics.match_messages.inc(len(items))
+        service_metrics.match_hits.inc(sum(len(hits) for hits in matched))
         results = [
             {
                 "index": i,
