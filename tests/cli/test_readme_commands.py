@@ -61,7 +61,13 @@ def user(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def demo(user: User) -> subprocess.CompletedProcess:
     assert ".ci/patas demo" in README
-    return user(".ci/patas", "demo")
+    res = user(".ci/patas", "demo")
+    res.env_home = user.env["PATAS_HOME"]
+    return res
+
+
+def user_home_reports(demo: subprocess.CompletedProcess) -> Path:
+    return Path(demo.env_home) / "reports"
 
 
 def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
@@ -75,6 +81,9 @@ def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
     log = re.search(r"full log:\s+(\S+)", out).group(1)
     assert "Running with dbt" in Path(log).read_text()
     assert "patas rules list --status active" in out
+    html = Path(re.search(r"run report:\s+(\S+\.html)", out).group(1))
+    assert html.parent == user_home_reports(demo) and "<svg" in html.read_text()
+    assert "$PATAS_HOME/reports/run_<id>.html" in README
 
 
 def test_rules_list_active(user: User, demo):

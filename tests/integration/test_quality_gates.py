@@ -184,3 +184,5 @@ def test_a_critical_gate_blocks_promotion_and_says_why(blocked: dict) -> None:
     assert "CRITICAL future_timestamps: 20 event time(s) more than 3600 s after ingestion" in text, text
     assert "BLOCKED:" in text
     assert Path(second["report_file"]).exists()
+    html = Path(second["report_file"]).with_suffix(".html").read_text()
+    assert "Blocked by a critical data-quality gate" in html and "future_timestamps" in html
