@@ -61,16 +61,10 @@ def user(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def demo(user: User) -> subprocess.CompletedProcess:
     assert ".ci/patas demo" in README
-    res = user(".ci/patas", "demo")
-    res.env_home = user.env["PATAS_HOME"]
-    return res
+    return user(".ci/patas", "demo")
 
 
-def user_home_reports(demo: subprocess.CompletedProcess) -> Path:
-    return Path(demo.env_home) / "reports"
-
-
-def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
+def test_demo_reads_like_a_product(user: User, demo: subprocess.CompletedProcess):
     err, out = demo.stderr, demo.stdout
     for step in ("[1/4] warehouse ready", "[2/4] corpus", "[3/4] ingest: read 20,000 = loaded", "[4/4]"):
         assert step in err, err
@@ -82,7 +76,7 @@ def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
     assert "Running with dbt" in Path(log).read_text()
     assert "patas rules list --status active" in out
     html = Path(re.search(r"run report:\s+(\S+\.html)", out).group(1))
-    assert html.parent == user_home_reports(demo) and "<svg" in html.read_text()
+    assert html.parent == Path(user.env["PATAS_HOME"]) / "reports" and "<svg" in html.read_text()
     assert "$PATAS_HOME/reports/run_<id>.html" in README
 
 
