@@ -36,6 +36,7 @@ QUALITY_GATE_RESULTS = "patas.quality_gate_results"
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
 MESSAGE_SIGNALS = "intermediate.int_message_signals_extracted"
+MESSAGES_NORMALIZED = "intermediate.int_messages_normalized"
 MESSAGES_ENRICHED = "intermediate.int_messages_enriched"
 MESSAGES_WINDOWED = "intermediate.int_messages_windowed"
 RULE_HITS = "marts.rule_hits"

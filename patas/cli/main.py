@@ -397,13 +397,14 @@ def _prepare_manifest(env: dict[str, str]) -> None:
 def _attach_subcommands() -> None:
     from patas.cli.bench import bench
     from patas.cli.normalize import normalize
-    from patas.cli.ops import feedback
+    from patas.cli.ops import feedback, retention
     from patas.cli.rules import rules
 
     main.add_command(rules)
     main.add_command(bench)
     main.add_command(normalize)
     main.add_command(feedback)
+    main.add_command(retention)
     # The HTTP service: serve, apikey, match (patas/service/cli.py).
     from patas.service.cli import commands as service_commands
 

@@ -78,3 +78,48 @@ def feedback(
         f" ({counts['unchanged']:,} unchanged; {counts['overrides']:,} change a label,"
         f" {counts['reversals']:,} of them to ham); the next `patas run` evaluates with them"
     )
+
+
+@click.command("retention")
+@click.option("--keep-days", "keep_days", required=True, help="Keep the messages of the last N days of data.")
+@click.option("--dry-run", is_flag=True, help="Say what would be archived and deleted; change nothing.")
+@click.option(
+    "--archive-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the archive goes (default: $PATAS_HOME/archive).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def retention(keep_days: str, dry_run: bool, archive_dir: Path | None, as_json: bool) -> None:
+    """Archive messages older than N days (before the newest message) to JSONL.gz, then delete them.
+
+    Rows that rule evidence points at are kept; derived stage-1 tables are purged with them and
+    rebuilt by the next run. Holds the run lock: it waits for no run and stops if one is running.
+    """
+    from python_steps.ingest.retention import RetentionError, apply_retention
+    from python_steps.warehouse import connect, run_lock
+
+    try:
+        days = int(keep_days)
+    except ValueError:
+        fail(f"--keep-days must be a whole number of days, not {keep_days[:40]!r}")
+        return
+    s = settings()
+    url = warehouse_url(s)
+    try:
+        with connect(url, autocommit=True) as conn, run_lock(conn, wait=False):
+            result = apply_retention(
+                conn, keep_days=days, archive_dir=archive_dir or s.home / "archive", dry_run=dry_run
+            )
+    except RetentionError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps({**result, "dry_run": dry_run}, sort_keys=True))
+        return
+    verb = "would archive and delete" if dry_run else "archived and deleted"
+    where = f" ({result['archive']})" if result["archive"] else ""
+    click.echo(
+        f"cutoff {result['cutoff']}: {verb} {result['purged']:,} message(s){where}; kept"
+        f" {result['kept_as_evidence']:,} older one(s) that rule evidence points at; {result['remaining']:,} remain"
+    )

@@ -473,3 +473,33 @@ def test_db_start_status_stop_on_a_fresh_embedded_server(tmp_path: Path):
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     after = patas("status")
     assert after.returncode == 1 and after.stdout.startswith("embedded Postgres stopped")
+
+
+def test_retention_dry_run_then_purge_then_bad_input(user: User, demo):
+    """Last in this module: it deletes the demo's oldest messages."""
+    import gzip
+
+    import psycopg
+
+    assert "patas retention --keep-days 90 --dry-run" in README
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        before = conn.execute("select count(*) from raw.messages").fetchone()[0]
+    dry = user("retention", "--keep-days", "90", "--dry-run")
+    assert re.match(r"cutoff \S+: would archive and delete 0 message\(s\); kept 0 older", dry.stdout), (
+        dry.stdout
+    )
+    res = user("retention", "--keep-days", "20")
+    m = re.match(r"cutoff \S+: archived and deleted ([\d,]+) message\(s\) \((\S+\.jsonl\.gz)\)", res.stdout)
+    assert m, res.stdout
+    purged, archive = int(m.group(1).replace(",", "")), Path(m.group(2))
+    assert purged > 0 and archive.parent == Path(user.env["PATAS_HOME"]) / "archive"
+    with gzip.open(archive, "rt") as fh:
+        assert sum(1 for _ in fh) == purged
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        assert conn.execute("select count(*) from raw.messages").fetchone()[0] == before - purged
+    for args, message in (
+        (("--keep-days", "0"), "error: keep-days must be a whole number of days, at least 1 (not 0)"),
+        (("--keep-days", "ninety"), "error: --keep-days must be a whole number of days, not 'ninety'"),
+    ):
+        bad = user("retention", *args, ok=False)
+        assert bad.returncode == 2 and bad.stderr.strip() == message, bad.stderr
