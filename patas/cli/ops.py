@@ -93,6 +93,9 @@ def feedback(
 def retention(keep_days: str, dry_run: bool, archive_dir: Path | None, as_json: bool) -> None:
     """Archive messages older than N days (before the newest message) to JSONL.gz, then delete them.
 
+    Messages with an event time age against the newest event time; messages without one against
+    the newest ingestion of such messages.
+
     Rows that rule evidence points at are kept; derived stage-1 tables are purged with them and
     rebuilt by the next run. Holds the run lock: it waits for no run and stops if one is running.
     """
@@ -119,7 +122,15 @@ def retention(keep_days: str, dry_run: bool, archive_dir: Path | None, as_json: 
         return
     verb = "would archive and delete" if dry_run else "archived and deleted"
     where = f" ({result['archive']})" if result["archive"] else ""
+    cutoffs = " and ".join(
+        f"{label} {result[key]}"
+        for key, label in (
+            ("cutoff", "event time before"),
+            ("ingest_cutoff", "untimed messages ingested before"),
+        )
+        if result[key]
+    )
     click.echo(
-        f"cutoff {result['cutoff']}: {verb} {result['purged']:,} message(s){where}; kept"
+        f"{cutoffs or 'no messages'}: {verb} {result['purged']:,} message(s){where}; kept"
         f" {result['kept_as_evidence']:,} older one(s) that rule evidence points at; {result['remaining']:,} remain"
     )

@@ -1,7 +1,9 @@
 """Retention: archive old messages to compressed JSONL, then delete them and their derived rows.
 
-"Old" is relative to the data, not the wall clock: the cutoff is the newest message time
-(``coalesce(event_at, ingested_at)``) minus ``keep_days``, unless the caller gives ``as_of``. A
+"Old" is relative to the data, not the wall clock: a message with an event time is old when it is
+more than ``keep_days`` before the newest event time; one without, when it was ingested more than
+``keep_days`` before the newest ingestion of such messages (the two clocks are never compared);
+``as_of`` replaces both references. A
 message that rule evidence points at (``patas.rule_counterexamples``) is kept, so rule cards keep
 their examples; the audit trail, rule metrics history, batch records and profiles hold no message
 rows and stay whole.
@@ -50,9 +52,9 @@ def apply_retention(
     dry_run: bool = False,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
-    """Archive and delete the messages older than ``keep_days`` before the newest one (or ``as_of``).
+    """Archive and delete the messages older than ``keep_days`` (see the module docstring).
 
-    Returns the cutoff, the counts (``purged``, ``kept_as_evidence``, ``remaining``) and the archive
+    Returns the cutoffs (``cutoff`` on event time, ``ingest_cutoff`` for messages without one), the counts (``purged``, ``kept_as_evidence``, ``remaining``) and the archive
     path (None when nothing was purged or on ``dry_run``). ``conn`` must not be in a transaction.
     """
     if not conn.autocommit:
@@ -64,32 +66,39 @@ def apply_retention(
     if not _exists(conn, tables.RAW_MESSAGES):
         raise RetentionError("no messages yet: raw.messages does not exist")
     with conn.transaction():
-        newest = conn.execute("select max(coalesce(event_at, ingested_at)) from raw.messages").fetchone()[0]
-        if newest is None and as_of is None:
-            return {"cutoff": None, "purged": 0, "kept_as_evidence": 0, "remaining": 0, "archive": None}
-        cutoff = (as_of or newest) - timedelta(days=keep_days)
+        # Two clocks, never mixed: messages with an event time age against the newest event time;
+        # messages without one against the newest ingestion of such messages.
+        newest_event, newest_ingest = conn.execute(
+            "select max(event_at), max(ingested_at) filter (where event_at is null) from raw.messages"
+        ).fetchone()
+        if as_of is not None:
+            newest_event = newest_ingest = as_of
+        cutoff = newest_event - timedelta(days=keep_days) if newest_event else None
+        ingest_cutoff = newest_ingest - timedelta(days=keep_days) if newest_ingest else None
+        old = (
+            "((m.event_at is not null and m.event_at < %(cutoff)s)"
+            " or (m.event_at is null and m.ingested_at < %(ingest_cutoff)s))"
+        )
+        params = {"cutoff": cutoff, "ingest_cutoff": ingest_cutoff}
         evidence = _exists(conn, tables.RULE_COUNTEREXAMPLES)
         conn.execute("create temporary table retention_purge (message_id bigint primary key) on commit drop")
         conn.execute(
-            "insert into retention_purge select m.message_id from raw.messages as m"
-            " where coalesce(m.event_at, m.ingested_at) < %s"
+            f"insert into retention_purge select m.message_id from raw.messages as m where {old}"
             + (
                 " and not exists (select 1 from patas.rule_counterexamples as c where c.message_id = m.message_id)"
                 if evidence
                 else ""
             ),
-            (cutoff,),
+            params,
         )
         purged = conn.execute("select count(*) from retention_purge").fetchone()[0]
         kept = (
-            conn.execute(
-                "select count(*) from raw.messages where coalesce(event_at, ingested_at) < %s", (cutoff,)
-            ).fetchone()[0]
-            - purged
+            conn.execute(f"select count(*) from raw.messages as m where {old}", params).fetchone()[0] - purged
         )
         total = conn.execute("select count(*) from raw.messages").fetchone()[0]
         result: dict[str, Any] = {
-            "cutoff": cutoff.isoformat(),
+            "cutoff": cutoff.isoformat() if cutoff else None,
+            "ingest_cutoff": ingest_cutoff.isoformat() if ingest_cutoff else None,
             "purged": purged,
             "kept_as_evidence": kept,
             "remaining": total - purged,
@@ -98,7 +107,7 @@ def apply_retention(
         if dry_run or purged == 0:
             return result
         archive_dir.mkdir(parents=True, exist_ok=True)
-        final = archive_dir / f"messages_before_{cutoff:%Y%m%dT%H%M%SZ}_{purged}.jsonl.gz"
+        final = archive_dir / f"messages_before_{(cutoff or ingest_cutoff):%Y%m%dT%H%M%SZ}_{purged}.jsonl.gz"
         partial = final.with_name(final.name + ".partial")
         _write_archive(conn, partial)
         if _exists(conn, tables.MESSAGE_SIGNALS):

@@ -489,7 +489,8 @@ def test_retention_dry_run_then_purge_then_bad_input(user: User, demo):
         dry.stdout
     )
     res = user("retention", "--keep-days", "20")
-    m = re.match(r"cutoff \S+: archived and deleted ([\d,]+) message\(s\) \((\S+\.jsonl\.gz)\)", res.stdout)
+    m = re.match(r"event time before 2026-01-1\S+ .*: archived and deleted ([\d,]+) message\(s\) \((\S+\.jsonl\.gz)\)",
+                 res.stdout)  # fmt: skip
     assert m, res.stdout
     purged, archive = int(m.group(1).replace(",", "")), Path(m.group(2))
     assert purged > 0 and archive.parent == Path(user.env["PATAS_HOME"]) / "archive"
