@@ -102,6 +102,18 @@ def test_the_quality_gates_block_everything_downstream_of_raw_messages(defs):
     assert K(["raw", "messages"]) in _ancestors(graph, K(["patas", "rule_lifecycle"]))
 
 
+def test_label_feedback_reaches_shadow_evaluation_through_the_effective_labels(defs):
+    graph = defs.resolve_asset_graph()
+    labels = K(["intermediate", "int_message_labels_overridden"])
+    assert K(["patas", "label_feedback"]) in _ancestors(graph, labels)
+    for downstream in (
+        ["marts", "rule_evaluations"],
+        ["marts", "ruleset_evaluation"],
+        ["patas", "rule_lifecycle"],
+    ):
+        assert labels in _ancestors(graph, K(downstream))
+
+
 def test_dbt_tests_are_asset_checks(defs):
     check_keys = defs.resolve_asset_graph().asset_check_keys
     dbt_checks = [k for k in check_keys if k.name.startswith(("unique_", "not_null_"))]
