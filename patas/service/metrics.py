@@ -175,3 +175,17 @@ class ServiceMetrics:
             "patas_match_hits", "Rule hits returned by /rules/match (a message hit by 2 rules counts 2).",
             registry=self.registry,
         )  # fmt: skip
+
+
+def write_textfile(url: str, reports_dir: Path, path: Path) -> Path:
+    """The same warehouse and last-run metrics as ``GET /metrics``, as a Prometheus textfile (for
+    node_exporter's textfile collector, where no service runs). Written atomically."""
+    from prometheus_client import write_to_textfile
+
+    registry = CollectorRegistry()
+    registry.register(
+        _PatasCollector(lambda: psycopg.connect(url, connect_timeout=5), reports_dir / "latest.json")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)
+    return path

@@ -149,6 +149,7 @@ def blocked(server_url: str, lines: list[dict], tmp_path_factory) -> dict:
             settings = load_settings()
             _history(url, lines, tmp)
             good = run_pipeline(settings, url)
+            good_metrics = Path(good["metrics_file"]).read_text()
             with psycopg.connect(url) as conn:
                 active_before = conn.execute("select rule_id from marts.active_rules order by 1").fetchall()
                 audit_before = conn.execute("select count(*) from patas.rule_audit").fetchone()[0]
@@ -163,7 +164,8 @@ def blocked(server_url: str, lines: list[dict], tmp_path_factory) -> dict:
                 ).fetchone()[0]
         yield {"good": good, "second": second, "text": render_summary(second),
                "active": (active_before, active_after), "audit": (audit_before, audit_after),
-               "lifecycle_runs": lifecycle_runs}  # fmt: skip
+               "lifecycle_runs": lifecycle_runs, "good_metrics": good_metrics,
+               "second_metrics": Path(second["metrics_file"]).read_text()}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -172,6 +174,13 @@ def test_a_run_on_good_data_passes_the_gates_and_promotes(blocked: dict) -> None
     assert good["success"], good.get("failures")
     assert good["rules_by_status"].get("active", 0) > 0
     assert {g["status"] for g in good["quality_gates"]} == {"passed"}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = Path(good["metrics_file"]).read_text()
+    samples = {
+        s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels
+    }
+    assert samples["patas_last_run_success"] == 1.0 and samples["patas_warehouse_up"] == 1.0
 
 
 @pytest.mark.slow
