@@ -97,8 +97,17 @@ def _an_active_rule(user: User) -> str:
 
 
 def test_rules_show_text_json_and_unknown_id(user: User, demo):
+    import psycopg
+
     assert "patas rules show <id>" in README
-    rule_id = _an_active_rule(user)
+    _an_active_rule(user)
+    # Cross-fitted promotion can make a rule active on mining-window evidence alone (a campaign that
+    # ended before the evaluation window): the card of one with held-out hits shows them.
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        rule_id = conn.execute(
+            "select l.rule_id from patas.rule_lifecycle as l join marts.rule_evaluations as e using (rule_id)"
+            " where l.status = 'active' and e.window_name = 'evaluation' and e.hit_count > 0 order by 1 limit 1"
+        ).fetchone()[0]
     text = user("rules", "show", rule_id).stdout
     assert text.startswith(rule_id) and "status active" in text and "evaluation:" in text
     card = json.loads(user("rules", "show", rule_id, "--json").stdout)
