@@ -495,7 +495,7 @@ def test_retention_dry_run_then_purge_then_bad_input(user: User, demo):
         before = conn.execute("select count(*) from raw.messages").fetchone()[0]
     dry = user("retention", "--keep-days", "90", "--dry-run")
     assert re.match(
-        r"event time before 2025-\S+ and untimed messages ingested before \S+: would archive and delete 0"
+        r"event time before 2025-\S+( and untimed messages ingested before \S+)?: would archive and delete 0"
         r" message\(s\); kept 0 older",
         dry.stdout,
     ), dry.stdout
