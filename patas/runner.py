@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 
 from patas.manifest import ensure_manifest
 from python_steps import tables
@@ -206,6 +207,17 @@ def run_pipeline(
             for e in result.all_events
             if e.event_type_value == "STEP_FAILURE"
         ]
+    # The run report holds the whole summary (stage times, failures); a run stopped by a blocking
+    # check never reaches the run_report asset, so the runner writes it in every case.
+    with contextlib.suppress(OSError):
+        report.write_report(summary, settings.home / "reports")
+    # The figures GET /metrics serves, as a textfile for setups without the service.
+    from patas.service.metrics import write_textfile
+
+    with contextlib.suppress(OSError, psycopg.Error):
+        summary["metrics_file"] = str(
+            write_textfile(url, settings.home / "reports", settings.home / "metrics" / "patas.prom")
+        )
     return summary
 
 

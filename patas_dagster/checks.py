@@ -5,10 +5,11 @@ from dagster_dbt import get_asset_key_for_model
 
 from patas_dagster.assets.dbt import patas_dbt_models
 from patas_dagster.resources import WarehouseResource
-from python_steps.ingest import expectations
 from python_steps.lifecycle import store
 from python_steps.mining import drafting
 from python_steps.publish import report
+from python_steps.quality import gates
+from python_steps.settings import load_settings
 
 
 @dg.asset_check(
@@ -22,16 +23,38 @@ def ingest_batches_account_for_every_line(warehouse: WarehouseResource) -> dg.As
 
 @dg.asset_check(
     asset=dg.AssetKey(["raw", "messages"]),
-    description="great-expectations suite on the newest batch's rows (contract columns, uniqueness, labels).",
+    blocking=True,
+    description=(
+        "Data-quality gates (great-expectations) on the newest batch against the earlier batches: volume, "
+        "spam and unlabelled share, text-length quantiles, duplicate and quarantine share, future "
+        "timestamps. A critical failure blocks everything downstream (no promotion on that data); a "
+        "warning shows here. Thresholds: python_steps/quality/quality_gates.toml, "
+        "$PATAS_HOME/quality_gates.toml; results: patas.quality_gate_results."
+    ),
 )
-def messages_batch_meets_expectations(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def messages_batch_passes_quality_gates(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    config = gates.load_config(load_settings().home / "quality_gates.toml")
     with warehouse.connect() as conn:
-        v = expectations.validate_latest_batch(conn)
+        v = gates.validate_newest_batch(conn, config, run_id=context.run.run_id)
+        conn.commit()
+    failed = v.critical_failures or v.warnings
     return dg.AssetCheckResult(
-        passed=v.success,
-        metadata={"batch_id": v.batch_id or 0, "rows": v.rows, "failed": ", ".join(v.failed) or "none",
-                  **{k: v for k, v in v.statistics.items() if v is not None}},
-    )  # fmt: skip
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if v.critical_failures else dg.AssetCheckSeverity.WARN,
+        description=v.summary(),
+        metadata={
+            "batch_id": v.batch_id or 0,
+            "rows": v.rows,
+            "critical_failures": len(v.critical_failures),
+            "warnings": len(v.warnings),
+            "gates": dg.MetadataValue.md(
+                "| gate | severity | status | detail |\n|---|---|---|---|\n"
+                + "\n".join(f"| {r.gate} | {r.severity} | {r.status} | {r.detail} |" for r in v.results)
+            ),
+        },
+    )
 
 
 @dg.asset_check(
@@ -64,7 +87,7 @@ def rule_evaluations_are_consistent(
 
 all_checks = [
     ingest_batches_account_for_every_line,
-    messages_batch_meets_expectations,
+    messages_batch_passes_quality_gates,
     rule_drafts_are_safe_sql,
     rule_evaluations_are_consistent,
 ]

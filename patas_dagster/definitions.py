@@ -12,8 +12,21 @@ from patas_dagster.loggers import loggers
 from patas_dagster.resources import RunSpecResource, WarehouseResource, dbt_resource
 from patas_dagster.sensors import inbox_sensor, nightly_schedule
 
+# Written outside runs (patas feedback, POST /api/v1/feedback): an external asset, so the lineage
+# from moderator verdicts to effective labels and shadow evaluation shows in the graph.
+label_feedback = dg.AssetSpec(
+    ["patas", "label_feedback"],
+    group_name="ingestion",
+    kinds={"postgres"},
+    description=(
+        "One row per label verdict on an ingested message (moderator, user appeal, API); the latest "
+        "per message overrides its label in shadow evaluation (int_message_labels_overridden)."
+    ),
+)
+
 defs = dg.Definitions(
     assets=[
+        label_feedback,
         raw_messages,
         patas_dbt_models,
         semantic_clusters,

@@ -43,14 +43,19 @@ LLM_CACHE = "patas.llm_cache"
 LLM_CALLS = "patas.llm_calls"
 API_KEYS = "patas.api_keys"
 API_RUNS = "patas.api_runs"
+LABEL_FEEDBACK = "patas.label_feedback"
+BATCH_PROFILES = "patas.batch_profiles"
+QUALITY_GATE_RESULTS = "patas.quality_gate_results"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
 MESSAGE_SIGNALS = "intermediate.int_message_signals_extracted"
+MESSAGES_NORMALIZED = "intermediate.int_messages_normalized"
 MESSAGES_ENRICHED = "intermediate.int_messages_enriched"
 MESSAGES_WINDOWED = "intermediate.int_messages_windowed"
 RULE_HITS = "marts.rule_hits"
 RULE_EVALUATIONS = "marts.rule_evaluations"
+LABELS_OVERRIDDEN = "intermediate.int_message_labels_overridden"
 
 SCHEMA_MIGRATIONS = "patas.schema_migrations"
 
@@ -307,6 +312,65 @@ create table if not exists patas.api_runs (
 );
 """
 
+# Label feedback (python_steps.ingest.feedback): verdicts on messages after the fact, from moderators,
+# user appeals or the API. Append-only: the latest row per message wins (intermediate model
+# int_message_labels_overridden), every earlier one stays as the trace.
+FEEDBACK_DDL = """
+create schema if not exists patas;
+create table if not exists patas.label_feedback (
+    feedback_id bigint generated always as identity primary key,
+    message_id bigint not null,
+    external_id text not null,
+    verdict text not null check (verdict in ('spam', 'ham')),
+    source text not null check (source ~ '^[a-z][a-z0-9_]{0,39}$'),
+    note text,
+    actor text not null,
+    received_at timestamptz not null default now()
+);
+create index if not exists label_feedback__message_id on patas.label_feedback (message_id, feedback_id);
+"""
+
+# Data-quality gates (python_steps.quality): one profile per ingested batch (the history later
+# batches are compared with) and the gates' outcome per batch.
+QUALITY_DDL = """
+create schema if not exists patas;
+create table if not exists patas.batch_profiles (
+    batch_id bigint primary key,
+    read_count bigint not null,
+    loaded_count bigint not null,
+    duplicate_count bigint not null,
+    quarantined_count bigint not null,
+    labelled_count bigint not null,
+    spam_share double precision,
+    unlabelled_share double precision,
+    text_length_quantiles jsonb not null,
+    future_event_count bigint not null,
+    profiled_at timestamptz not null default now()
+);
+create table if not exists patas.quality_gate_results (
+    batch_id bigint not null,
+    gate text not null,
+    severity text not null check (severity in ('critical', 'warning')),
+    status text not null check (status in ('passed', 'failed', 'skipped')),
+    observed text,
+    expected text,
+    detail text not null,
+    run_id text,
+    checked_at timestamptz not null default now(),
+    primary key (batch_id, gate)
+);
+"""
+
+# Label feedback and the data-quality gates (migration 5): their tables, and the reversed hits the
+# lifecycle records per rule and run.
+FEEDBACK_QUALITY_DDL = (
+    FEEDBACK_DDL
+    + QUALITY_DDL
+    + """
+alter table patas.rule_metrics_history add column if not exists reversed_hit_count bigint not null default 0;
+"""
+)
+
 # The baseline (migration 1): the tables as of bd60739. Later tables and columns are migrations.
 ALL_DDL = (RAW_DDL, RUNS_DDL, DRAFTS_DDL, CLUSTERS_DDL, LIFECYCLE_DDL, LLM_DDL, SERVICE_DDL)
 
@@ -429,6 +493,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4, "stage 2: cluster quality and identity, stage2_runs, embedding cache, pattern library", STAGE2_DDL
+    ),
+    Migration(
+        5, "label feedback, data-quality gates, reversed hits in the metrics history", FEEDBACK_QUALITY_DDL
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

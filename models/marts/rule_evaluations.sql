@@ -2,6 +2,8 @@
     Shadow evaluation, step 2: the metrics of every evaluated rule on every evaluated window
     (formulas in DESIGN.md; Python twin python_steps.metrics). Rules with no hit get a row too.
     unique_spam_hit_count: spam hits that no other evaluated rule hits on the same window.
+    Labels are the effective ones (int_message_labels_overridden); reversed_hit_count: hits on
+    messages a verdict or moderator outcome reversed to ham (the lifecycle's feedback deprecation).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 
@@ -40,15 +42,19 @@ evaluated_windows as (
 
 messages as (
 
+    -- Effective labels: a verdict or moderator reversal overrides the ingested label.
     select
         windowed.window_name,
         enriched.message_id,
-        enriched.is_spam
+        coalesce(overridden.is_spam, enriched.is_spam) as is_spam,
+        coalesce(overridden.is_reversal, false) as is_reversal
     from {{ ref('int_messages_windowed') }} as windowed
     inner join {{ ref('int_messages_enriched') }} as enriched
         on windowed.message_id = enriched.message_id
     inner join evaluated_windows
         on windowed.window_name = evaluated_windows.window_name
+    left join {{ ref('int_message_labels_overridden') }} as overridden
+        on enriched.message_id = overridden.message_id
 
 ),
 
@@ -72,7 +78,8 @@ labelled_hits as (
         hits.rule_id,
         hits.window_name,
         hits.message_id,
-        messages.is_spam
+        messages.is_spam,
+        messages.is_reversal
     from {{ ref('rule_hits') }} as hits
     inner join messages
         on
@@ -101,6 +108,7 @@ hit_counts as (
         count(*) filter (where labelled_hits.is_spam) as spam_hit_count,
         count(*) filter (where not labelled_hits.is_spam) as ham_hit_count,
         count(*) filter (where labelled_hits.is_spam is null) as unlabelled_hit_count,
+        count(*) filter (where labelled_hits.is_reversal) as reversed_hit_count,
         count(*) filter (
             where labelled_hits.is_spam and rules_per_message.rule_count = 1
         ) as unique_spam_hit_count
@@ -125,6 +133,7 @@ counted as (
         coalesce(hit_counts.spam_hit_count, 0) as spam_hit_count,
         coalesce(hit_counts.ham_hit_count, 0) as ham_hit_count,
         coalesce(hit_counts.unlabelled_hit_count, 0) as unlabelled_hit_count,
+        coalesce(hit_counts.reversed_hit_count, 0) as reversed_hit_count,
         coalesce(hit_counts.unique_spam_hit_count, 0) as unique_spam_hit_count,
         window_totals.window_message_count,
         window_totals.window_spam_count,
@@ -150,6 +159,7 @@ final as (
         spam_hit_count,
         ham_hit_count,
         unlabelled_hit_count,
+        reversed_hit_count,
         unique_spam_hit_count,
         window_message_count,
         window_spam_count,

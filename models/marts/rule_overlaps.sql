@@ -12,10 +12,12 @@ hits as (
     select
         rule_hits.rule_id,
         rule_hits.message_id,
-        enriched.is_spam
+        coalesce(overridden.is_spam, enriched.is_spam) as is_spam
     from {{ ref('rule_hits') }} as rule_hits
     inner join {{ ref('int_messages_enriched') }} as enriched
         on rule_hits.message_id = enriched.message_id
+    left join {{ ref('int_message_labels_overridden') }} as overridden
+        on rule_hits.message_id = overridden.message_id
     where rule_hits.window_name = 'evaluation'
 
 ),

@@ -25,6 +25,7 @@ renamed as (
         spam_hit_count,
         ham_hit_count,
         unlabelled_hit_count,
+        reversed_hit_count,
         unique_spam_hit_count,
         window_message_count,
         window_spam_count,

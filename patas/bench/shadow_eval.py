@@ -86,6 +86,13 @@ select message_id, case when message_id %% 10 < 3 then 'evaluation' else 'mining
 from intermediate.int_messages_enriched;
 alter table intermediate.int_messages_windowed add primary key (message_id);
 
+-- No label feedback in this benchmark: the effective-label overrides rule_evaluations reads are empty.
+create table intermediate.int_message_labels_overridden (
+    message_id bigint primary key, external_id text, original_is_spam boolean, is_spam boolean not null,
+    override_kind text, feedback_id bigint, feedback_source text, feedback_received_at timestamptz,
+    is_changed boolean, is_reversal boolean
+);
+
 create table intermediate.int_message_signals_extracted as
 with words as (
     select m.message_id, w.word, w.pos

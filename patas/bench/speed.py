@@ -69,7 +69,13 @@ STAGE1_SELECT = (
 )
 # Shadow evaluation reads the Python steps' tables through staging views (only staging reads a
 # source): those views are built with it.
-SHADOW_SELECT = ("source:patas+,path:models/staging", "rule_hits", "rule_evaluations", "rule_overlaps")
+SHADOW_SELECT = (
+    "source:patas+,path:models/staging",
+    "int_message_labels_overridden",  # the effective labels shadow evaluation reads
+    "rule_hits",
+    "rule_evaluations",
+    "rule_overlaps",
+)
 POST_LIFECYCLE_SELECT = ("ruleset_evaluation", "active_rules", "rule_history")
 # A data test runs with a stage only when all the models it reads are built by then: stage 1 and
 # shadow evaluation take only tests whose parents are all selected ("cautious"); the last dbt step

@@ -409,6 +409,7 @@ def _prepare_manifest(env: dict[str, str]) -> None:
 def _attach_subcommands() -> None:
     from patas.cli.bench import bench
     from patas.cli.normalize import normalize
+    from patas.cli.ops import feedback, retention
     from patas.cli.patterns import patterns
     from patas.cli.rules import rules
 
@@ -416,6 +417,8 @@ def _attach_subcommands() -> None:
     main.add_command(bench)
     main.add_command(normalize)
     main.add_command(patterns)
+    main.add_command(feedback)
+    main.add_command(retention)
     # The HTTP service: serve, apikey, match (patas/service/cli.py).
     from patas.service.cli import commands as service_commands
 

@@ -1,7 +1,8 @@
 """The PATAS HTTP API: ``create_app(...)`` builds the FastAPI application ``patas serve`` runs.
 
 Endpoints under ``/api/v1`` (OpenAPI at ``/docs``), plus ``GET /export-rules`` (the ROL ruleset at
-the path the regex-engine consumer fetches). Every endpoint but ``/health`` needs an ``X-API-Key``;
+the path the regex-engine consumer fetches) and ``GET /metrics`` (Prometheus). Every endpoint but
+``/health`` and ``/metrics`` needs an ``X-API-Key``;
 roles: reader (reads, match) < operator (+ ingest, mine, shadow evaluation, promotion by profile)
 < admin (+ manual rule actions, keys).
 
@@ -35,11 +36,14 @@ from starlette.exceptions import HTTPException
 from patas.service import auth, matching
 from patas.service import runs as api_runs
 from patas.service.db import Pool, ensure_schema, run_lock_held
+from patas.service.metrics import ServiceMetrics
 from patas.service.schemas import (
+    MAX_FEEDBACK_ITEMS,
     MAX_INGEST_MESSAGES,
     MAX_MATCH_MESSAGES,
     AddRuleRequest,
     AnalyzeRequest,
+    FeedbackRequest,
     IngestRequest,
     KeyRequest,
     MatchRequest,
@@ -49,6 +53,7 @@ from patas.service.schemas import (
     ReasonRequest,
     RunOptions,
 )
+from python_steps.ingest import feedback as label_feedback
 from python_steps.lifecycle import manual, store
 from python_steps.lifecycle.policy import LifecycleError
 from python_steps.lifecycle.profiles import ProfileError, load_profiles
@@ -177,6 +182,7 @@ def create_app(
     with pool.connection() as conn:
         ensure_schema(conn)
     matcher = matching.Matcher(pool.connection, check_interval=match_check_interval)
+    service_metrics = ServiceMetrics(pool.connection, settings.home / "reports")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -364,6 +370,14 @@ def create_app(
             return ORJSONResponse(body, 503)
         return ORJSONResponse(body)
 
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics (no key)")
+    def metrics() -> Response:
+        """Rules by status, the active set's precision and recall, ingest counts, quality gates, label
+        feedback, LLM tokens, the last run's duration and stage times, this server's match counts."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     # ---- ingest, mining, runs ------------------------------------------------------------------
 
     @app.post(f"{API}/messages/ingest", tags=["ingest"], summary="Load a batch of messages (at most 5,000)")
@@ -371,6 +385,21 @@ def create_app(
         """The file-ingest contract: every message ends loaded, duplicate or quarantined with a reason
         (``index`` is its position in ``messages``); ``read = loaded + duplicate + quarantined``."""
         return ingest(conn, body.messages, caller)
+
+    @app.post(f"{API}/feedback", tags=["ingest"], summary="Verdicts on ingested messages (label feedback)")
+    def feedback(body: FeedbackRequest, caller: Operator, conn: Conn) -> dict:
+        """Moderator or user-appeal verdicts: the next run evaluates with them (the latest verdict per
+        message overrides its label) and deprecates active rules whose hits were reversed beyond the
+        profile's ``max_reversed_share``. All or nothing: an unknown id is a 404, nothing recorded."""
+        items = body.items()
+        check_batch(len(items), MAX_FEEDBACK_ITEMS)
+        try:
+            verdicts = [label_feedback.make_feedback(i.id, i.verdict, i.source, i.note) for i in items]
+            counts = label_feedback.record_feedback(conn, verdicts, actor=f"api:{caller.name}")
+        except label_feedback.FeedbackError as exc:
+            status = 404 if str(exc).startswith("unknown message id") else 422
+            raise ApiError(status, str(exc)) from None
+        return counts
 
     @app.post(f"{API}/patterns/mine", tags=["runs"], status_code=202, summary="Start a pipeline run")
     def mine(caller: Operator, body: RunOptions | None = None) -> dict:
@@ -539,6 +568,9 @@ def create_app(
         )
         t0 = time.perf_counter()
         ruleset, matched = matcher.match([(text, meta) for _, text, meta in items])
+        service_metrics.match_requests.inc()
+        service_metrics.match_messages.inc(len(items))
+        service_metrics.match_hits.inc(sum(len(hits) for hits in matched))
         results = [
             {
                 "index": i,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_INGEST_MESSAGES = 5_000
 MAX_MATCH_MESSAGES = 1_000
+MAX_FEEDBACK_ITEMS = 5_000
 
 
 class _Body(BaseModel):
@@ -100,3 +101,37 @@ class KeyRequest(_Body):
 class PatternMatchRequest(_Body):
     text: str = Field(min_length=1, max_length=65536, description="one raw message text")
     k: int = Field(5, ge=1, le=100, description="how many nearest patterns")
+
+
+class FeedbackItem(_Body):
+    id: str = Field(min_length=1, max_length=1000, description="the message's id (external_id) at ingest")
+    verdict: Literal["spam", "ham"]
+    source: str = Field(
+        "moderator", pattern=r"^[a-z][a-z0-9_]{0,39}$", description="moderator, user_appeal, ..."
+    )
+    note: str | None = Field(None, max_length=2000)
+
+
+class FeedbackRequest(_Body):
+    """One verdict (``id``, ``verdict``, ``source``, ``note``) or a batch of them (``feedback``)."""
+
+    id: str | None = Field(None, min_length=1, max_length=1000)
+    verdict: Literal["spam", "ham"] | None = None
+    source: str = Field("moderator", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    note: str | None = Field(None, max_length=2000)
+    feedback: list[FeedbackItem] | None = Field(
+        None, min_length=1, description=f"a batch of verdicts, at most {MAX_FEEDBACK_ITEMS:,}"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FeedbackRequest:
+        if self.feedback is None and (self.id is None or self.verdict is None):
+            raise ValueError("give id and verdict (one message), or feedback (a batch)")
+        if self.feedback is not None and (self.id is not None or self.verdict is not None):
+            raise ValueError("give either id and verdict, or feedback, not both")
+        return self
+
+    def items(self) -> list[FeedbackItem]:
+        if self.feedback is not None:
+            return self.feedback
+        return [FeedbackItem(id=self.id, verdict=self.verdict, source=self.source, note=self.note)]

@@ -34,6 +34,8 @@ DRAFTING_ASSETS = (
     ("patas", "rule_signal_clauses"),
     ("patas", "rule_counterexamples"),
 )
+# ... plus the effective labels: label feedback arrives between runs, and shadow evaluation reads it.
+LABEL_ASSETS = (("intermediate", "int_message_labels_overridden"),)
 
 
 class _Handshake:
@@ -51,13 +53,15 @@ class _Handshake:
 
 
 def eval_shadow_selection() -> list:
-    """The asset keys downstream of drafting (shadow evaluation and everything after it)."""
+    """The asset keys downstream of drafting (shadow evaluation and everything after it) and the
+    effective labels shadow evaluation reads."""
     import dagster as dg
 
     from patas_dagster.definitions import defs
 
     drafting = dg.AssetSelection.assets(*[dg.AssetKey(list(k)) for k in DRAFTING_ASSETS])
-    keys = (drafting.downstream(include_self=False) - drafting).resolve(defs.resolve_asset_graph())
+    labels = dg.AssetSelection.assets(*[dg.AssetKey(list(k)) for k in LABEL_ASSETS])
+    keys = ((drafting.downstream(include_self=False) - drafting) | labels).resolve(defs.resolve_asset_graph())
     return sorted(keys, key=lambda k: k.to_user_string())
 
 

@@ -105,6 +105,8 @@ def run_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(path)),
-            "summary": dg.MetadataValue.md(report.render_summary(summary)),
+            "report_html": dg.MetadataValue.path(str(path.with_suffix(".html"))),
+            # A fenced block: the summary is aligned plain text, one fact a line.
+            "summary": dg.MetadataValue.md("```\n" + report.render_summary(summary) + "\n```"),
         }
     )

@@ -2,7 +2,7 @@
 
 - :mod:`python_steps.ingest.parsing`: lines -> rows of the message contract or rejects (no database)
 - :mod:`python_steps.ingest.load`: one file = one batch, loaded with ``COPY`` in one transaction
-- :mod:`python_steps.ingest.expectations`: the great-expectations suite on a loaded batch
+- :mod:`python_steps.ingest.feedback`: label verdicts after the fact (``patas.label_feedback``)
 - :mod:`python_steps.ingest.inbox`: the files waiting in the inbox folder (for the Dagster sensor)
 
 May import :mod:`python_steps.tables` and :mod:`python_steps.settings`.

@@ -63,7 +63,8 @@ QUARANTINE_BUFFER_BYTES = 16 << 20  # quarantined lines held in memory before th
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    """Create schema ``raw`` and its tables if missing (idempotent, safe to run concurrently)."""
+    """Create schema ``raw`` and its tables, and the label feedback table the staging models read,
+    if missing: the warehouse at the latest schema version (idempotent, safe to run concurrently)."""
     tables.ensure_all(conn)
 
 

@@ -6,7 +6,7 @@ turns states and metrics into the run's decisions. :mod:`python_steps.lifecycle.
 evaluation, calls these and writes the outcome.
 
 Reasons start with a stable code (``meets_profile``, ``precision_below_profile``,
-``precision_dropped``, ``ham_hits_above_profile``, ``coverage_above_twice_profile``, ``idle``,
+``precision_dropped``, ``feedback``, ``ham_hits_above_profile``, ``coverage_above_twice_profile``, ``idle``,
 ``evaluated``, ``drafted``, ``manual_*``), then readable details.
 """
 
@@ -131,11 +131,24 @@ def deprecation_reason(
 ) -> str | None:
     """Why an active rule must be deprecated on this run's evaluation (None: it stays active).
 
+    Reversals come first: when moderators or users reversed more than ``max_reversed_share`` of
+    its hits, the reason is ``feedback`` (its precision, on effective labels, usually fell too).
     Point precision (not the Wilson bound) decides here: a rule is deprecated on what it did,
     not on how little evidence a quiet window gave.
     """
     if not metrics:
         return None
+    reversed_hits = metrics.get("reversed_hit_count") or 0
+    hit_count = metrics.get("hit_count") or 0
+    if (
+        hit_count
+        and reversed_hits >= profile.min_reversed_hits
+        and reversed_hits / hit_count > profile.max_reversed_share
+    ):
+        return (
+            f"feedback: {reversed_hits} of {hit_count} hits ({reversed_hits / hit_count:.0%}) were reversed to ham"
+            f" by label feedback or moderators > {profile.max_reversed_share:.0%} ({profile.name})"
+        )
     precision = metrics.get("precision")
     if precision is not None and precision < profile.min_precision:
         return (

@@ -44,6 +44,11 @@ class SafetyProfile:
     # Set choice (with fp_budget): a rule joins the set only when it catches at least this many
     # held-out spam messages the rules chosen before it do not
     min_new_spam: int = 1
+    # Feedback: deprecate an active rule when more than this share of its evaluation-window hits
+    # were reversed (label feedback or a moderator unban turned them to ham), once at least
+    # min_reversed_hits of them were.
+    max_reversed_share: float = 0.10
+    min_reversed_hits: int = 2
 
     @property
     def selects_as_set(self) -> bool:
@@ -65,6 +70,10 @@ class SafetyProfile:
             raise ProfileError(f"profile {self.name}: counts must not be negative")
         if not 0 <= self.max_relative_precision_drop < 1:
             raise ProfileError(f"profile {self.name}: max_relative_precision_drop must be in [0, 1)")
+        if not 0 <= self.max_reversed_share < 1:
+            raise ProfileError(f"profile {self.name}: max_reversed_share must be in [0, 1)")
+        if self.min_reversed_hits < 1:
+            raise ProfileError(f"profile {self.name}: min_reversed_hits must be at least 1")
         if self.fp_budget is not None and self.fp_budget < 0:
             raise ProfileError(f"profile {self.name}: fp_budget must not be negative")
 

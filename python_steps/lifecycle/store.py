@@ -38,6 +38,7 @@ from python_steps.lifecycle.profiles import (
 from python_steps.mining.drafting import DraftingConfig
 
 EVALUATION_WINDOW = "evaluation"
+LABELS_OVERRIDDEN = tables.LABELS_OVERRIDDEN
 LIFECYCLE_LOCK_KEY = 0x5A7A6  # serializes automatic and manual lifecycle changes
 
 METRIC_COLUMNS = (
@@ -45,6 +46,7 @@ METRIC_COLUMNS = (
     "spam_hit_count",
     "ham_hit_count",
     "unlabelled_hit_count",
+    "reversed_hit_count",
     "unique_spam_hit_count",
     "window_message_count",
     "window_spam_count",
@@ -171,19 +173,27 @@ def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
         if by_time
         else f"(coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})"
     )
+    # Effective labels, as shadow evaluation counts them: label feedback and moderator reversals
+    # (int_message_labels_overridden) override the ingested label.
+    overridden = relation_exists(conn, LABELS_OVERRIDDEN)
+    label = "coalesce(o.is_spam, m.is_spam)" if overridden else "m.is_spam"
+    join = f"left join {LABELS_OVERRIDDEN} as o on o.message_id = m.message_id" if overridden else ""
     conn.execute("drop table if exists pg_temp.lc_folds")
     conn.execute(
         f"""
         create temp table lc_folds as
-        select m.message_id, m.is_spam, case when w.window_name = 'mining' then {fold} else -1 end as fold
+        select m.message_id, {label} as is_spam,
+            case when w.window_name = 'mining' then {fold} else -1 end as fold
         from intermediate.int_messages_windowed as w
         inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
-        where m.is_spam is not null and w.window_name = 'mining'
+        {join}
+        where {label} is not null and w.window_name = 'mining'
         union all
-        select m.message_id, m.is_spam, -1
+        select m.message_id, {label}, -1
         from intermediate.int_messages_windowed as w
         inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
-        where m.is_spam is not null and w.window_name = 'evaluation'
+        {join}
+        where {label} is not null and w.window_name = 'evaluation'
         """
     )
     conn.execute("create index on lc_folds (message_id)")

@@ -79,6 +79,28 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
                 (run_id,),
             ).fetchall()
         )
+        summary["deprecated_this_run"] = dict(
+            conn.execute(
+                "select rule_id, reason from patas.rule_audit where run_id = %s and to_status = 'deprecated'"
+                " order by rule_id",
+                (run_id,),
+            ).fetchall()
+        )
+    if _exists(conn, "patas.quality_gate_results"):
+        cur = conn.execute(
+            "select batch_id, gate, severity, status, detail from patas.quality_gate_results"
+            " where run_id = %s order by batch_id, gate",
+            (run_id,),
+        )
+        summary["quality_gates"] = [
+            dict(zip(("batch_id", "gate", "severity", "status", "detail"), r, strict=True)) for r in cur
+        ]
+    if _exists(conn, "patas.label_feedback"):
+        summary["label_feedback"] = dict(
+            conn.execute(
+                "select verdict, count(*) from patas.label_feedback group by 1 order by 1"
+            ).fetchall()
+        )
     if _exists(conn, "marts.ruleset_evaluation"):
         cur = conn.execute("select * from marts.ruleset_evaluation order by 1, 2")
         cols = [d.name for d in cur.description]
@@ -89,6 +111,7 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
             }
             for r in cur.fetchall()
         ]
+    summary["figures"] = _figures(conn, run_id)
     if _exists(conn, "marts.active_rules"):
         cur = conn.execute(
             "select rule_id, description, tier from marts.active_rules order by rule_id limit 10"
@@ -97,6 +120,72 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
             dict(zip(("rule_id", "description", "tier"), r, strict=True)) for r in cur
         ]
     return summary
+
+
+def _figures(conn: psycopg.Connection, run_id: str) -> dict:
+    """The data behind the HTML report's plots (html_report.render_html draws them)."""
+    figures: dict = {}
+    if _exists(conn, "marts.rule_evaluations") and _exists(conn, "patas.rule_lifecycle"):
+        figures["rules"] = [
+            list(r)
+            for r in conn.execute(
+                """
+                select e.rule_id, e.recall, e.precision, coalesce(l.status, 'candidate')
+                from marts.rule_evaluations as e
+                left join patas.rule_lifecycle as l on l.rule_id = e.rule_id
+                where e.window_name = 'evaluation'
+                order by e.rule_id
+                limit 5000
+                """
+            )
+        ]
+    if _exists(conn, "patas.rule_audit"):
+        figures["promoted"] = [
+            list(r)
+            for r in conn.execute(
+                "select rule_id, reason from patas.rule_audit where run_id = %s and to_status = 'active'"
+                " order by rule_id",
+                (run_id,),
+            )
+        ]
+    if _exists(conn, "patas.batch_profiles"):
+        figures["batches"] = [
+            [r[0], r[1], r[2]]
+            for r in conn.execute(
+                "select batch_id, loaded_count, spam_share from patas.batch_profiles where loaded_count > 0"
+                " order by batch_id desc limit 200"
+            )
+        ][::-1]
+    return figures
+
+
+def _runs_over_time(out_dir: Path, summary: dict) -> list[list]:
+    """[run number, active rules, active-set precision, run seconds] from the earlier reports and this one."""
+    reports = []
+    for path in out_dir.glob("run_*.json"):
+        if path.name == f"run_{summary['run_id']}.json":
+            continue
+        try:
+            reports.append((path.stat().st_mtime, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    reports.sort(key=lambda t: t[0])
+    out = []
+    for i, s in enumerate([r for _, r in reports[-49:]] + [summary], start=1):
+        active = next(
+            (rs for rs in s.get("rulesets") or []
+             if rs.get("ruleset_name") == "active" and rs.get("window_name", "evaluation") == "evaluation"),
+            {},
+        )  # fmt: skip
+        out.append(
+            [
+                i,
+                (s.get("rules_by_status") or {}).get("active", 0),
+                active.get("precision"),
+                s.get("run_seconds"),
+            ]
+        )
+    return out
 
 
 def _fmt(v: object) -> str:
@@ -160,6 +249,13 @@ def render_summary(summary: dict) -> str:
         lines.append(
             "transitions:     " + ", ".join(f"{k} {v}" for k, v in summary["transitions_this_run"].items())
         )
+    for rid, reason in list((summary.get("deprecated_this_run") or {}).items())[:10]:
+        lines.append(f"deprecated:      {rid}  {reason}")
+    lines.extend(render_quality_gates(summary.get("quality_gates") or []))
+    if summary.get("label_feedback"):
+        lines.append(
+            "label feedback:  " + ", ".join(f"{k} {v:,}" for k, v in summary["label_feedback"].items())
+        )
     for rs in summary.get("rulesets", []):
         name = rs.get("ruleset") or rs.get("ruleset_name") or "?"
         figures = ", ".join(
@@ -180,7 +276,8 @@ def render_summary(summary: dict) -> str:
             "stage times:     " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stage_seconds"].items())
         )
     if summary.get("report_file"):
-        lines.append(f"run report:      {summary['report_file']}")
+        html = str(summary["report_file"]).removesuffix(".json") + ".html"
+        lines.append(f"run report:      {html} (figures; JSON beside it)")
     if summary.get("log_file"):
         lines.append(f"full log:        {summary['log_file']}")
     if summary.get("failures"):
@@ -189,9 +286,40 @@ def render_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def render_quality_gates(results: list[dict]) -> list[str]:
+    """The data-quality gates' lines of the summary: counts, then every failed gate."""
+    if not results:
+        return []
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines = [
+        f"quality gates:   batch {results[0]['batch_id']}: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    ]
+    critical = [r for r in results if r["status"] == "failed" and r["severity"] == "critical"]
+    for r in results:
+        if r["status"] == "failed":
+            lines.append(f"  {r['severity'].upper()} {r['gate']}: {r['detail']}")
+    if critical:
+        lines.append(
+            "BLOCKED:         a critical data-quality gate failed: nothing downstream ran, no rule was"
+            " promoted or deprecated (patas.quality_gate_results; thresholds in quality_gates.toml)"
+        )
+    return lines
+
+
 def write_report(summary: dict, out_dir: Path) -> Path:
+    """Write ``run_<id>.json`` and its HTML page ``run_<id>.html`` (plus ``latest.json`` and
+    ``latest.html``); returns the JSON path."""
+    from python_steps.publish.html_report import render_html
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary.setdefault("figures", {})["runs"] = _runs_over_time(out_dir, summary)
     path = out_dir / f"run_{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     (out_dir / "latest.json").write_text(path.read_text())
+    html = render_html(summary, render_summary(summary))
+    path.with_suffix(".html").write_text(html, encoding="utf-8")
+    (out_dir / "latest.html").write_text(html, encoding="utf-8")
     return path

@@ -64,7 +64,7 @@ def demo(user: User) -> subprocess.CompletedProcess:
     return user(".ci/patas", "demo")
 
 
-def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
+def test_demo_reads_like_a_product(user: User, demo: subprocess.CompletedProcess):
     err, out = demo.stderr, demo.stdout
     for step in ("[1/4] warehouse ready", "[2/4] corpus", "[3/4] ingest: read 20,000 = loaded", "[4/4]"):
         assert step in err, err
@@ -75,6 +75,9 @@ def test_demo_reads_like_a_product(demo: subprocess.CompletedProcess):
     log = re.search(r"full log:\s+(\S+)", out).group(1)
     assert "Running with dbt" in Path(log).read_text()
     assert "patas rules list --status active" in out
+    html = Path(re.search(r"run report:\s+(\S+\.html)", out).group(1))
+    assert html.parent == Path(user.env["PATAS_HOME"]) / "reports" and "<svg" in html.read_text()
+    assert "$PATAS_HOME/reports/run_<id>.html" in README
 
 
 def test_rules_list_active(user: User, demo):
@@ -94,8 +97,17 @@ def _an_active_rule(user: User) -> str:
 
 
 def test_rules_show_text_json_and_unknown_id(user: User, demo):
+    import psycopg
+
     assert "patas rules show <id>" in README
-    rule_id = _an_active_rule(user)
+    _an_active_rule(user)
+    # Cross-fitted promotion can make a rule active on mining-window evidence alone (a campaign that
+    # ended before the evaluation window): the card of one with held-out hits shows them.
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        rule_id = conn.execute(
+            "select l.rule_id from patas.rule_lifecycle as l join marts.rule_evaluations as e using (rule_id)"
+            " where l.status = 'active' and e.window_name = 'evaluation' and e.hit_count > 0 order by 1 limit 1"
+        ).fetchone()[0]
     text = user("rules", "show", rule_id).stdout
     assert text.startswith(rule_id) and "status active" in text and "evaluation:" in text
     card = json.loads(user("rules", "show", rule_id, "--json").stdout)
@@ -272,6 +284,61 @@ def test_patterns_list_show_match(user: User, demo):
     assert cluster["pattern_id"] in [m["pattern_id"] for m in top]
     empty = user("patterns", "match", "  ", ok=False)
     assert empty.returncode == 2 and empty.stderr.strip() == "error: TEXT is empty"
+
+
+def test_feedback_appeals_deprecate_a_rule_on_the_next_run(user: User, demo):
+    """The feedback loop as a user types it: appeals on an active rule's hits, then `patas run`."""
+    import psycopg
+
+    assert "patas feedback <id> --verdict ham --source user_appeal" in README
+    assert "patas feedback --file f.jsonl" in README
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        rule_id, ids = conn.execute(
+            """
+            select h.rule_id, array_agg(m.external_id order by m.external_id)
+            from marts.rule_hits as h
+            join raw.messages as m using (message_id)
+            join patas.rule_lifecycle as l using (rule_id)
+            where h.window_name = 'evaluation' and l.status = 'active' and m.is_spam
+            group by h.rule_id
+            having count(*) >= 3
+            order by count(*), h.rule_id
+            limit 1
+            """
+        ).fetchone()
+    one = user("feedback", ids[0], "--verdict", "ham", "--source", "user_appeal")
+    assert one.stdout.startswith("recorded 1 of 1 verdict(s)") and "1 of them to ham" in one.stdout
+    f = user.cwd / "f.jsonl"
+    f.write_text(
+        "".join(json.dumps({"id": i, "verdict": "ham", "source": "user_appeal"}) + "\n" for i in ids)
+    )
+    many = json.loads(user("feedback", "--file", "f.jsonl", "--json").stdout)
+    assert many == {"received": len(ids), "recorded": len(ids) - 1, "unchanged": 1,
+                    "overrides": len(ids) - 1, "reversals": len(ids) - 1}  # fmt: skip
+
+    for args, message in (
+        (
+            ("no-such-id", "--verdict", "ham"),
+            "error: unknown message id 'no-such-id': ingest the message first",
+        ),
+        ((ids[0], "--verdict", "maybe"), "error: verdict must be 'spam' or 'ham', not 'maybe'"),
+        ((ids[0],), "error: give MESSAGE_ID and --verdict spam|ham, or --file F.jsonl"),
+        (("--file", "missing.jsonl"), "error: missing.jsonl: No such file or directory"),
+    ):
+        bad = user("feedback", *args, ok=False)
+        assert bad.returncode == 2 and bad.stderr.strip() == message, (args, bad.stderr)
+
+    user("run")
+    card = json.loads(user("rules", "show", rule_id, "--json").stdout)
+    assert card["status"] == "deprecated", card
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        reason = conn.execute(
+            "select reason from patas.rule_audit where rule_id = %s order by audit_id desc limit 1",
+            (rule_id,),
+        ).fetchone()[0]
+        recorded = conn.execute("select count(*) from patas.label_feedback").fetchone()[0]
+    assert reason.startswith(f"feedback: {len(ids)} of "), reason
+    assert recorded == len(ids)
 
 
 def test_db_status_and_url(user: User, demo):
@@ -473,3 +540,38 @@ def test_db_start_status_stop_on_a_fresh_embedded_server(tmp_path: Path):
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     after = patas("status")
     assert after.returncode == 1 and after.stdout.startswith("embedded Postgres stopped")
+
+
+def test_retention_dry_run_then_purge_then_bad_input(user: User, demo):
+    """Last in this module: it deletes the demo's oldest messages."""
+    import gzip
+
+    import psycopg
+
+    assert "patas retention --keep-days 90 --dry-run" in README
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        before = conn.execute("select count(*) from raw.messages").fetchone()[0]
+    dry = user("retention", "--keep-days", "90", "--dry-run")
+    assert re.match(
+        r"event time before 2025-\S+( and untimed messages ingested before \S+)?: would archive and delete 0"
+        r" message\(s\); kept 0 older",
+        dry.stdout,
+    ), dry.stdout
+    res = user("retention", "--keep-days", "20")
+    m = re.match(
+        r"event time before 2026-01-1\S+?(?: and untimed messages ingested before \S+?)?: archived and deleted ([\d,]+) message\(s\) \((\S+\.jsonl\.gz)\)",
+        res.stdout,
+    )
+    assert m, res.stdout
+    purged, archive = int(m.group(1).replace(",", "")), Path(m.group(2))
+    assert purged > 0 and archive.parent == Path(user.env["PATAS_HOME"]) / "archive"
+    with gzip.open(archive, "rt") as fh:
+        assert sum(1 for _ in fh) == purged
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        assert conn.execute("select count(*) from raw.messages").fetchone()[0] == before - purged
+    for args, message in (
+        (("--keep-days", "0"), "error: keep-days must be a whole number of days, at least 1 (not 0)"),
+        (("--keep-days", "ninety"), "error: --keep-days must be a whole number of days, not 'ninety'"),
+    ):
+        bad = user("retention", *args, ok=False)
+        assert bad.returncode == 2 and bad.stderr.strip() == message, bad.stderr

@@ -91,6 +91,29 @@ def test_promotion_is_gated_by_a_blocking_check(defs):
     assert gate[0].asset_key == K(["marts", "rule_evaluations"])
 
 
+def test_the_quality_gates_block_everything_downstream_of_raw_messages(defs):
+    graph = defs.resolve_asset_graph()
+    gate = [
+        graph.get_check_spec(k)
+        for k in graph.asset_check_keys
+        if k.name == "messages_batch_passes_quality_gates"
+    ]
+    assert gate and gate[0].blocking and gate[0].asset_key == K(["raw", "messages"])
+    assert K(["raw", "messages"]) in _ancestors(graph, K(["patas", "rule_lifecycle"]))
+
+
+def test_label_feedback_reaches_shadow_evaluation_through_the_effective_labels(defs):
+    graph = defs.resolve_asset_graph()
+    labels = K(["intermediate", "int_message_labels_overridden"])
+    assert K(["patas", "label_feedback"]) in _ancestors(graph, labels)
+    for downstream in (
+        ["marts", "rule_evaluations"],
+        ["marts", "ruleset_evaluation"],
+        ["patas", "rule_lifecycle"],
+    ):
+        assert labels in _ancestors(graph, K(downstream))
+
+
 def test_dbt_tests_are_asset_checks(defs):
     check_keys = defs.resolve_asset_graph().asset_check_keys
     dbt_checks = [k for k in check_keys if k.name.startswith(("unique_", "not_null_"))]

@@ -184,3 +184,44 @@ def test_predicates_come_from_the_compiler(shadow_db) -> None:
     for key in ("free_entry", "win_regex", "call_not_bot"):
         assert rl.compile_sql_predicate(rl.parse_rule(RULES[key])) in sql
         assert f"then '{ids[key]}' end" in sql
+
+
+def test_effective_labels_override_and_reversals_are_counted(shadow_db) -> None:
+    """A reversal (spam -> ham) on one of the domain rule's spam hits moves it to the ham column and
+    counts it in reversed_hit_count; an unlabelled message confirmed as spam joins the spam column."""
+    url, project, ids = shadow_db
+    hits = _hits(url)[ids["domain"]]
+    with psycopg.connect(url) as conn:
+        labels = dict(
+            conn.execute(
+                "select message_id, is_spam from intermediate.int_messages_enriched where message_id = any(%s)",
+                (sorted(hits),),
+            ).fetchall()
+        )
+        spam_hit = min(m for m, s in labels.items() if s)
+        unlabelled = conn.execute(
+            "select min(e.message_id) from intermediate.int_messages_enriched as e"
+            " join intermediate.int_messages_windowed as w using (message_id)"
+            " where e.is_spam is null and w.window_name = 'evaluation'"
+        ).fetchone()[0]
+        conn.execute(
+            """
+            insert into intermediate.int_message_labels_overridden
+                (message_id, original_is_spam, is_spam, override_kind, is_changed, is_reversal)
+            values (%s, true, false, 'feedback', true, true), (%s, null, true, 'feedback', true, false)
+            """,
+            (spam_hit, unlabelled),
+        )
+        conn.commit()
+    try:
+        run_shadow_evaluation(project, url, RUN_ID)
+        row = _evaluations(url)[(ids["domain"], "evaluation")]
+        assert (row["hit_count"], row["spam_hit_count"], row["ham_hit_count"]) == (3, 1, 2)
+        assert row["reversed_hit_count"] == 1
+        assert (row["window_spam_count"], row["window_ham_count"]) == (7, 5)  # -1 +1 spam, +1 ham
+        assert row["precision"] == pytest.approx(1 / 3)
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute("delete from intermediate.int_message_labels_overridden")
+            conn.commit()
+        run_shadow_evaluation(project, url, RUN_ID)

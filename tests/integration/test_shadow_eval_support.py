@@ -37,7 +37,12 @@ POST_LIFECYCLE_STAGING = (
 )
 POST_LIFECYCLE_MODELS = ("ruleset_evaluation", "active_rules", "rule_history")
 UPSTREAM_STUBS = {
-    "intermediate": ("int_messages_enriched", "int_message_signals_extracted", "int_messages_windowed"),
+    "intermediate": (
+        "int_messages_enriched",
+        "int_message_signals_extracted",
+        "int_messages_windowed",
+        "int_message_labels_overridden",
+    ),
 }
 
 # Stand-ins for the stage-1 models (the shadow-evaluation tests fill them by hand); the Python-written
@@ -45,6 +50,19 @@ UPSTREAM_STUBS = {
 FIXTURE_DDL = """
 create schema if not exists intermediate;
 create schema if not exists patas;
+-- The effective-label overrides (label feedback, unbans); empty unless a test adds some.
+create table intermediate.int_message_labels_overridden (
+    message_id bigint primary key,
+    external_id text,
+    original_is_spam boolean,
+    is_spam boolean not null,
+    override_kind text not null,
+    feedback_id bigint,
+    feedback_source text,
+    feedback_received_at timestamptz,
+    is_changed boolean not null,
+    is_reversal boolean not null
+);
 create table intermediate.int_messages_enriched (
     message_id bigint primary key,
     external_id text not null,

@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("POST", f"{API}/rules/eval-shadow", "operator", {}),
     ("POST", f"{API}/rules/promote", "operator", {"dry_run": True}),
     ("POST", f"{API}/analyze", "operator", {"messages": [{"text": "role probe"}]}),
+    ("POST", f"{API}/feedback", "operator", {"id": "no-such-message", "verdict": "ham"}),
     ("POST", f"{API}/rules", "admin", {"rule": {"kind": "text_contains", "value": "x"}, "reason": "r"}),
     ("POST", f"{API}/rules/r_0/promote", "admin", {"reason": "r"}),
     ("POST", f"{API}/rules/r_0/deprecate", "admin", {"reason": "r"}),
@@ -664,7 +665,8 @@ def test_the_readme_curl_examples_as_a_user_types_them(service: Service, mined: 
         if command.rstrip().endswith("$API/patterns/mine"):
             run_id = body.get("run_id")
             assert run_id, body
-    ingest, _mine, run, rules, match = outputs
+    ingest, _mine, run, rules, match, feedback = outputs
+    assert feedback == {"received": 1, "recorded": 1, "unchanged": 0, "overrides": 1, "reversals": 1}
     assert ingest["read"] == ingest["loaded"] + ingest["duplicate"] + ingest["quarantined"] == 1
     assert run["run_id"] == run_id and run["status"] in ("queued", "started", "running", "success")
     assert all(r["status"] == "active" for r in rules["rules"])

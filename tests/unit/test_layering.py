@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "text": {"settings"},
     "rules": {"settings", "text"},
     "ingest": {"tables", "settings"},
+    "quality": {"tables"},
     "mining": {"metrics", "rules", "tables", "text", "warehouse", "settings"},
     "lifecycle": {"metrics", "mining", "rules", "tables", "text", "settings"},
     "publish": {"rules", "lifecycle", "tables", "text"},

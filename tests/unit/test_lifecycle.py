@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,21 @@ def test_deprecation_reasons() -> None:
     idle = SafetyProfile("idle", 0.9, 5, 0.05, max_idle_runs=2)
     assert lc.deprecation_reason(m(0, 0), promoted, idle, idle_runs=1) is None
     assert lc.deprecation_reason(m(0, 0), promoted, idle, idle_runs=2).startswith("idle")
+
+
+def test_feedback_reversals_deprecate_with_reason_feedback() -> None:
+    promoted = m(200, 0)
+    # 3 of 40 hits reversed (7.5%) stays under the default 10%; 5 of 40 (12.5%) does not, and
+    # "feedback" is the reason even though precision on effective labels fell too.
+    assert lc.deprecation_reason(m(37, 3) | {"reversed_hit_count": 3}, promoted, BALANCED) is None
+    why = lc.deprecation_reason(m(35, 5) | {"reversed_hit_count": 5}, promoted, CONSERVATIVE)
+    assert why.startswith("feedback: 5 of 40 hits (12%) were reversed"), why
+    # One reversal is not a pattern, whatever the share.
+    strict = replace(AGGRESSIVE, max_reversed_share=0.0)
+    assert lc.deprecation_reason(m(9, 1) | {"reversed_hit_count": 1}, m(9, 0), strict) is None
+    assert lc.deprecation_reason(m(8, 2) | {"reversed_hit_count": 2}, m(8, 0), strict).startswith("feedback")
+    with pytest.raises(ProfileError, match="max_reversed_share"):
+        replace(AGGRESSIVE, max_reversed_share=1.5)
 
 
 def _states(**statuses: str) -> dict[str, lc.RuleState]:

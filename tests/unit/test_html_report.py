@@ -1,0 +1,58 @@
+"""The HTML run report: self-contained, every figure present, warehouse text escaped (no database)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from python_steps.publish.html_report import render_html
+from python_steps.publish.report import render_summary
+
+SUMMARY = {
+    "run_id": "r1",
+    "success": False,
+    "run_seconds": 12.5,
+    "warehouse": {"messages": 1000, "spam": 200, "ham": 790, "quarantined": 3},
+    "rules_by_status": {"active": 2, "shadow": 5},
+    "stage_seconds": {"stage 1": 4.0, "shadow evaluation": 3.5},
+    "deprecated_this_run": {"r_b": "feedback: 5 of 9 hits (56%) were reversed <script>alert(1)</script>"},
+    "quality_gates": [
+        {"batch_id": 7, "gate": "future_timestamps", "severity": "critical", "status": "failed",
+         "detail": "20 event time(s) more than 3600 s after ingestion"},
+        {"batch_id": 7, "gate": "volume", "severity": "warning", "status": "passed", "detail": "ok"},
+    ],
+    "figures": {
+        "rules": [["r_a", 0.4, 1.0, "active"], ["r_b", 0.1, 0.5, "deprecated"], ["r_c", None, None, "shadow"]],
+        "promoted": [["r_a", "meets_profile: conservative"]],
+        "batches": [[1, 500, 0.2], [2, 480, 0.21], [7, 20, 0.9]],
+        "runs": [[1, 3, 0.99, 20.0], [2, 2, 0.97, 12.5]],
+    },
+}  # fmt: skip
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags.append(tag)
+
+
+def test_the_page_has_every_figure_and_no_external_resource() -> None:
+    html = render_html(SUMMARY, render_summary(SUMMARY))
+    parser = _Tags()
+    parser.feed(html)
+    assert parser.tags.count("svg") == 4  # precision/recall, stage times, runs, batches
+    assert parser.tags.count("circle") >= 2 + 2 + 3  # the two rules with metrics, the legend, the points
+    assert "script" not in parser.tags and not re.search(r"(src|href)=", html)
+    assert "Precision against recall per rule, evaluation window (2 rules)" in html
+
+
+def test_a_blocked_run_says_so_and_warehouse_text_is_escaped() -> None:
+    html = render_html(SUMMARY, render_summary(SUMMARY))
+    assert "Blocked by a critical data-quality gate" in html and "FAILED" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "meets_profile: conservative" in html
+    ok = render_html({**SUMMARY, "success": True, "quality_gates": []}, "")
+    assert "Blocked" not in ok and "succeeded" in ok
