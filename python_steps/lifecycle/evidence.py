@@ -220,7 +220,10 @@ def posterior(prior: Prior, spam: int, ham: int) -> tuple[float, float]:
     from scipy.stats import beta
 
     a, b = prior.alpha + spam, prior.beta + ham
-    return a / (a + b), float(beta.ppf(LOWER_QUANTILE, a, b))
+    mean = a / (a + b)
+    # With a kind whose record is all but perfect, beta is tiny and the quantile rounds to 1.0 in
+    # floating point; a lower bound is never above the mean.
+    return mean, min(float(beta.ppf(LOWER_QUANTILE, a, b)), mean)
 
 
 def evidence_metrics(

@@ -124,3 +124,9 @@ def test_evidence_metrics_are_deterministic_and_name_their_inputs() -> None:
     assert a["evidence_false_positive_rate"] == round(1 / 2500, 6)
     assert 0 < a["posterior_lower_bound"] < a["posterior_mean"] < 1
     assert one["b"]["evidence_ham_total"] == 1000 and one["b"]["evidence_folds_used"] == 0
+
+
+def test_the_lower_bound_never_exceeds_the_mean_for_an_almost_perfect_kind() -> None:
+    prior = ev.Prior("domain", 19.99998, 0.00002)  # a kind with thousands of clean held-out hits
+    mean, lower = ev.posterior(prior, 40, 0)
+    assert 0.99 < lower <= mean < 1.0
