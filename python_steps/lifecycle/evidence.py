@@ -64,6 +64,7 @@ RULE_KINDS = (
     "presence",
     "phrase_rare",
     "phrase_common",
+    "substring",
     "word_common",
     "conjunction",
     "conjunction_common",
@@ -102,6 +103,8 @@ def rule_kind(rule_json: Mapping[str, Any], origin: str, languages: Sequence[str
         if phrase_is_common(value, languages):
             return "word_common" if " " not in value.strip() else "phrase_common"
         return "phrase_rare"
+    if kind == "text_contains":
+        return "substring"
     if op == "present":
         return "presence"
     if kind == "phone" and op == "prefix":
@@ -117,7 +120,7 @@ def drafting_bar(
     """Would drafting keep a rule of ``kind`` with these mining counts (drafting's own bar)."""
     if spam < min_spam or spam + ham == 0 or spam / (spam + ham) < min_share:
         return False
-    return not (kind in ("phrase_rare", "phrase_common", "word_common") and ham > max_phrase_ham)
+    return not (kind in ("phrase_rare", "phrase_common", "word_common", "substring") and ham > max_phrase_ham)
 
 
 FoldCounts = Mapping[int, tuple[int, int]]  # fold -> (spam hits, ham hits); fold -1: evaluation window

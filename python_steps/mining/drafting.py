@@ -6,6 +6,9 @@ Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham cou
   signature): spam share at least ``min_spam_share`` over at least ``min_spam_count`` spam;
 - one ``text_phrase`` rule per n-gram that is frequent in spam and rare in ham (same bar, and at
   most ``max_phrase_ham_count`` ham);
+- one ``text_contains`` rule per recurring substring of text written without spaces between words
+  (Thai, Chinese, ...: :mod:`python_steps.text.substrings`), on the phrases' bar; a substring inside
+  which a shorter kept one lies is dropped. The word tokenizer sees such text as whole clauses;
 - generalizations of entities, counted on the mining window from the entity arrays of
   ``int_messages_enriched``: a phone number range (``phone starts with 0871``: 3 to 5 leading
   digits shared by at least ``min_prefix_numbers`` distinct spam numbers; the shortest strong
@@ -40,6 +43,7 @@ from python_steps import rules as rl
 from python_steps import tables
 from python_steps.metrics import wilson_lower_bound
 from python_steps.rules.compiler import ENTITY_COLUMNS
+from python_steps.text import substrings as subs
 from python_steps.text.common_words import phrase_is_common
 
 CANDIDATES = "marts.stage1_candidates"
@@ -73,6 +77,11 @@ class DraftingConfig:
     # languages of the general-language word list: a single common word is drafted as a rule (for
     # review) and also paired with partners, since alone it never activates automatically
     languages: tuple[str, ...] = ("en",)
+    # text without spaces between words (Thai, Chinese, ...): recurring substrings of its runs
+    # (python_steps.text.substrings) become ``text_contains`` rules, on the mining window's first
+    # ``max_substring_messages`` labelled messages that hold such text; 0 turns them off
+    substring_min_chars: int = 4
+    max_substring_messages: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,30 @@ def _conjunction_pairs(
     return sorted((a, b, c, d, int(s), int(h)) for a, b, c, d, s, h in rows)  # code-point order
 
 
+def _substring_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> list[tuple[str, int, int]]:
+    """(substring, spam, ham) on the labelled mining window for the closed recurring substrings of
+    unspaced text (see :mod:`python_steps.text.substrings`); empty when no message has any."""
+    if cfg.max_substring_messages <= 0:
+        return []
+    rows = conn.execute(
+        f"""
+        select m.normalized_text, m.is_spam
+        from {MESSAGES} as m
+        inner join {WINDOWED} as w on w.message_id = m.message_id
+        where w.window_name = 'mining' and m.is_spam is not null and m.normalized_text ~ %s
+        order by m.message_id
+        limit %s
+        """,
+        (subs.UNSPACED_CLASS_POSTGRES, cfg.max_substring_messages),
+    ).fetchall()
+    if not rows:
+        return []
+    sub_cfg = subs.SubstringConfig(min_chars=cfg.substring_min_chars, min_support=cfg.min_spam_count)
+    return subs.recurring_substrings(
+        [t for t, is_spam in rows if is_spam], [t for t, is_spam in rows if not is_spam], sub_cfg
+    )
+
+
 def _generalizations(
     conn: psycopg.Connection, cfg: DraftingConfig
 ) -> list[tuple[dict[str, Any], str, int, int]]:
@@ -297,6 +330,19 @@ def draft_rules(
     for rule_json, pattern_id, spam, ham in _generalizations(conn, cfg):
         d = _make(rule_json, pattern_id, spam, ham)
         if d is not None:
+            _keep(singles, d)
+
+    # Substrings of unspaced text: the precise ones, shortest first; one inside which a shorter
+    # kept substring lies hits a subset of it and is dropped (as phrases below).
+    substrings: list[str] = []
+    for value, spam, ham in sorted(_substring_candidates(conn, cfg), key=lambda r: (len(r[0]), r[0])):
+        if ham > cfg.max_phrase_ham_count or not _strong(spam, ham, cfg):
+            continue
+        if any(k in value for k in substrings):
+            continue
+        d = _make({"kind": "text_contains", "value": value}, f"substring:{value}", spam, ham)
+        if d is not None:
+            substrings.append(value)
             _keep(singles, d)
 
     # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset), unless

@@ -20,7 +20,7 @@ FIXTURE_DDL = """
 create schema intermediate;
 create schema marts;
 create table intermediate.int_messages_enriched (
-    message_id bigint primary key, is_spam boolean,
+    message_id bigint primary key, is_spam boolean, normalized_text text,
     phones text[] not null default '{}', short_codes text[] not null default '{}',
     urls text[] not null default '{}', handles text[] not null default '{}',
     emails text[] not null default '{}'
@@ -293,3 +293,43 @@ def test_phrases_outside_the_ngram_vocabulary_are_evaluated_as_predicates(conn: 
     assert stored == {known.rule_id: "signal", unknown.rule_id: "predicate", both.rule_id: "predicate"}
     clauses = {r[0] for r in conn.execute("select distinct rule_id from patas.rule_signal_clauses")}
     assert clauses == {known.rule_id}
+
+
+def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> None:
+    """Thai puts no space between words: a word the spam shares inside varied clauses becomes a
+    ``text_contains`` rule; fragments ham also uses do not; Latin text gives no substring rule."""
+    conn.execute(FIXTURE_DDL)
+    spam = [
+        "สมัครคาสิโนออนไลน์วันนี้",  # "apply casino online today"
+        "เล่นคาสิโนออนไลน์ได้เงินจริง",
+        "โปรโมชั่นคาสิโนออนไลน์ฟรี",
+        "คาสิโนออนไลน์แจกเครดิต",
+        "win big today",
+        "win big now",
+        "win big prize",
+    ]
+    ham = ["สมัครสมาชิกวันนี้", "โปรโมชั่นร้านกาแฟ", "วันนี้ฝนตก", "big meeting today"]
+    rows = [(i + 1, True, t) for i, t in enumerate(spam)] + [
+        (len(spam) + i + 1, False, t) for i, t in enumerate(ham)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_messages_enriched (message_id, is_spam, normalized_text) "
+            "values (%s, %s, %s)",
+            rows,
+        )
+        cur.executemany(
+            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+        )
+    drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
+    contains = [d for d in drafts if d.rule_json.get("kind") == "text_contains"]
+    assert contains, [d.description for d in drafts]
+    for d in contains:
+        value = d.rule_json["value"]
+        assert value in "คาสิโนออนไลน์", value  # a piece of the shared word, nothing around it
+        assert not any(value in h for h in ham)
+        assert d.spam_count == 4 and d.ham_count == 0 and d.evaluation_kind == "predicate"
+        assert d.sql_expression.startswith("strpos(")
+    # one rule: longer pieces of the same word hit a subset of the shortest kept one
+    assert len(contains) == 1
+    assert drafting.draft_rules(conn, run_id="r2", max_rules=MAX_RULES) == drafts  # deterministic

@@ -43,6 +43,7 @@ def test_common_words_come_from_the_word_list() -> None:
             "pattern_mining",
             "conjunction",
         ),
+        ({"kind": "text_contains", "value": "คาสิโน"}, "pattern_mining", "substring"),
         ({"kind": "text_phrase", "value": "ringtone"}, "semantic", "cluster"),
         ({"kind": "text_phrase", "value": "ringtone"}, "llm", "llm"),
         ({"raw_sql": "true"}, "manual", "manual"),
@@ -50,6 +51,11 @@ def test_common_words_come_from_the_word_list() -> None:
 )
 def test_rule_kinds(rule_json: dict, origin: str, kind: str) -> None:
     assert ev.rule_kind(rule_json, origin) == kind
+
+
+def test_substrings_meet_the_phrase_bar() -> None:
+    """Drafting keeps a substring of unspaced text on the phrases' bar: at most one ham."""
+    assert bar("substring", 30, 1) and not bar("substring", 40, 2) and bar("domain", 40, 2)
 
 
 def test_out_of_fold_hits_count_only_where_the_rule_is_drafted_without_the_fold() -> None:
