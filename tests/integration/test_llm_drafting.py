@@ -345,3 +345,14 @@ def test_an_unpriced_model_is_said_so(llm, fresh_db):
         out = LlmDrafter(conn, _cfg(llm, price=None, budget_usd=0.01), "r").draft(_clusters(2))
     assert len(llm.requests) == 2, "no price: the money budget cannot stop calls (tokens still can)"
     assert out.budget_state == "ok" and "has no price" in out.warnings[0]
+
+
+def test_warehouse_metrics_count_llm_tokens_and_cost(llm, fresh_db):
+    from patas.service.metrics import warehouse_metrics
+
+    with psycopg.connect(fresh_db) as conn:
+        LlmDrafter(conn, _cfg(llm, price=PRICE, budget_usd=5.0), "r1").draft(_clusters(2))
+        families = {f.name: f for f in warehouse_metrics(conn)}
+    assert families["patas_llm_cost_usd"].samples[0].value == pytest.approx(0.4)
+    tokens = {s.labels["kind"]: s.value for s in families["patas_llm_tokens"].samples}
+    assert tokens == {"prompt": 200, "completion": 100}
