@@ -30,3 +30,14 @@ def test_the_run_flag_sets_it():
 
     assert _spec_from_flags(llm_privacy="strict").llm_privacy == "strict"
     assert _spec_from_flags(llm_privacy=None).llm_privacy == "standard"
+
+
+def test_the_api_run_options_carry_it():
+    from pydantic import ValidationError
+
+    from patas.service.schemas import RunOptions
+
+    params = RunOptions(llm_privacy="strict").model_dump(exclude_none=True)
+    assert RunSpec(**params).llm_privacy == "strict"
+    with pytest.raises(ValidationError):
+        RunOptions(llm_privacy="open")
