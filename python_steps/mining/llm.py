@@ -397,8 +397,8 @@ class LlmDrafter:
                 f"LLM budget reached ({spent}): {skipped} cluster(s) were not sent and keep their"
                 " deterministic drafts only"
             )
-        elif out.tokens >= NEAR_BUDGET_SHARE * cfg.budget_tokens or (
-            money and out.cost_usd >= NEAR_BUDGET_SHARE * cfg.budget_usd
+        elif (out.tokens and out.tokens >= NEAR_BUDGET_SHARE * cfg.budget_tokens) or (
+            money and out.cost_usd > 0 and out.cost_usd >= NEAR_BUDGET_SHARE * cfg.budget_usd
         ):
             out.budget_state = "near"
             out.warnings.append(f"LLM spend near the run budget ({spent})")

@@ -271,3 +271,11 @@ def test_warehouse_metrics_count_llm_tokens_and_cost(llm, fresh_db):
     assert families["patas_llm_cost_usd"].samples[0].value == pytest.approx(0.4)
     tokens = {s.labels["kind"]: s.value for s in families["patas_llm_tokens"].samples}
     assert tokens == {"prompt": 200, "completion": 100}
+
+
+def test_a_run_served_from_the_cache_spends_nothing_and_warns_nothing(llm, fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        LlmDrafter(conn, _cfg(llm, price=PRICE, budget_usd=0.45), "r1").draft(_clusters(2))
+        again = LlmDrafter(conn, _cfg(llm, price=PRICE, budget_usd=0.45), "r2").draft(_clusters(2))
+    assert again.calls == {"cached": 2} and again.cost_usd == 0 and again.budget_state == "ok"
+    assert again.warnings == [] and len(llm.requests) == 2
