@@ -145,3 +145,29 @@ def test_strict_sends_aggregates_only():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="privacy mode"):
         prepare_signals(SIGNALS, "relaxed")
+
+
+def test_entities_carrying_a_number_are_dropped_unless_own():
+    signals = {
+        "cluster_id": "c",
+        "message_count": 10,
+        "top_entities": [
+            {
+                "kind": "url",
+                "value": "http://win-prize.example/u/4419201",
+                "messages": 1,
+            },  # a per-person link
+            {
+                "kind": "url",
+                "value": "http://win-prize.example/claim/99120033",
+                "messages": 9,
+            },  # the campaign's
+            {"kind": "short_code", "value": "87121", "messages": 1},
+        ],
+    }
+    out = prepare_signals(signals, "standard")
+    assert [e["value"] for e in out["top_entities"]] == ["http://win-prize.example/claim/99120033", "87121"]
+    assert out["redacted_entities"] == {"url": 1}
+    assert [e["value"] for e in prepare_signals(signals, "strict")["top_entities"]] == [
+        "http://win-prize.example/claim/99120033"
+    ]
