@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from python_steps.mining.clustering import parse_slice
+from python_steps.mining.privacy import DEFAULT_PRIVACY, PRIVACY_MODES
 from python_steps.mining.windows import SPLIT_MODES, RunWindows, resolve_windows
 
 DEFAULT_PROFILE = "conservative"
@@ -44,6 +45,9 @@ class RunSpec:
     # Drafting
     max_rules: int = 1000
     use_llm: bool = True  # only when the LLM is enabled in the settings (PATAS_LLM_ENABLED): off by default
+    # What the LLM may see (python_steps.mining.privacy): standard = redacted examples, strict =
+    # aggregates only (no example text, no ham, no entity other than the pattern's own)
+    llm_privacy: str = DEFAULT_PRIVACY
     # Promotion: the safety profile; None = the settings' profile (PATAS_PROFILE, else conservative)
     profile: str | None = None
     # Cross-fitted evidence (python_steps.lifecycle.evidence): the mining window's labelled messages
@@ -74,6 +78,10 @@ class RunSpec:
         if not 0 < self.stage2_eps < 2:
             raise RunSpecError("stage2_eps must be a cosine distance in (0, 2)")
         object.__setattr__(self, "ingest_paths", tuple(self.ingest_paths))
+        if self.llm_privacy not in PRIVACY_MODES:
+            raise RunSpecError(
+                f"llm_privacy must be one of {', '.join(PRIVACY_MODES)}, not {self.llm_privacy!r}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunSpec:

@@ -24,6 +24,14 @@ class Settings:
     llm_model: str = "gpt-4o-mini"
     llm_enabled: bool = False
     llm_budget_tokens: int = 200_000
+    # Money: a per-run budget in US dollars, from the price table (python_steps/mining/llm_prices.toml,
+    # or PATAS_LLM_PRICES_FILE; PATAS_LLM_PRICE_INPUT_PER_1M / _OUTPUT_PER_1M for the model alone)
+    llm_budget_usd: float = 1.0
+    llm_prices_file: Path | None = None
+    llm_price_input_per_1m: float | None = None
+    llm_price_output_per_1m: float | None = None
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
     profile: str = "conservative"
     max_text_bytes: int = 64 * 1024
     embeddings_provider: str = "lexical"
@@ -64,6 +72,10 @@ class Settings:
         return self.home / "dagster"
 
 
+def _float_or_none(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     home = Path(env.get("PATAS_HOME") or PROJECT_ROOT / ".patas").resolve()
@@ -75,6 +87,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         llm_model=env.get("PATAS_LLM_MODEL", "gpt-4o-mini"),
         llm_enabled=env.get("PATAS_LLM_ENABLED", "0").lower() in ("1", "true", "yes", "on"),
         llm_budget_tokens=int(env.get("PATAS_LLM_BUDGET_TOKENS", "200000")),
+        llm_budget_usd=float(env.get("PATAS_LLM_BUDGET_USD", "1.0")),
+        llm_prices_file=Path(env["PATAS_LLM_PRICES_FILE"]) if env.get("PATAS_LLM_PRICES_FILE") else None,
+        llm_price_input_per_1m=_float_or_none(env.get("PATAS_LLM_PRICE_INPUT_PER_1M")),
+        llm_price_output_per_1m=_float_or_none(env.get("PATAS_LLM_PRICE_OUTPUT_PER_1M")),
+        llm_timeout_s=float(env.get("PATAS_LLM_TIMEOUT_S", "30")),
+        llm_max_retries=int(env.get("PATAS_LLM_MAX_RETRIES", "2")),
         profile=env.get("PATAS_PROFILE", "conservative"),
         max_text_bytes=int(env.get("PATAS_MAX_TEXT_BYTES", str(64 * 1024))),
         embeddings_provider=env.get("PATAS_EMBEDDINGS_PROVIDER", "lexical").lower(),

@@ -41,6 +41,7 @@ RULE_METRICS_HISTORY = "patas.rule_metrics_history"
 RULESET_MEMBERS = "patas.ruleset_members"
 LLM_CACHE = "patas.llm_cache"
 LLM_CALLS = "patas.llm_calls"
+LLM_RUNS = "patas.llm_runs"
 API_KEYS = "patas.api_keys"
 API_RUNS = "patas.api_runs"
 LABEL_FEEDBACK = "patas.label_feedback"
@@ -436,6 +437,32 @@ create table if not exists patas.pattern_versions (
 """
 
 
+# Migration 6: what LLM drafting costs. Every call's money and attempts; one row per run with its
+# tokens, cost, privacy mode, budget and the warnings the run report shows (python_steps.mining.llm).
+LLM_COST_DDL = """
+alter table patas.llm_calls
+    add column if not exists cost_usd double precision not null default 0,
+    add column if not exists attempts integer not null default 0;
+create table if not exists patas.llm_runs (
+    run_id text primary key,
+    model text not null,
+    privacy text not null check (privacy in ('standard', 'strict')),
+    prompt_version text not null,
+    prompt_tokens bigint not null,
+    completion_tokens bigint not null,
+    cost_usd double precision not null,
+    priced boolean not null,
+    budget_usd double precision,
+    budget_tokens bigint not null,
+    budget_state text not null check (budget_state in ('ok', 'near', 'reached')),
+    calls jsonb not null,
+    retries integer not null,
+    warnings jsonb not null,
+    recorded_at timestamptz not null default now()
+);
+"""
+
+
 # -- migrations -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Migration:
@@ -496,6 +523,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         5, "label feedback, data-quality gates, reversed hits in the metrics history", FEEDBACK_QUALITY_DDL
+    ),
+    Migration(
+        6, "LLM cost: money and attempts per call, llm_runs (tokens, cost, privacy, budget)", LLM_COST_DDL
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -214,6 +214,8 @@ def _run_options(f):
                      help="Stage 2: the suspicious slice, narrow (1%), default (3%), wide (5%), explore (15%) or a percent."),
         click.option("--no-two-stage", "no_two_stage", is_flag=True, help="Stage 1 only (simple mode): no stage 2."),
         click.option("--no-llm", "no_llm", is_flag=True, help="Never call the LLM, even when PATAS_LLM_ENABLED is set."),
+        click.option("--llm-privacy", "llm_privacy", type=click.Choice(["standard", "strict"]), default=None,
+                     help="What the LLM sees: standard (redacted examples, default) or strict (aggregates only)."),
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)

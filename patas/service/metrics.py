@@ -1,9 +1,9 @@
 """``GET /metrics``: Prometheus text format, read from the warehouse at scrape time.
 
 Gauges describe the warehouse as it is (rules by status, the active set's precision and recall,
-ingest counts, the newest batch's quality gates, label feedback, LLM tokens) and the last run (its
-start, duration, outcome and stage times, from ``$PATAS_HOME/reports/latest.json``, which the
-runner writes after every run). Counters count this server's ``/rules/match`` work. Every query is
+ingest counts, the newest batch's quality gates, label feedback, LLM tokens and cost) and the last
+run (its start, duration, outcome, stage times, LLM tokens, cost and budget, from
+``$PATAS_HOME/reports/latest.json``, which the runner writes after every run). Counters count this server's ``/rules/match`` work. Every query is
 fixed SQL (no request data reaches it); a relation that does not exist yet gives no sample.
 """
 
@@ -109,6 +109,13 @@ def warehouse_metrics(conn: psycopg.Connection) -> Iterator[Metric]:
         g.add_metric(["prompt"], row[0])
         g.add_metric(["completion"], row[1])
         yield g
+    if _exists(conn, "patas.llm_runs"):
+        row = conn.execute("select coalesce(sum(cost_usd), 0), count(*) from patas.llm_runs").fetchone()
+        g = _gauge(
+            "patas_llm_cost_usd", "Money spent on LLM drafting (US dollars, from the price table), all runs."
+        )
+        g.add_metric([], float(row[0]))
+        yield g
 
 
 def last_run_metrics(report: Path) -> Iterator[Metric]:
@@ -133,12 +140,46 @@ def last_run_metrics(report: Path) -> Iterator[Metric]:
         )
         g.add_metric([], 1.0 if summary["success"] else 0.0)
         yield g
+    llm = summary.get("llm")
+    if isinstance(llm, dict):
+        yield from _last_run_llm(llm)
     stages = summary.get("stage_seconds") or {}
     if stages:
         g = _gauge("patas_last_run_stage_seconds", "Seconds per stage of the last run.", ["stage"])
         for stage, seconds in sorted(stages.items()):
             g.add_metric([stage], float(seconds))
         yield g
+
+
+def _last_run_llm(llm: dict[str, Any]) -> Iterator[Metric]:
+    g = _gauge("patas_last_run_llm_tokens", "LLM tokens the last run spent.", ["kind"])
+    g.add_metric(["prompt"], float(llm.get("prompt_tokens") or 0))
+    g.add_metric(["completion"], float(llm.get("completion_tokens") or 0))
+    yield g
+    g = _gauge("patas_last_run_llm_calls", "LLM drafting calls of the last run, by outcome.", ["outcome"])
+    for outcome, n in sorted((llm.get("calls") or {}).items()):
+        g.add_metric([str(outcome)], float(n))
+    yield g
+    if llm.get("priced"):
+        g = _gauge("patas_last_run_llm_cost_usd", "Money the last run spent on the LLM (US dollars).")
+        g.add_metric([], float(llm.get("cost_usd") or 0.0))
+        yield g
+    if llm.get("priced") and llm.get("budget_usd") is not None:
+        g = _gauge("patas_last_run_llm_budget_usd", "The last run's LLM budget (US dollars).")
+        g.add_metric([], float(llm["budget_usd"]))
+        yield g
+    if isinstance(llm.get("budget_used"), int | float):
+        g = _gauge(
+            "patas_last_run_llm_budget_used_ratio",
+            "Share of its LLM budget the last run spent (money when priced, else tokens); 1 = reached.",
+        )
+        g.add_metric([], float(llm["budget_used"]))
+        yield g
+    g = _gauge(
+        "patas_last_run_llm_budget_reached", "1 when the last run stopped calling the LLM at its budget."
+    )
+    g.add_metric([], 1.0 if llm.get("budget_state") == "reached" else 0.0)
+    yield g
 
 
 class _PatasCollector(Collector):

@@ -37,6 +37,9 @@ class RunOptions(_Body):
     stage2_sample_size: int | None = Field(
         None, ge=1, description="stage 2 clusters at most this many messages"
     )
+    llm_privacy: Literal["standard", "strict"] | None = Field(
+        None, description="what the LLM sees: standard (redacted examples) or strict (aggregates only)"
+    )
 
 
 class AnalyzeRequest(RunOptions):

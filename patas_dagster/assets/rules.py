@@ -99,12 +99,7 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     settings = load_settings()
     spec = run_spec.spec()
     llm_config = (
-        LlmConfig(
-            settings.llm_base_url,
-            settings.llm_api_key,
-            settings.llm_model,
-            budget_tokens=settings.llm_budget_tokens,
-        )
+        LlmConfig.from_settings(settings, privacy_mode=spec.llm_privacy)
         if settings.llm_enabled and spec.use_llm
         else None
     )
@@ -118,13 +113,21 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         )
         written = drafting.write_drafts(conn, drafts, context.run_id)
         conn.commit()
-    by_origin = {k: v for k, v in info.items() if isinstance(v, int)}
+    by_origin = {k: info[k] for k in ("pattern_mining", "semantic", "llm")}
+    for warning in info.get("llm_warnings", []):
+        context.log.warning(f"llm: {warning}")
+    llm_meta = (
+        {"llm_privacy": llm_config.privacy, "llm_tokens": int(info.get("llm_tokens", 0)),
+         "llm_cost_usd": float(info.get("llm_cost_usd", 0.0)), "llm_budget_state": str(info.get("llm_budget_state", "ok")),
+         "llm_warnings": dg.MetadataValue.json(info.get("llm_warnings", []))}
+        if llm_config else {}
+    )  # fmt: skip
     preview = "\n".join(f"- `{d.rule_id}` {d.description}" for d in drafts[:10])
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_drafts"],
         metadata={"rules_drafted": len(drafts), "versions_inserted": written["versions_inserted"],
                   **{f"origin_{k}": v for k, v in sorted(by_origin.items())},
-                  "llm": "on" if llm_config else "off", "llm_calls": str(info.get("llm_calls", {})),
+                  "llm": "on" if llm_config else "off", "llm_calls": str(info.get("llm_calls", {})), **llm_meta,
                   "preview": dg.MetadataValue.md(preview or "(none)")},
     )  # fmt: skip
     yield dg.MaterializeResult(

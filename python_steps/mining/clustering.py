@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -37,7 +36,7 @@ import numpy as np
 import psycopg
 
 from python_steps import tables
-from python_steps.mining import embeddings
+from python_steps.mining import embeddings, privacy
 
 ENTITY_COLUMNS = ("domains", "phones", "short_codes", "handles", "emails")
 
@@ -121,19 +120,11 @@ class Stage2Result:
     record: dict  # what the run records: slice share, embeddings, fallbacks, warnings
 
 
-_REDACTIONS = [
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
-    (re.compile(r"(?<!\w)@\w{2,}"), "<handle>"),
-    (re.compile(r"\+?\d[\d\s().-]{5,}\d"), "<phone>"),
-    (re.compile(r"\d{4,}"), "<number>"),
-]
-
-
-def redact(text: str, limit: int = 240) -> str:
-    """Mask emails, handles, phone numbers and long numbers; cut to ``limit`` characters."""
-    for pattern, placeholder in _REDACTIONS:
-        text = pattern.sub(placeholder, text)
-    return text[:limit]
+def redact(text: str, own: privacy.OwnEntities | None = None, limit: int = privacy.TEXT_LIMIT) -> str:
+    """Personal data masked (emails, cards, IBANs, phones, handles, long numbers: the ``standard``
+    privacy mode of :mod:`python_steps.mining.privacy`), the cluster's own entities kept; cut to
+    ``limit`` characters."""
+    return privacy.redact_text(text, own, limit)
 
 
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
@@ -419,7 +410,8 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
             {"phrase": p, "cluster_messages": n, "spam_count": int(s), "ham_count": int(h)}
             for p, n, s, h in phrases
         ]
-        c.examples = [redact(r[1]) for r in rows[: cfg.examples]]  # spam members first
+        own = privacy.OwnEntities.from_entities(c.top_entities, c.size)
+        c.examples = [redact(r[1], own) for r in rows[: cfg.examples]]  # spam members first
     wanted = [(i, p["phrase"]) for i, c in enumerate(clusters) for p in c.top_phrases[:3]]
     if not wanted:
         return
@@ -446,7 +438,8 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
         """,
         ([i for i, _ in wanted], [p for _, p in wanted], cfg.examples),
     ).fetchall():
-        clusters[no].counter_examples.append(redact(text))
+        c = clusters[no]
+        c.counter_examples.append(redact(text, privacy.OwnEntities.from_entities(c.top_entities, c.size)))
 
 
 def write_clusters(

@@ -801,6 +801,9 @@ def draft_with_stage2(
                 info["llm"] += 1
         info["llm_calls"] = dict(sorted(outcome.calls.items()))
         info["llm_tokens"] = outcome.tokens
+        info["llm_cost_usd"] = round(outcome.cost_usd, 6)
+        info["llm_budget_state"] = outcome.budget_state
+        info["llm_warnings"] = list(outcome.warnings)
     return [drafts[k] for k in sorted(drafts)], info
 
 

@@ -170,6 +170,26 @@ def render_html(summary: dict, text_summary: str) -> str:
                 [(g["batch_id"], g["gate"], g["severity"], g["status"], g["detail"]) for g in gates],
             )
         )
+    llm = summary.get("llm")
+    if llm:
+        parts.append("<h2>LLM drafting</h2>")
+        parts.extend(
+            f"<p class='{'blocked' if llm.get('budget_state') == 'reached' else 'bad'}'><b>Warning</b>: {escape(w)}</p>"
+            for w in llm.get("warnings") or []
+        )
+        used = llm.get("budget_used")
+        parts.append(
+            _table(
+                ["model", "privacy", "prompt", "calls", "prompt tokens", "completion tokens", "cost (USD)",
+                 "budget (USD)", "budget used", "retries"],
+                [(llm["model"], llm["privacy"], llm["prompt_version"],
+                  ", ".join(f"{k} {v}" for k, v in sorted((llm.get("calls") or {}).items())),
+                  llm["prompt_tokens"], llm["completion_tokens"],
+                  llm["cost_usd"] if llm.get("priced") else "unpriced",
+                  "" if llm.get("budget_usd") is None else llm["budget_usd"],
+                  f"{100 * used:.0f}%" if used is not None else "", llm.get("retries", 0))],
+            )
+        )  # fmt: skip
     promoted = figures.get("promoted") or []
     deprecated = summary.get("deprecated_this_run") or {}
     parts.append("<h2>Rules promoted and deprecated this run</h2>")

@@ -59,6 +59,10 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
         row = conn.execute("select record from patas.stage2_runs where run_id = %s", (run_id,)).fetchone()
         if row:
             summary["stage2"] = row[0]
+    if _exists(conn, "patas.llm_runs"):
+        llm = llm_summary(conn, run_id)
+        if llm:
+            summary["llm"] = llm
     if _exists(conn, "patas.rule_drafts"):
         summary["rules_drafted"] = conn.execute(
             "select count(distinct rule_id) from patas.rule_drafts"
@@ -120,6 +124,42 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
             dict(zip(("rule_id", "description", "tier"), r, strict=True)) for r in cur
         ]
     return summary
+
+
+def llm_summary(conn: psycopg.Connection, run_id: str) -> dict | None:
+    """What the run's LLM drafting spent, under which privacy mode, against which budget."""
+    cur = conn.execute(
+        """
+        select model, privacy, prompt_version, prompt_tokens, completion_tokens, cost_usd, priced, budget_usd,
+               budget_tokens, budget_state, calls, retries, warnings
+        from patas.llm_runs where run_id = %s
+        """,
+        (run_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(zip([d.name for d in cur.description], row, strict=True))
+    money = out["priced"] and out["budget_usd"]
+    out["budget_used"] = (
+        out["cost_usd"] / out["budget_usd"] if money else
+        (out["prompt_tokens"] + out["completion_tokens"]) / out["budget_tokens"] if out["budget_tokens"] else None
+    )  # fmt: skip
+    return out
+
+
+def _llm_lines(llm: dict) -> list[str]:
+    calls = ", ".join(f"{k} {v}" for k, v in sorted((llm.get("calls") or {}).items())) or "none"
+    cost = f"${llm['cost_usd']:.4f}" if llm.get("priced") else "cost not counted (model unpriced)"
+    budget = f" of ${llm['budget_usd']:.2f} budget" if llm.get("priced") and llm.get("budget_usd") else ""
+    lines = [
+        f"llm:             {llm['model']}, privacy {llm['privacy']}, prompt {llm['prompt_version']}: calls {calls};"
+        f" {llm['prompt_tokens'] + llm['completion_tokens']:,} tokens ({llm['prompt_tokens']:,} prompt +"
+        f" {llm['completion_tokens']:,} completion), {cost}{budget}"
+        + (f"; {llm['retries']} retries" if llm.get("retries") else "")
+    ]
+    lines.extend(f"warning:         {w}" for w in llm.get("warnings") or [])
+    return lines
 
 
 def _figures(conn: psycopg.Connection, run_id: str) -> dict:
@@ -234,6 +274,8 @@ def render_summary(summary: dict) -> str:
         )
     if summary.get("stage2"):
         lines.extend(_stage2_lines(summary["stage2"]))
+    if summary.get("llm"):
+        lines.extend(_llm_lines(summary["llm"]))
     for key, label in (
         ("stage1_candidates", "stage-1 signals"),
         ("rules_drafted", "rules drafted"),

@@ -56,3 +56,23 @@ def test_a_blocked_run_says_so_and_warehouse_text_is_escaped() -> None:
     assert "meets_profile: conservative" in html
     ok = render_html({**SUMMARY, "success": True, "quality_gates": []}, "")
     assert "Blocked" not in ok and "succeeded" in ok
+
+
+LLM = {
+    "model": "gpt-4o-mini", "privacy": "strict", "prompt_version": "p2", "prompt_tokens": 9000,
+    "completion_tokens": 1000, "cost_usd": 0.95, "priced": True, "budget_usd": 1.0, "budget_tokens": 200000,
+    "budget_state": "reached", "calls": {"ok": 4, "over_budget": 2}, "retries": 1, "budget_used": 0.95,
+    "warnings": ["LLM budget reached ($0.9500 of $1.0000): 2 cluster(s) were not sent <b>"],
+}  # fmt: skip
+
+
+def test_the_llm_section_shows_spend_and_the_budget_warning() -> None:
+    summary = {**SUMMARY, "llm": LLM}
+    text = render_summary(summary)
+    assert "llm:             gpt-4o-mini, privacy strict, prompt p2: calls ok 4, over_budget 2;" in text
+    assert "10,000 tokens (9,000 prompt + 1,000 completion), $0.9500 of $1.00 budget; 1 retries" in text
+    assert "warning:         LLM budget reached ($0.9500 of $1.0000)" in text
+    html = render_html(summary, text)
+    assert "<h2>LLM drafting</h2>" in html and "<p class='blocked'><b>Warning</b>: LLM budget reached" in html
+    assert "95%" in html and "not sent &lt;b&gt;" in html
+    assert "LLM drafting" not in render_html(SUMMARY, render_summary(SUMMARY))

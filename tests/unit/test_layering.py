@@ -44,6 +44,7 @@ PURE = (
     "python_steps/lifecycle/profiles.py",
     "python_steps/lifecycle/evidence.py",
     "python_steps/metrics.py",
+    "python_steps/mining/privacy.py",
 )
 FORBIDDEN_IN_LOGIC = ("dagster", "dagster_dbt", "dagster_webserver", "patas_dagster", "patas")
 
