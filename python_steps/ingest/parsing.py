@@ -511,17 +511,25 @@ class _CsvFeed:
     def swallowed_lines(self, fields: int) -> bool:
         """Whether this multi-line record swallowed lines that are records of their own.
 
-        A quoted field may span lines; its inner lines then hold no quote of their own (the closing
-        one ends the field). An unclosed quote instead runs on over whole records: an inner line
-        without any quote character that parses, on its own, into exactly the header's number of
-        fields is such a record. (A legitimate multi-line text whose inner line looks exactly like
-        a record is quarantined too: visible with its line range, never merged silently.)"""
-        inner = self.raw[1:-1]
-        if b'"' not in self.raw[-1]:  # the quote never closed: the record ran to the end of the file
-            inner = self.raw[1:]
-        for raw in inner:
+        A quoted field may span lines; inside it a quote is doubled, so its inner lines hold an even
+        number of quote characters, and its last line an odd one (the closing quote, plus any whole
+        quoted fields after it). An unclosed quote instead runs on over whole records: a later line
+        with an even number of quotes that parses, on its own, into exactly the header's number of
+        fields is such a record -- also the last line, whose own opening quote closed the runaway
+        field. (A legitimate multi-line text whose inner line looks exactly like a record is
+        quarantined too: visible with its line range, never merged silently.) And a runaway quote
+        closed by a quote that cannot close a field (one followed by neither a delimiter nor the
+        end of the line: the opening quote of the next record's field) is one too: the record does
+        not parse as strict CSV."""
+        try:
+            text = b"".join(self.raw).decode("utf-8", "replace")
+            for _ in csv.reader(text.splitlines(keepends=True), strict=True):
+                pass
+        except csv.Error:
+            return True
+        for raw in self.raw[1:]:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if '"' not in line and line.strip() and len(next(csv.reader([line]), [])) == fields:
+            if line.count('"') % 2 == 0 and line.strip() and len(next(csv.reader([line]), [])) == fields:
                 return True
         return False
 

@@ -299,3 +299,23 @@ def test_an_unclosed_csv_quote_never_absorbs_the_next_records(fresh_db: str, tmp
     )
     report = ingest_file(fresh_db, fine)
     assert (report.read, report.loaded, report.quarantined) == (2, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # the runaway quote is closed by the next record's own opening quote
+        [b"id,text,is_spam", b'1,"win a prize,spam', b'2,"see you soon",ham', b"3,bye,ham"],
+        # two unclosed quotes in a row: the second one closes the first
+        [b"id,text,is_spam", b'1,"win a prize,spam', b'2,"see you soon,ham', b"3,bye,ham"],
+    ],
+)
+def test_a_runaway_quote_closed_by_the_next_record_is_quarantined(
+    fresh_db: str, tmp_path: Path, lines: list[bytes]
+) -> None:
+    report = ingest_file(fresh_db, write_lines(tmp_path / "runaway.csv", lines))
+    with psycopg.connect(fresh_db) as c:
+        texts = [r[0] for r in c.execute("select text from raw.messages order by external_id")]
+        codes = [r[0] for r in c.execute("select reason_code from raw.ingest_quarantine")]
+    assert texts == ["bye"] and codes == ["unclosed_quote"], (texts, codes)
+    assert (report.loaded, report.quarantined) == (1, 1)
