@@ -672,3 +672,28 @@ def test_the_readme_curl_examples_as_a_user_types_them(service: Service, mined: 
     assert all(r["status"] == "active" for r in rules["rules"])
     assert "results" in match
     assert service.wait_run(run_id)["status"] == "success"
+
+
+HOSTILE_REGEXES = [r"(a+)+", r"(\w+\s?)+$", r"(a|ab)+", r"\d+\d+", r"(ab){1000}", r"(a)\1"]
+
+
+def test_the_api_refuses_hostile_regexes_typed_and_raw(service: Service) -> None:
+    """The HTTP entry point reaches the same regex check as the CLI: a pattern that can backtrack
+    catastrophically is a 422 with the check's reason, typed or inside raw SQL, and nothing lands."""
+    before = service.call("GET", f"{API}/rules?limit=1000", role="reader").body["rules"]
+    for pattern in HOSTILE_REGEXES:
+        typed = service.call(
+            "POST",
+            f"{API}/rules",
+            role="admin",
+            json_body={"rule": {"kind": "text_regex", "value": pattern}, "reason": "hostile"},
+        )
+        assert typed.status == 422 and "catastrophic backtracking" in typed.body["detail"], (
+            pattern,
+            typed.body,
+        )
+        sql = "m.normalized_text ~ '" + pattern.replace("'", "''") + "'"
+        raw = service.call("POST", f"{API}/rules", role="admin", json_body={"sql": sql, "reason": "hostile"})
+        assert raw.status == 422 and "catastrophic backtracking" in raw.body["detail"], (pattern, raw.body)
+    after = service.call("GET", f"{API}/rules?limit=1000", role="reader").body["rules"]
+    assert len(after) == len(before)
