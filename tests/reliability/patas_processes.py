@@ -106,12 +106,30 @@ def run_log(home: Path, before: set[Path]) -> Path | None:
 
 # Kill points, read from the run's own log (Dagster's step events and dbt's lines in it).
 DBT_MODEL_OK = re.compile(r"^\d+ of \d+ OK ", re.M)
+STAGE_1_STEP = 'Started execution of step "patas_dbt_models"'
+
+
+def _stage_1_models_done(log: str) -> int:
+    """dbt models finished since the stage-1 step started (0 before it starts)."""
+    return len(DBT_MODEL_OK.findall(log.split(STAGE_1_STEP, 1)[1])) if STAGE_1_STEP in log else 0
+
+
+def _started(step: str) -> Callable[[str], bool]:
+    return lambda log: f'Started execution of step "{step}"' in log
+
+
+# In the order a run reaches them: each kill is the next run on the same warehouse.
 KILL_POINTS: dict[str, Callable[[str], bool]] = {
+    # dbt is building stage 1: its first model done
+    "stage 1, first model": lambda log: _stage_1_models_done(log) >= 1,
     # dbt is building stage 1: several models done, more to come
     "stage 1": lambda log: (
         'Started execution of step "patas_dbt_models"' in log and len(DBT_MODEL_OK.findall(log)) >= 6
     ),
-    "drafting": lambda log: 'Started execution of step "rule_drafts"' in log,
+    "stage 2": _started("patas__semantic_clusters"),
+    "drafting": _started("rule_drafts"),
+    "shadow evaluation": _started("patas_dbt_models_3"),
+    "during lifecycle": _started("rule_lifecycle"),
     "right after lifecycle": lambda log: 'Finished execution of step "rule_lifecycle"' in log,
 }
 
