@@ -128,6 +128,8 @@ KILL_POINTS: dict[str, Callable[[str], bool]] = {
     ),
     "stage 2": _started("patas__semantic_clusters"),
     "drafting": _started("rule_drafts"),
+    # the drafts are written; their blocking safety check runs
+    "drafts written": _started("patas__rule_drafts_rule_drafts_are_safe_sql"),
     "shadow evaluation": _started("patas_dbt_models_3"),
     "during lifecycle": _started("rule_lifecycle"),
     "right after lifecycle": lambda log: 'Finished execution of step "rule_lifecycle"' in log,
