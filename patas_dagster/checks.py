@@ -85,9 +85,49 @@ def rule_evaluations_are_consistent(
     )
 
 
+@dg.asset_check(
+    asset=dg.AssetKey(["patas", "rule_lifecycle"]),
+    description=(
+        "Evaluation gates (great-expectations), checked by the lifecycle step before it changes any status: "
+        "window sizes above a minimum, the active set's precision against the previous run. A critical "
+        "failure withheld every promotion and deprecation (the active set is unchanged); results: "
+        "patas.quality_gate_results, patas.evaluation_profiles."
+    ),
+)
+def evaluation_passes_quality_gates(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "select gate, severity, status, detail from patas.quality_gate_results"
+            " where run_id = %s and gate = any(%s) order by gate",
+            (context.run.run_id, list(gates.EVALUATION_GATES)),
+        ).fetchall()
+    critical = [r for r in rows if r[2] == "failed" and r[1] == "critical"]
+    failed = [r for r in rows if r[2] == "failed"]
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+        description=(
+            ("BLOCKED, the active set is unchanged: " if critical else "")
+            + (
+                "; ".join(f"{r[0]} ({r[1]}): {r[3]}" for r in failed)
+                or "every evaluation gate passed or was skipped"
+            )
+        ),
+        metadata={
+            "gates": dg.MetadataValue.md(
+                "| gate | severity | status | detail |\n|---|---|---|---|\n"
+                + "\n".join(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows)
+            )
+        },
+    )
+
+
 all_checks = [
     ingest_batches_account_for_every_line,
     messages_batch_passes_quality_gates,
     rule_drafts_are_safe_sql,
     rule_evaluations_are_consistent,
+    evaluation_passes_quality_gates,
 ]

@@ -47,6 +47,7 @@ API_RUNS = "patas.api_runs"
 LABEL_FEEDBACK = "patas.label_feedback"
 BATCH_PROFILES = "patas.batch_profiles"
 QUALITY_GATE_RESULTS = "patas.quality_gate_results"
+EVALUATION_PROFILES = "patas.evaluation_profiles"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -463,6 +464,28 @@ create table if not exists patas.llm_runs (
 """
 
 
+# Migration 7: the language-mix gate (each batch's share of writing scripts) and the evaluation gates
+# (one profile per run: window sizes and the active set's precision, compared with the previous run).
+GATES_DDL = """
+alter table patas.batch_profiles add column if not exists language_shares jsonb;
+create table if not exists patas.evaluation_profiles (
+    run_id text primary key,
+    batch_id bigint not null,
+    mining_messages bigint not null,
+    evaluation_messages bigint not null,
+    evaluation_spam bigint not null,
+    evaluation_ham bigint not null,
+    active_rule_count integer not null,
+    active_spam_hits bigint not null,
+    active_ham_hits bigint not null,
+    active_precision double precision,
+    checked_precision double precision,
+    blocked boolean not null default false,
+    recorded_at timestamptz not null default now()
+);
+"""
+
+
 # -- migrations -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Migration:
@@ -526,6 +549,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6, "LLM cost: money and attempts per call, llm_runs (tokens, cost, privacy, budget)", LLM_COST_DDL
+    ),
+    Migration(
+        7,
+        "quality gates: batch language shares, evaluation_profiles (window sizes, active precision)",
+        GATES_DDL,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

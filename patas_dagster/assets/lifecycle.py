@@ -1,5 +1,7 @@
 """Promotion and deprecation (Python) after shadow evaluation; exports and the run report after active_rules."""
 
+import functools
+
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
@@ -10,7 +12,14 @@ from python_steps.lifecycle.profiles import load_profiles
 from python_steps.mining import library
 from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.publish import exports, report
+from python_steps.quality import evaluation, gates
 from python_steps.settings import load_settings
+
+KINDS = {"python", "postgres"}  # a Python step writing a Postgres table
+
+
+def _model(name: str) -> dg.AssetKey:
+    return get_asset_key_for_model([patas_dbt_models], name)
 
 
 @dg.multi_asset(
@@ -18,28 +27,56 @@ from python_steps.settings import load_settings
         dg.AssetSpec(
             ["patas", "rule_lifecycle"],
             group_name="lifecycle",
+            kinds=KINDS,
             description="One row per rule: status (candidate/shadow/active/deprecated), tier, pin, promotion metrics.",
             deps=[
-                get_asset_key_for_model([patas_dbt_models], "rule_evaluations"),
-                get_asset_key_for_model([patas_dbt_models], "rule_hits"),
+                _model("rule_evaluations"),
+                _model("rule_hits"),
+                _model("int_messages_enriched"),
+                _model("int_messages_windowed"),
+                _model("int_message_labels_overridden"),
+                ["patas", "rule_drafts"],
             ],
         ),
         dg.AssetSpec(
             ["patas", "rule_audit"],
             group_name="lifecycle",
+            kinds=KINDS,
             description="One row per status transition, with the reason and the metrics that justified it.",
             deps=[["patas", "rule_lifecycle"]],
         ),
         dg.AssetSpec(
             ["patas", "rule_metrics_history"],
             group_name="lifecycle",
+            kinds=KINDS,
             description="One row per rule, run and window: the metrics each run measured.",
             deps=[["patas", "rule_lifecycle"]],
         ),
         dg.AssetSpec(
             ["patas", "ruleset_members"],
             group_name="lifecycle",
+            kinds=KINDS,
             description="One row per would-be ruleset (one per safety profile) and member rule.",
+            deps=[["patas", "rule_lifecycle"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "rule_evidence"],
+            group_name="lifecycle",
+            kinds=KINDS,
+            description=(
+                "One row per rule: the evidence promotion weighed in the latest run (cross-fitted held-out "
+                "hits, the rule kind's prior, the posterior of precision)."
+            ),
+            deps=[["patas", "rule_lifecycle"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "evaluation_profiles"],
+            group_name="lifecycle",
+            kinds=KINDS,
+            description=(
+                "One row per run: window sizes and the active set's precision, checked by the evaluation "
+                "gates before any promotion (a critical failure keeps the active set unchanged)."
+            ),
             deps=[["patas", "rule_lifecycle"]],
         ),
     ],
@@ -53,34 +90,60 @@ def rule_lifecycle(
     profile = spec.profile_or(settings.profile)
     profiles = load_profiles(settings.home / "safety_profiles.toml")  # custom profiles, when the file exists
     with warehouse.connect() as conn:
-        summary = store.apply_lifecycle(
+        # The evaluation gates first: a critical failure withholds every promotion and deprecation.
+        summary, _ = evaluation.check_then_apply(
             conn,
+            functools.partial(
+                store.apply_lifecycle,
+                conn,
+                run_id=context.run_id,
+                profile=profile,
+                config=profiles,
+                folds=spec.crossfit_folds,
+                languages=settings.languages,
+            ),
+            gates.load_config(settings.home / "quality_gates.toml"),
             run_id=context.run_id,
-            profile=profile,
-            config=profiles,
-            folds=spec.crossfit_folds,
-            languages=settings.languages,
         )
         conn.commit()
         # The pattern library remembers each active rule's evidence (its centroid embedding).
         patterns = library.record_rule_patterns(conn, context.run_id, EmbeddingConfig.from_settings(settings))
         conn.commit()
+    for reason in summary["blocked_by"]:
+        context.log.warning(f"promotion blocked by a critical evaluation gate: {reason}")
     for warning in patterns.get("embeddings", {}).get("warnings", []):
         context.log.warning(f"pattern library: {warning}")
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    meta["blocked_by"] = "; ".join(summary["blocked_by"]) or "no"
     meta["rule_patterns"] = patterns["rule_patterns"]
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_audit"], metadata={"transitions": summary.get("transitions", 0)}
     )
     yield dg.MaterializeResult(asset_key=["patas", "rule_metrics_history"])
+    yield dg.MaterializeResult(asset_key=["patas", "ruleset_members"])
+    yield dg.MaterializeResult(asset_key=["patas", "rule_evidence"])
+    yield dg.MaterializeResult(
+        asset_key=["patas", "evaluation_profiles"],
+        metadata={"blocked_by": "; ".join(summary["blocked_by"]) or "no", "withheld": summary["withheld"]},
+    )
 
 
 @dg.asset(
     key=["patas", "rule_exports"],
     group_name="publishing",
-    description="The active rules as files: SQL, ROL (regex rule engine JSON) and typed JSON.",
-    deps=[get_asset_key_for_model([patas_dbt_models], "active_rules")],
+    kinds={"python", "file"},
+    description=(
+        "The active rules as files in $PATAS_HOME/exports: SQL, ROL (regex rule engine JSON) and typed "
+        "JSON, with the normalizer version they assume (dbt exposure rule_exports)."
+    ),
+    deps=[
+        _model("active_rules"),
+        _model("int_messages_enriched"),
+        ["patas", "rule_drafts"],
+        ["patas", "rule_lifecycle"],
+        ["patas", "rule_metrics_history"],
+    ],
 )
 def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     out_dir = load_settings().exports_dir
@@ -94,8 +157,28 @@ def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 @dg.asset(
     key=["patas", "run_report"],
     group_name="publishing",
-    description="The run's figures: messages, windows, rules drafted and promoted, ruleset precision and recall.",
-    deps=[["patas", "rule_exports"], get_asset_key_for_model([patas_dbt_models], "ruleset_evaluation")],
+    kinds={"python", "html"},
+    description=(
+        "The run report, $PATAS_HOME/reports/run_<id>.html (and .json): stage times, counts, quality "
+        "gates, rules promoted and deprecated with reasons, plots over runs (dbt exposure run_report)."
+    ),
+    deps=[
+        ["patas", "rule_exports"],
+        _model("ruleset_evaluation"),
+        _model("rule_evaluations"),
+        _model("active_rules"),
+        _model("stage1_candidates"),
+        _model("int_messages_windowed"),
+        ["raw", "ingest_batches"],
+        ["raw", "ingest_quarantine"],
+        ["patas", "runs"],
+        ["patas", "rule_audit"],
+        ["patas", "stage2_runs"],
+        ["patas", "llm_runs"],
+        ["patas", "batch_profiles"],
+        ["patas", "quality_gate_results"],
+        ["patas", "label_feedback"],
+    ],
 )
 def run_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     out_dir = load_settings().home / "reports"

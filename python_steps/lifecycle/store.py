@@ -416,8 +416,13 @@ def apply_lifecycle(
     hits_relation: str = "marts.rule_hits",
     folds: int = ev.DEFAULT_FOLDS,
     languages: Sequence[str] = ("en",),
+    blocked_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Apply one run's lifecycle after shadow evaluation and return a summary.
+
+    ``blocked_by``: the critical evaluation gates that failed (python_steps.quality.evaluation, checked
+    by the pipeline just before): when any, every promotion and deprecation of the run is withheld
+    (the active set keeps its rules, versions and tiers); the summary's ``blocked_by`` says why.
 
     Drafted rules without a lifecycle row become candidates; then :func:`plan_transitions` moves
     them; every transition is audited; the run's metrics are appended to
@@ -486,9 +491,14 @@ def apply_lifecycle(
             else {}
         )
         plan = plan_transitions(states, evals, prof, hits=hits, idle_runs=idle, tiers=config.tiers)
-        for d in plan.decisions:
+        decisions = list(plan.decisions)
+        withheld = [d for d in decisions if "active" in (d.from_status, d.to_status)] if blocked_by else []
+        decisions = [d for d in decisions if d not in withheld]
+        for d in decisions:
             apply_decision(conn, d, run_id, actor, plan.tiers.get(d.rule_id))
         for rid, tier in plan.tiers.items():
+            if blocked_by and states[rid].status == "active":
+                continue  # blocked: the active set keeps its rules, versions and tiers
             conn.execute(
                 "update patas.rule_lifecycle set tier = %s, version = %s where rule_id = %s and (tier <> %s or version <> %s)",
                 (tier, states[rid].version, rid, tier, states[rid].version),
@@ -515,7 +525,7 @@ def apply_lifecycle(
     for s in final_states.values():
         counts[s.status] = counts.get(s.status, 0) + 1
     transitions: dict[str, int] = {}
-    for d in plan.decisions:
+    for d in decisions:
         key = f"{d.from_status}->{d.to_status}"
         transitions[key] = transitions.get(key, 0) + 1
     return {
@@ -523,9 +533,11 @@ def apply_lifecycle(
         "profile": prof.name,
         "new_candidates": len(new),
         "transitions": dict(sorted(transitions.items())),
-        "promoted": sorted(d.rule_id for d in plan.decisions if d.to_status == "active"),
-        "deprecated": {d.rule_id: d.reason for d in plan.decisions if d.to_status == "deprecated"},
-        "transition_count": len(plan.decisions),
+        "promoted": sorted(d.rule_id for d in decisions if d.to_status == "active"),
+        "deprecated": {d.rule_id: d.reason for d in decisions if d.to_status == "deprecated"},
+        "transition_count": len(decisions),
+        "blocked_by": list(blocked_by),
+        "withheld": len(withheld),
         "held": len(plan.held),
         "status_counts": dict(sorted(counts.items())),
         "ruleset_sizes": {k: len(v) for k, v in rulesets.items()},

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from python_steps.publish.report import EVALUATION_GATES
+
 W, H, PAD = 520, 300, 44
 
 
@@ -151,10 +153,17 @@ def render_html(summary: dict, text_summary: str) -> str:
         + (f" in {summary['run_seconds']} s" if "run_seconds" in summary else "")
         + "</p>",
     ]
-    if critical:
+    if any(g["gate"] not in EVALUATION_GATES for g in critical):
         parts.append(
             "<p class='blocked'><b>Blocked by a critical data-quality gate</b>: nothing downstream of the batch ran,"
             " no rule was promoted or deprecated.</p>"
+        )
+    elif critical:
+        parts.append(
+            "<p class='blocked'><b>Blocked by a critical evaluation gate</b>: no rule was promoted or deprecated,"
+            " the active set is unchanged: "
+            + escape("; ".join(f"{g['gate']}: {g['detail']}" for g in critical))
+            + "</p>"
         )
     wh = summary.get("warehouse") or {}
     counts = [("messages", wh.get("messages")), ("spam", wh.get("spam")), ("ham", wh.get("ham")),

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import psycopg
 
+# The gates the lifecycle step checks on the evaluation (python_steps.quality.gates.EVALUATION_GATES;
+# publish does not import quality): a critical one blocks promotion, not the whole run.
+EVALUATION_GATES = ("evaluation_window", "active_precision")
+
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
@@ -343,10 +347,15 @@ def render_quality_gates(results: list[dict]) -> list[str]:
     for r in results:
         if r["status"] == "failed":
             lines.append(f"  {r['severity'].upper()} {r['gate']}: {r['detail']}")
-    if critical:
+    if any(r["gate"] not in EVALUATION_GATES for r in critical):
         lines.append(
             "BLOCKED:         a critical data-quality gate failed: nothing downstream ran, no rule was"
             " promoted or deprecated (patas.quality_gate_results; thresholds in quality_gates.toml)"
+        )
+    elif critical:
+        lines.append(
+            "BLOCKED:         a critical evaluation gate failed: no rule was promoted or deprecated, the"
+            " active set is unchanged (patas.quality_gate_results; thresholds in quality_gates.toml)"
         )
     return lines
 

@@ -35,7 +35,10 @@ GATES = (
     "duplicate_share",
     "quarantine_share",
     "future_timestamps",
+    "language_mix",
 )
+# Gates on the run's evaluation (python_steps.quality.evaluation), checked by the lifecycle step.
+EVALUATION_GATES = ("evaluation_window", "active_precision")
 SEVERITIES = ("critical", "warning", "off")
 _KEYS = {
     "volume": {"severity", "min_ratio", "max_ratio"},
@@ -45,7 +48,24 @@ _KEYS = {
     "duplicate_share": {"severity", "max_share"},
     "quarantine_share": {"severity", "max_share"},
     "future_timestamps": {"severity", "tolerance_seconds", "max_share"},
+    "language_mix": {"severity", "max_distance"},
+    "evaluation_window": {"severity", "min_messages", "min_spam", "min_ham", "min_mining_messages"},
+    "active_precision": {"severity", "max_drop", "min_hits"},
 }
+LANGUAGE_SAMPLE = 20_000  # messages per batch whose script is classified (shares need no more)
+# The cheap script classifier: a message's script is the one with the most letters in its text
+# (no model, no dictionary); "other" when it has no letter of these scripts (digits, emoji, ...).
+SCRIPTS = (
+    ("latin", "[A-Za-z\u00c0-\u024f]"),
+    ("cyrillic", "[\u0400-\u04ff]"),
+    ("greek", "[\u0370-\u03ff]"),
+    ("arabic", "[\u0600-\u06ff]"),
+    ("hebrew", "[\u0590-\u05ff]"),
+    ("devanagari", "[\u0900-\u097f]"),
+    ("thai", "[\u0e00-\u0e7f]"),
+    ("cjk", "[\u3040-\u30ff\u4e00-\u9fff]"),
+    ("hangul", "[\uac00-\ud7af]"),
+)
 
 
 class QualityConfigError(ValueError):
@@ -65,7 +85,7 @@ class GateConfig:
 
 def load_config(user_config: Path | None = None) -> GateConfig:
     """The shipped thresholds, overridden key by key by ``user_config`` when it exists."""
-    merged: dict[str, Any] = {"history": {}, "gates": {g: {} for g in GATES}}
+    merged: dict[str, Any] = {"history": {}, "gates": {g: {} for g in GATES + EVALUATION_GATES}}
     for path in [DEFAULT_CONFIG] + (
         [Path(user_config)] if user_config and Path(user_config).exists() else []
     ):
@@ -82,7 +102,9 @@ def load_config(user_config: Path | None = None) -> GateConfig:
         merged["history"].update(doc.get("history", {}))
         for gate, values in doc.get("gates", {}).items():
             if gate not in _KEYS:
-                raise QualityConfigError(f"{path}: unknown gate {gate!r}; known: {', '.join(GATES)}")
+                raise QualityConfigError(
+                    f"{path}: unknown gate {gate!r}; known: {', '.join(GATES + EVALUATION_GATES)}"
+                )
             bad = set(values) - _KEYS[gate]
             if bad:
                 raise QualityConfigError(f"{path}: gate {gate} has unknown keys {sorted(bad)}")
@@ -155,7 +177,52 @@ def profile_batches(conn: psycopg.Connection, config: GateConfig) -> int:
             """,
             (batch_id, *stats[:7], Jsonb(length_quantiles), stats[8]),
         )
+        conn.execute(
+            "update patas.batch_profiles set language_shares = %s where batch_id = %s",
+            (Jsonb(script_shares(conn, batch_id)), batch_id),
+        )
     return len(todo)
+
+
+def script_shares(conn: psycopg.Connection, batch_id: int) -> dict[str, float]:
+    """Share of each dominant writing script among the batch's first LANGUAGE_SAMPLE messages."""
+    patterns = ", ".join(f"('{name}', '{pattern}')" for name, pattern in SCRIPTS)
+    rows = conn.execute(
+        f"""
+        with sample as (
+            select message_id, text from raw.messages where batch_id = %s order by message_id limit %s
+        ),
+        classified as (
+            select coalesce((
+                select s.script
+                from (values {patterns}) as s (script, pattern)
+                where sample.text ~ s.pattern
+                order by length(sample.text) - length(regexp_replace(sample.text, s.pattern, '', 'g')) desc,
+                    s.script
+                limit 1
+            ), 'other') as script
+            from sample
+        )
+        select script, count(*)::float8 / sum(count(*)) over () from classified group by script
+        """,
+        (batch_id, LANGUAGE_SAMPLE),
+    ).fetchall()
+    return {script: round(share, 6) for script, share in sorted(rows)}
+
+
+def mix_distance(shares: Mapping[str, float], reference: Mapping[str, float]) -> float:
+    """Total variation distance between two script mixes (0: the same mix, 1: disjoint)."""
+    keys = set(shares) | set(reference)
+    return 0.5 * sum(abs(shares.get(k, 0.0) - reference.get(k, 0.0)) for k in keys)
+
+
+def history_mix(history: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """The mean script mix of the earlier batches that have one."""
+    mixes = [h["language_shares"] for h in history if h.get("language_shares")]
+    if not mixes:
+        return None
+    keys = sorted({k for m in mixes for k in m})
+    return {k: sum(m.get(k, 0.0) for m in mixes) / len(mixes) for k in keys}
 
 
 def _history(conn: psycopg.Connection, batch_id: int, n: int) -> list[dict[str, Any]]:
@@ -350,6 +417,22 @@ def _run_suite(
             totals.append((gate, gx.expectations.ExpectColumnValuesToBeBetween(
                 column=gate, min_value=0, max_value=g[gate]["max_share"], severity=sev(gate),
                 meta={"gate": gate})))  # fmt: skip
+    mix_distance_value = 0.0
+    if wanted("language_mix"):
+        reference = history_mix(history) if enough_history else None
+        shares = profile.get("language_shares") or {}
+        if not enough_history:
+            skip("language_mix", no_history)
+        elif not big_enough:
+            skip("language_mix", too_small)
+        elif reference is None or not shares:
+            skip("language_mix", "no script mix profiled for this batch or its history")
+        else:
+            mix_distance_value = mix_distance(shares, reference)
+            totals.append(("language_mix", gx.expectations.ExpectColumnValuesToBeBetween(
+                column="language_mix", min_value=0, max_value=g["language_mix"]["max_distance"],
+                severity=sev("language_mix"), meta={"gate": "language_mix", "shares": shares,
+                                                    "history": {k: round(v, 4) for k, v in reference.items()}})))  # fmt: skip
     if wanted("future_timestamps"):
         max_share = float(g["future_timestamps"]["max_share"])
         rows.append(("future_timestamps", gx.expectations.ExpectColumnValuesToBeBetween(
@@ -361,8 +444,8 @@ def _run_suite(
         "rows": pd.DataFrame.from_records(list(records), columns=list(columns)),
         "totals": pd.DataFrame.from_records(
             [(profile["loaded_count"], profile["duplicate_count"] / read if read else 0.0,
-              profile["quarantined_count"] / read if read else 0.0)],
-            columns=["loaded_count", "duplicate_share", "quarantine_share"],
+              profile["quarantined_count"] / read if read else 0.0, mix_distance_value)],
+            columns=["loaded_count", "duplicate_share", "quarantine_share", "language_mix"],
         ),
     }  # fmt: skip
     gate_columns = {"volume": "loaded_count"}
@@ -427,5 +510,11 @@ def _describe(gate: str, ok: bool, observed: Any, kwargs: Mapping[str, Any], met
     if gate == "future_timestamps":
         return f"{observed} event time(s) more than {_fmt(kwargs['max_value'])} s after ingestion" + (
             "" if ok else " (clock or unit error in the feed)"
+        )
+    if gate == "language_mix":
+        top = lambda mix: ", ".join(f"{k} {v:.0%}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[:3])  # noqa: E731
+        return (
+            f"script mix distance {_fmt(observed)} from the earlier batches, {verdict} {_expected(kwargs)}"
+            f" (this batch: {top(meta['shares'])}; history: {top(meta['history'])})"
         )
     return f"{gate.replace('_', ' ')} {_fmt(observed)}, {verdict} {_expected(kwargs)}"

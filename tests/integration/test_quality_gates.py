@@ -39,6 +39,10 @@ def _history(url: str, lines: list[dict], tmp: Path) -> None:
         ingest_file(url, _write(tmp / f"good{i}.jsonl", lines[i * CHUNK : (i + 1) * CHUNK]))
 
 
+CYRILLIC = str.maketrans("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                         "абцдефгхийклмнопярстувшжызАБЦДЕФГХИЙКЛМНОПЯРСТУВШЖЫЗ")  # fmt: skip
+
+
 def _relabel(rows: list[dict], every: int, **fields) -> list[dict]:
     return [{**r, **fields} if i % every == 0 else r for i, r in enumerate(rows)]
 
@@ -51,6 +55,8 @@ BAD = {
     "texts truncated": lambda rows, old: [{**r, "text": r["text"][:12]} for r in rows],
     "timestamps in the future": lambda rows, old: _relabel(rows, 50, timestamp="2099-01-01T00:00:00Z"),
     "a re-sent export": lambda rows, old: old[:700] + rows[:300],
+    "another market's script": lambda rows, old: [{**r, "text": r["text"].translate(CYRILLIC)} if i % 5 < 3 else r
+                                                  for i, r in enumerate(rows)],
 }  # fmt: skip
 EXPECTED = {
     "good": set(),
@@ -60,6 +66,7 @@ EXPECTED = {
     "texts truncated": {("text_length", "critical")},
     "timestamps in the future": {("future_timestamps", "critical")},
     "a re-sent export": {("duplicate_share", "warning")},
+    "another market's script": {("language_mix", "warning")},
 }
 
 
@@ -82,6 +89,21 @@ def test_each_bad_batch_trips_its_gate(fresh_db: str, lines: list[dict], tmp_pat
     assert v.batch_id == 5 and len(stored) == len(gates.GATES)  # every gate has a row
     if kind == "good":
         assert all(st == "passed" for _, _, st, _ in stored), stored
+    if kind == "another market's script":
+        detail = next(d for g, _, _, d in stored if g == "language_mix")
+        assert "(this batch: cyrillic 7" in detail and "history: latin 7" in detail, detail
+
+
+def test_the_script_classifier_is_cheap_and_right(fresh_db: str, tmp_path: Path) -> None:
+    texts = ["hello there", "привет всем", "مرحبا", "你好世界", "สวัสดี", "안녕하세요", "γεια σου", "12345 !!",
+             "ok привет всем друзья"]  # fmt: skip
+    ingest_file(fresh_db, _write(tmp_path / "mix.jsonl", [{"text": t, "is_spam": False} for t in texts]))
+    with psycopg.connect(fresh_db) as conn:
+        shares = gates.script_shares(conn, 1)
+    share = 1 / len(texts)
+    assert shares == pytest.approx({"latin": share, "cyrillic": 2 * share, "arabic": share, "cjk": share,
+                                    "thai": share, "hangul": share, "greek": share, "other": share}, abs=1e-5)  # fmt: skip
+    assert gates.mix_distance({"latin": 1.0}, {"latin": 0.5, "cyrillic": 0.5}) == pytest.approx(0.5)
 
 
 def test_a_broken_export_trips_the_quarantine_gate(fresh_db: str, lines: list[dict], tmp_path: Path) -> None:
@@ -104,6 +126,7 @@ def test_without_history_only_the_absolute_gates_run(
     assert status == {
         "volume": "skipped", "spam_share": "skipped", "unlabelled_share": "skipped", "text_length": "skipped",
         "duplicate_share": "passed", "quarantine_share": "passed", "future_timestamps": "passed",
+        "language_mix": "skipped",
     }  # fmt: skip
     assert v.success
 

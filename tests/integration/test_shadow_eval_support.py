@@ -244,6 +244,7 @@ def scratch_project(tmp: Path) -> Path:
     for yml in ("_patas__sources.yml", "_patas__models.yml"):
         shutil.copy(REPO_ROOT / "models" / "staging" / yml, proj / "models" / "staging")
     shutil.copytree(REPO_ROOT / "macros", proj / "macros")  # the project's macros, all of them
+    shutil.copytree(REPO_ROOT / "models" / "docs", proj / "models" / "docs")  # shared column docs
     (proj / "tests" / "dbt").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "dbt_project.yml", proj / "dbt_project.yml")
     for name in (*SHADOW_MODELS, *POST_LIFECYCLE_MODELS, "active_rules"):
