@@ -17,16 +17,50 @@ from patas_dagster.sensors import inbox_sensor, nightly_schedule
 label_feedback = dg.AssetSpec(
     ["patas", "label_feedback"],
     group_name="ingestion",
-    kinds={"postgres"},
+    kinds={"python", "postgres"},
     description=(
         "One row per label verdict on an ingested message (moderator, user appeal, API); the latest "
         "per message overrides its label in shadow evaluation (int_message_labels_overridden)."
     ),
 )
 
+# Written inside runs but not by an asset: the data-quality check (blocking, on raw/messages) writes
+# the batch profiles and gate results; the first dbt step records the run's windows. External
+# assets, so the run report's inputs show in the graph.
+batch_profiles = dg.AssetSpec(
+    ["patas", "batch_profiles"],
+    group_name="ingestion",
+    kinds={"python", "postgres"},
+    deps=[["raw", "messages"], ["raw", "ingest_batches"]],
+    description=(
+        "One profile per ingested batch (counts, shares, text-length quantiles), written by the check "
+        "messages_batch_passes_quality_gates; later batches are compared with it."
+    ),
+)
+quality_gate_results = dg.AssetSpec(
+    ["patas", "quality_gate_results"],
+    group_name="ingestion",
+    kinds={"python", "postgres"},
+    deps=[["patas", "batch_profiles"]],
+    description=(
+        "One row per data-quality gate and batch (passed, failed, skipped; critical or warning), written "
+        "by the check messages_batch_passes_quality_gates. Thresholds: quality_gates.toml."
+    ),
+)
+runs_register = dg.AssetSpec(
+    ["patas", "runs"],
+    group_name="stage1",
+    kinds={"python", "postgres"},
+    deps=[["raw", "messages"]],
+    description="One row per run: the mining and evaluation windows it used (recorded by the first dbt step).",
+)
+
 defs = dg.Definitions(
     assets=[
         label_feedback,
+        batch_profiles,
+        quality_gate_results,
+        runs_register,
         raw_messages,
         patas_dbt_models,
         semantic_clusters,

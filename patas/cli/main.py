@@ -368,6 +368,20 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def _ui_hints(s: Settings, url: str) -> str:
+    """What is off when the UI starts, and how to switch it on (both are stopped by default)."""
+    return (
+        "The nightly schedule and the inbox sensor start switched off. To switch them on:\n"
+        f"  schedule  nightly_patas_run (02:30 UTC):  {url}/automation -> nightly_patas_run -> toggle on\n"
+        f"  sensor    inbox_sensor (one run per new file): {url}/automation -> inbox_sensor -> toggle on\n"
+        f"  inbox     drop .jsonl / .csv (optionally .gz) files into {s.inbox}\n"
+        "  or, from a shell with the same DAGSTER_HOME and PATAS_HOME:\n"
+        "    dagster schedule start nightly_patas_run -m patas_dagster.definitions\n"
+        "    dagster sensor start inbox_sensor -m patas_dagster.definitions\n"
+        "  They run while `patas ui` (its daemon) runs; a started one stays on across restarts."
+    )
+
+
 @main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -378,6 +392,8 @@ def ui(port: int, host: str) -> None:
     _prepare_manifest(env)
     cmd = [_bin("dagster"), "dev", "-m", "patas_dagster.definitions", "-h", host, "-p", str(port)]
     click.echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    s.inbox.mkdir(parents=True, exist_ok=True)
+    click.echo(_ui_hints(s, f"http://{host}:{port}"), err=True)
     sys.exit(subprocess.call(cmd, env=env, cwd=PROJECT_ROOT))
 
 

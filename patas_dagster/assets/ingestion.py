@@ -9,14 +9,31 @@ from python_steps.ingest import load as ingest
 from python_steps.publish import report
 from python_steps.settings import load_settings
 
+KINDS = {"python", "postgres"}
+
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            ["raw", "messages"], group_name="ingestion", description="One row per distinct message."
+            ["raw", "messages"],
+            group_name="ingestion",
+            kinds=KINDS,
+            description=(
+                "One row per distinct message, loaded from the run's files (patas ingest, the inbox "
+                "sensor: $PATAS_HOME/inbox). Where every lineage starts."
+            ),
         ),
         dg.AssetSpec(
-            ["raw", "ingest_batches"], group_name="ingestion", description="One row per ingestion batch."
+            ["raw", "ingest_batches"],
+            group_name="ingestion",
+            kinds=KINDS,
+            description="One row per ingestion batch (file): read = loaded + duplicate + quarantined.",
+        ),
+        dg.AssetSpec(
+            ["raw", "ingest_quarantine"],
+            group_name="ingestion",
+            kinds=KINDS,
+            description="One row per input line ingest could not load, with the reason and its exact bytes.",
         ),
     ],
     name="raw_messages",
@@ -51,4 +68,7 @@ def raw_messages(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     yield dg.MaterializeResult(
         asset_key=["raw", "ingest_batches"],
         metadata={"batches": totals["batches"], "quarantined_lines": totals["quarantined"], **batch_meta},
+    )
+    yield dg.MaterializeResult(
+        asset_key=["raw", "ingest_quarantine"], metadata={"quarantined_lines": totals["quarantined"]}
     )

@@ -10,20 +10,69 @@ from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
 
+KINDS = {"python", "postgres"}  # a Python step writing a Postgres table
 
-@dg.asset(
-    key=["patas", "semantic_clusters"],
-    group_name="rules",
-    description="One row per semantic cluster (stage 2) of mining-window spam, summarized by aggregated signals.",
-    deps=[
-        get_asset_key_for_model([patas_dbt_models], "stage1_uncovered_spam"),
-        get_asset_key_for_model([patas_dbt_models], "signal_label_counts"),
-        get_asset_key_for_model([patas_dbt_models], "int_messages_windowed"),
+
+def _model(name: str) -> dg.AssetKey:
+    return get_asset_key_for_model([patas_dbt_models], name)
+
+
+# Step key "patas__semantic_clusters" (patas.runner names the stage by it), as when it was one asset.
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["patas", "semantic_clusters"],
+            group_name="rules",
+            kinds=KINDS,
+            description=(
+                "Stage 2: one row per semantic cluster of the mining-window spam stage 1 left uncovered, "
+                "with size, quality and a PII-redacted summary (python_steps.mining.clustering)."
+            ),
+            deps=[
+                _model("stage1_uncovered_spam"),
+                _model("signal_label_counts"),
+                _model("int_messages_windowed"),
+                _model("int_messages_enriched"),
+                _model("int_message_signals_extracted"),
+            ],
+        ),
+        dg.AssetSpec(
+            ["patas", "semantic_cluster_members"],
+            group_name="rules",
+            kinds=KINDS,
+            description="One row per stage-2 cluster and member message.",
+            deps=[["patas", "semantic_clusters"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "stage2_runs"],
+            group_name="rules",
+            kinds=KINDS,
+            description="One row per run: the stage-2 record (method, share, embeddings, warnings) the run report shows.",
+            deps=[["patas", "semantic_clusters"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "patterns"],
+            group_name="rules",
+            kinds=KINDS,
+            description=(
+                "The pattern library: recurring spam patterns across runs (clusters from stage 2; the "
+                "lifecycle step adds the active rules' patterns). `patas patterns`."
+            ),
+            deps=[["patas", "semantic_clusters"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "pattern_versions"],
+            group_name="rules",
+            kinds=KINDS,
+            description="One row per pattern and version: how each pattern drifted from run to run.",
+            deps=[["patas", "patterns"]],
+        ),
     ],
+    name="patas__semantic_clusters",
 )
 def semantic_clusters(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_spec: RunSpecResource
-) -> dg.MaterializeResult:
+):
     spec = run_spec.spec()
     cfg = clustering.ClusterConfig(
         sample_size=spec.stage2_sample_size,
@@ -50,7 +99,8 @@ def semantic_clusters(
     )
     record = result.record
     emb = record.get("embeddings", {})
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["patas", "semantic_clusters"],
         metadata={
             "clusters": len(clusters),
             "clustered_messages": sum(c.size for c in clusters),
@@ -63,8 +113,15 @@ def semantic_clusters(
             "known_clusters_matched": int(record.get("known_clusters_matched", 0)),
             "warnings": dg.MetadataValue.json(record.get("warnings", [])),
             "preview": dg.MetadataValue.md(preview or "(none)"),
-        }
+        },
     )
+    yield dg.MaterializeResult(
+        asset_key=["patas", "semantic_cluster_members"],
+        metadata={"rows": sum(c.size for c in clusters)},
+    )
+    yield dg.MaterializeResult(asset_key=["patas", "stage2_runs"])
+    yield dg.MaterializeResult(asset_key=["patas", "patterns"])
+    yield dg.MaterializeResult(asset_key=["patas", "pattern_versions"])
 
 
 @dg.multi_asset(
@@ -72,25 +129,44 @@ def semantic_clusters(
         dg.AssetSpec(
             ["patas", "rule_drafts"],
             group_name="rules",
+            kinds=KINDS,
             description="One row per drafted rule: typed rule, compiled SQL, origin and lineage.",
             deps=[
-                get_asset_key_for_model([patas_dbt_models], "stage1_candidates"),
-                get_asset_key_for_model([patas_dbt_models], "signal_label_counts"),
-                get_asset_key_for_model([patas_dbt_models], "int_message_signals_extracted"),
+                _model("stage1_candidates"),
+                _model("signal_label_counts"),
+                _model("int_message_signals_extracted"),
+                _model("int_messages_enriched"),
+                _model("int_messages_windowed"),
                 dg.AssetKey(["patas", "semantic_clusters"]),
             ],
         ),
         dg.AssetSpec(
             ["patas", "rule_signal_clauses"],
             group_name="rules",
+            kinds=KINDS,
             description="One row per rule clause signal: signal-evaluable rules in disjunctive normal form.",
             deps=[["patas", "rule_drafts"]],
         ),
         dg.AssetSpec(
             ["patas", "rule_counterexamples"],
             group_name="rules",
+            kinds=KINDS,
             description="One row per rule and counter-example message (nearest ham it does not match, ham it does).",
             deps=[["patas", "rule_drafts"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "llm_calls"],
+            group_name="rules",
+            kinds=KINDS,
+            description="One row per LLM drafting call (or cache hit, or skip): outcome, tokens, cost. Empty with the LLM off.",
+            deps=[["patas", "semantic_clusters"]],
+        ),
+        dg.AssetSpec(
+            ["patas", "llm_runs"],
+            group_name="rules",
+            kinds=KINDS,
+            description="One row per run that drafted with an LLM: tokens, cost, privacy mode, budget, warnings.",
+            deps=[["patas", "llm_calls"]],
         ),
     ],
     name="rule_drafts",
@@ -136,3 +212,7 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_counterexamples"], metadata={"rows": written.get("counterexamples", 0)}
     )
+    yield dg.MaterializeResult(
+        asset_key=["patas", "llm_calls"], metadata={"llm": "on" if llm_config else "off"}
+    )
+    yield dg.MaterializeResult(asset_key=["patas", "llm_runs"])

@@ -369,7 +369,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serves(cmd: list[str], env: dict[str, str], cwd: Path, url: str, timeout: float = 240) -> str:
+def _serves(
+    cmd: list[str], env: dict[str, str], cwd: Path, url: str, timeout: float = 240, stderr: list | None = None
+) -> str:
+    """The first answer on ``url`` while ``cmd`` runs; the process's stderr goes into ``stderr``."""
     proc = subprocess.Popen(
         cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -386,15 +389,30 @@ def _serves(cmd: list[str], env: dict[str, str], cwd: Path, url: str, timeout: f
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
+        if stderr is not None:
+            stderr.append(proc.stderr.read().decode("utf-8", "replace"))
 
 
 def test_ui_starts_and_answers_http(user: User, demo):
     assert "patas ui" in README
     port = _free_port()
+    err: list[str] = []
     body = _serves(
-        [PATAS, "ui", "--port", str(port)], user.env, user.cwd, f"http://127.0.0.1:{port}/server_info"
+        [PATAS, "ui", "--port", str(port)],
+        user.env,
+        user.cwd,
+        f"http://127.0.0.1:{port}/server_info",
+        stderr=err,
     )
     assert "dagster_webserver_version" in body
+    # Both start switched off: the user is told how to switch them on, and where the inbox is.
+    inbox = Path(user.env["PATAS_HOME"]) / "inbox"
+    for needle in (
+        "nightly_patas_run", "inbox_sensor", f"http://127.0.0.1:{port}/automation", str(inbox),
+        "dagster schedule start nightly_patas_run", "dagster sensor start inbox_sensor",
+    ):  # fmt: skip
+        assert needle in err[0], (needle, err[0][-3000:])
+    assert inbox.is_dir()
 
 
 def test_docs_starts_and_answers_http(user: User, demo):

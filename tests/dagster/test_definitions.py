@@ -143,3 +143,44 @@ def test_definitions_validate_in_a_fresh_process(manifest):
         timeout=300,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
+def test_every_asset_has_a_description_and_kinds(defs):
+    specs = list(defs.resolve_all_asset_specs())
+    assert len(specs) > 40
+    bare = [s.key.to_user_string() for s in specs if not (s.description or "").strip() or not s.kinds]
+    assert not bare, f"assets without a description or kinds: {bare}"
+    python_steps = [s for s in specs if s.key.path[0] in ("raw", "patas")]
+    assert python_steps and all("python" in s.kinds for s in python_steps)
+    dbt_models = [s for s in specs if s.key.path[0] in ("staging", "intermediate", "marts")]
+    assert dbt_models and all({"dbt", "postgres"} <= s.kinds for s in dbt_models)
+    # dbt models carry their yml description, not only dagster-dbt's fallback (the raw SQL).
+    assert all(not s.description.startswith("#### Raw SQL") for s in dbt_models)
+
+
+@pytest.mark.parametrize(
+    ("downstream", "upstream"),
+    [
+        # Every table a Python step reads is declared upstream of it (lineage without gaps).
+        (K(["patas", "semantic_clusters"]), K(["intermediate", "int_messages_enriched"])),
+        (K(["patas", "rule_drafts"]), K(["intermediate", "int_messages_windowed"])),
+        (K(["patas", "rule_lifecycle"]), K(["intermediate", "int_message_labels_overridden"])),
+        (K(["patas", "rule_exports"]), K(["patas", "rule_metrics_history"])),
+        (K(["patas", "run_report"]), K(["patas", "quality_gate_results"])),
+        (K(["patas", "run_report"]), K(["raw", "ingest_quarantine"])),
+        (K(["patas", "run_report"]), K(["patas", "llm_runs"])),
+        (K(["patas", "run_report"]), K(["patas", "stage2_runs"])),
+    ],
+)
+def test_python_steps_declare_what_they_read(graph, downstream, upstream):
+    assert upstream in set(graph.get(downstream).parent_keys)
+
+
+def test_every_table_a_python_step_writes_in_a_run_is_an_asset(graph):
+    written = [
+        ["raw", "ingest_quarantine"], ["patas", "semantic_cluster_members"], ["patas", "stage2_runs"],
+        ["patas", "patterns"], ["patas", "pattern_versions"], ["patas", "rule_counterexamples"],
+        ["patas", "llm_calls"], ["patas", "llm_runs"], ["patas", "rule_evidence"], ["patas", "ruleset_members"],
+    ]  # fmt: skip
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    assert not [k for k in written if K(k) not in materializable]
