@@ -1,5 +1,7 @@
 """Data-quality gates. Blocking checks stop promotion on bad evaluation data."""
 
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
@@ -35,10 +37,12 @@ def ingest_batches_account_for_every_line(warehouse: WarehouseResource) -> dg.As
 def messages_batch_passes_quality_gates(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    config = gates.load_config(load_settings().home / "quality_gates.toml")
+    home = load_settings().home
+    config = gates.load_config(home / "quality_gates.toml")
     with warehouse.connect() as conn:
         v = gates.validate_newest_batch(conn, config, run_id=context.run.run_id)
         conn.commit()
+    docs = gates.write_data_docs(v.data_docs, home / "reports", context.run.run_id)  # GE's pages
     failed = v.critical_failures or v.warnings
     return dg.AssetCheckResult(
         passed=not failed,
@@ -49,6 +53,7 @@ def messages_batch_passes_quality_gates(
             "rows": v.rows,
             "critical_failures": len(v.critical_failures),
             "warnings": len(v.warnings),
+            **{f"data_docs_{Path(p).stem}": dg.MetadataValue.path(p) for p in docs},
             "gates": dg.MetadataValue.md(
                 "| gate | severity | status | detail |\n|---|---|---|---|\n"
                 + "\n".join(f"| {r.gate} | {r.severity} | {r.status} | {r.detail} |" for r in v.results)

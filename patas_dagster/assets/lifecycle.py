@@ -91,7 +91,7 @@ def rule_lifecycle(
     profiles = load_profiles(settings.home / "safety_profiles.toml")  # custom profiles, when the file exists
     with warehouse.connect() as conn:
         # The evaluation gates first: a critical failure withholds every promotion and deprecation.
-        summary, _ = evaluation.check_then_apply(
+        summary, checked = evaluation.check_then_apply(
             conn,
             functools.partial(
                 store.apply_lifecycle,
@@ -109,6 +109,7 @@ def rule_lifecycle(
         # The pattern library remembers each active rule's evidence (its centroid embedding).
         patterns = library.record_rule_patterns(conn, context.run_id, EmbeddingConfig.from_settings(settings))
         conn.commit()
+    gates.write_data_docs(checked.data_docs, settings.home / "reports", context.run_id)  # GE's pages
     for reason in summary["blocked_by"]:
         context.log.warning(f"promotion blocked by a critical evaluation gate: {reason}")
     for warning in patterns.get("embeddings", {}).get("warnings", []):

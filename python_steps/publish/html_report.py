@@ -179,6 +179,16 @@ def render_html(summary: dict, text_summary: str) -> str:
                 [(g["batch_id"], g["gate"], g["severity"], g["status"], g["detail"]) for g in gates],
             )
         )
+    docs = summary.get("data_docs") or []
+    if docs:
+        parts.append(
+            "<p>great-expectations validation results (data docs): "
+            + ", ".join(
+                f"<a href='{escape(d)}'>{escape(d.rsplit('/', 1)[-1].removesuffix('.html'))}</a>"
+                for d in docs
+            )
+            + "</p>"
+        )
     llm = summary.get("llm")
     if llm:
         parts.append("<h2>LLM drafting</h2>")

@@ -367,6 +367,9 @@ def write_report(summary: dict, out_dir: Path) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.setdefault("figures", {})["runs"] = _runs_over_time(out_dir, summary)
+    # great-expectations' validation pages of this run's gates (python_steps.quality.gates.write_data_docs).
+    docs = out_dir / "data_docs" / f"run_{summary['run_id']}"
+    summary["data_docs"] = [str(p.relative_to(out_dir)) for p in sorted(docs.glob("*.html"))]
     path = out_dir / f"run_{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     (out_dir / "latest.json").write_text(path.read_text())

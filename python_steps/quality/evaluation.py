@@ -29,7 +29,15 @@ from typing import Any
 import psycopg
 
 from python_steps import tables
-from python_steps.quality.gates import EVALUATION_GATES, GateConfig, GateResult, _expected, _fmt, load_config
+from python_steps.quality.gates import (
+    EVALUATION_GATES,
+    GateConfig,
+    GateResult,
+    _expected,
+    _fmt,
+    load_config,
+    render_data_docs,
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class EvaluationValidation:
     batch_id: int
     profile: dict[str, Any]
     results: list[GateResult] = field(default_factory=list)
+    data_docs: dict[str, str] = field(default_factory=dict)  # suite name -> GE's HTML page
 
     @property
     def critical_failures(self) -> list[GateResult]:
@@ -138,7 +147,8 @@ def validate_evaluation(
     tables.ensure_all(conn)
     profile = profile_evaluation(conn, run_id, hits_relation)
     previous = _previous(conn, run_id)
-    results = _run_suite(config, profile, previous)
+    data_docs: dict[str, str] = {}
+    results = _run_suite(config, profile, previous, data_docs)
     blocked = any(r.status == "failed" and r.severity == "critical" for r in results)
     with conn.transaction():
         conn.execute(
@@ -175,11 +185,14 @@ def validate_evaluation(
                     for r in results
                 ],
             )  # fmt: skip
-    return EvaluationValidation(run_id, profile["batch_id"], profile, results)
+    return EvaluationValidation(run_id, profile["batch_id"], profile, results, data_docs)
 
 
 def _run_suite(
-    config: GateConfig, profile: Mapping[str, Any], previous: Mapping[str, Any] | None
+    config: GateConfig,
+    profile: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    data_docs: dict[str, str] | None = None,
 ) -> list[GateResult]:
     import great_expectations as gx
     import pandas as pd
@@ -237,10 +250,12 @@ def _run_suite(
             .add_batch_definition_whole_dataframe("whole")
             .get_batch(batch_parameters={"dataframe": pd.DataFrame([row])})
         )
-        suite = gx.ExpectationSuite(name="evaluation")
+        suite = gx.ExpectationSuite(name="evaluation_gates")
         for e in expectations:
             suite.add_expectation(e)
         outcome = batch.validate(suite, result_format="SUMMARY")
+        if data_docs is not None:
+            data_docs[suite.name] = render_data_docs(outcome)
         by_gate: dict[str, list[tuple[bool, Mapping[str, Any], Mapping[str, Any]]]] = {}
         for r in outcome.results:
             cfg = r.expectation_config

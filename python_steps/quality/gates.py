@@ -260,6 +260,8 @@ class BatchValidation:
     batch_id: int | None
     rows: int
     results: list[GateResult] = field(default_factory=list)
+    # GE's HTML page (the data-docs validation page) per suite validated: name -> HTML.
+    data_docs: dict[str, str] = field(default_factory=dict)
 
     @property
     def critical_failures(self) -> list[GateResult]:
@@ -315,7 +317,8 @@ def validate_newest_batch(
     )
     columns = [d.name for d in cur.description]
     records = cur.fetchall()
-    results = _run_suite(config, profile, history, columns, records)
+    data_docs: dict[str, str] = {}
+    results = _run_suite(config, profile, history, columns, records, data_docs)
     with conn.transaction():
         conn.execute("delete from patas.quality_gate_results where batch_id = %s", (batch_id,))
         with conn.cursor() as c:
@@ -331,7 +334,7 @@ def validate_newest_batch(
                     for r in results
                 ],
             )  # fmt: skip
-    return BatchValidation(batch_id, profile["loaded_count"], results)
+    return BatchValidation(batch_id, profile["loaded_count"], results, data_docs)
 
 
 def _run_suite(
@@ -340,6 +343,7 @@ def _run_suite(
     history: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
     records: Sequence[tuple],
+    data_docs: dict[str, str] | None = None,
 ) -> list[GateResult]:
     """Build the great-expectations suites (bounds from history and config), validate, map results."""
     import great_expectations as gx
@@ -463,6 +467,8 @@ def _run_suite(
         for _, expectation in expectations:
             suite.add_expectation(expectation)
         outcome = batch.validate(suite, result_format="SUMMARY")
+        if data_docs is not None:
+            data_docs[suite.name] = render_data_docs(outcome)
         for r in outcome.results:
             cfg = r.expectation_config
             gate = cfg.meta["gate"]
@@ -482,6 +488,41 @@ def _run_suite(
                 )
             )
     return sorted(results, key=lambda r: GATES.index(r.gate))
+
+
+def render_data_docs(outcome: Any) -> str:
+    """One validation result as great-expectations renders it in its data docs (the validation
+    results page: statistics, every expectation with its observed value), as a standalone HTML page
+    (styles and scripts from GE's CDNs; the content is all in the page)."""
+    import logging
+
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    # GE's observed-value renderer rejects numpy floats and logs a traceback, then falls back to a
+    # plain rendering of the value: keep that out of the run's log.
+    loggers = [logging.getLogger(n) for n in ("great_expectations", "great_expectations.expectations")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(outcome))
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def write_data_docs(pages: Mapping[str, str], reports_dir: Path, run_id: str) -> list[str]:
+    """Write GE's validation pages under ``<reports_dir>/data_docs/run_<run_id>/``; the run report links
+    them (python_steps.publish.report.write_report). Returns the paths written."""
+    out = Path(reports_dir) / "data_docs" / f"run_{run_id}"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, html in sorted(pages.items()):
+        path = out / f"{name}.html"
+        path.write_text(html, encoding="utf-8")
+        written.append(str(path))
+    return written
 
 
 def _expected(kwargs: Mapping[str, Any]) -> str:

@@ -57,7 +57,13 @@ def world(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         ids = {key: draft_rule(conn, obj) for key, obj in RULES.items()}
     sized = Path(tmp / "quality_gates.toml")
     sized.write_text(SIZED)
-    yield {"url": url, "project": scratch_project(tmp), "ids": ids, "sized": gates.load_config(sized)}
+    yield {
+        "url": url,
+        "project": scratch_project(tmp),
+        "ids": ids,
+        "sized": gates.load_config(sized),
+        "tmp": tmp,
+    }
     drop_database(server_url, name)
 
 
@@ -137,6 +143,15 @@ def test_a_precision_drop_against_the_previous_run_keeps_the_active_set(world: d
     assert [b.split(":")[0] for b in summary["blocked_by"]] == ["active_precision"]
     assert _active(url) == before
     severity, status, detail = _results(url, "period-2")["active_precision"]
+    # great-expectations' own validation page of the run's gates (the data docs page), for the report.
+    with psycopg.connect(url) as conn:
+        lifecycle = functools.partial(store.apply_lifecycle, conn, run_id="period-2", profile="small",
+                                      config=CONFIG, folds=0)  # fmt: skip
+        _, checked = evaluation.check_then_apply(conn, lifecycle, world["sized"], run_id="period-2")
+    written = gates.write_data_docs(checked.data_docs, world["tmp"] / "reports", "period-2")
+    page = Path(written[0]).read_text()
+    assert written[0].endswith("data_docs/run_period-2/evaluation_gates.html")
+    assert "Great Expectations" in page and "active_precision" in page and "Failed" in page
     assert (severity, status) == ("critical", "failed")
     assert "active-set precision 0.000" in detail and "previous run 1.000 (period-1)" in detail, detail
     with psycopg.connect(url) as conn:

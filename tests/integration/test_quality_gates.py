@@ -89,6 +89,10 @@ def test_each_bad_batch_trips_its_gate(fresh_db: str, lines: list[dict], tmp_pat
     assert v.batch_id == 5 and len(stored) == len(gates.GATES)  # every gate has a row
     if kind == "good":
         assert all(st == "passed" for _, _, st, _ in stored), stored
+    if kind == "texts truncated":  # great-expectations' data-docs page of each suite validated
+        assert set(v.data_docs) == {"raw_messages_batch_rows", "raw_messages_batch_totals"}
+        page = v.data_docs["raw_messages_batch_rows"]
+        assert "Great Expectations" in page and "text_length" in page and "Failed" in page
     if kind == "another market's script":
         detail = next(d for g, _, _, d in stored if g == "language_mix")
         assert "(this batch: cyrillic 7" in detail and "history: latin 7" in detail, detail
@@ -196,7 +200,14 @@ def test_a_run_on_good_data_passes_the_gates_and_promotes(blocked: dict) -> None
     good = blocked["good"]
     assert good["success"], good.get("failures")
     assert good["rules_by_status"].get("active", 0) > 0
-    assert {g["status"] for g in good["quality_gates"]} == {"passed"}
+    statuses = {g["gate"]: g["status"] for g in good["quality_gates"]}
+    assert statuses.pop("active_precision") == "skipped"  # the first run has no earlier run to compare with
+    assert set(statuses) >= {"evaluation_window", "language_mix"} and set(statuses.values()) == {"passed"}
+    # The run report links great-expectations' validation pages (data docs) of the run's gates.
+    html = Path(good["report_file"]).with_suffix(".html").read_text()
+    for suite in ("raw_messages_batch_rows", "raw_messages_batch_totals", "evaluation_gates"):
+        link = f"data_docs/run_{good['run_id']}/{suite}.html"
+        assert f"<a href='{link}'>" in html and (Path(good["report_file"]).parent / link).is_file(), suite
     from prometheus_client.parser import text_string_to_metric_families
 
     text = blocked["good_metrics"]  # read right after the good run (the blocked run rewrites the file)

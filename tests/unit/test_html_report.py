@@ -76,3 +76,16 @@ def test_the_llm_section_shows_spend_and_the_budget_warning() -> None:
     assert "<h2>LLM drafting</h2>" in html and "<p class='blocked'><b>Warning</b>: LLM budget reached" in html
     assert "95%" in html and "not sent &lt;b&gt;" in html
     assert "LLM drafting" not in render_html(SUMMARY, render_summary(SUMMARY))
+
+
+def test_an_evaluation_gate_block_and_the_data_docs_links_show():
+    gate = {"batch_id": 7, "gate": "active_precision", "severity": "critical", "status": "failed",
+            "detail": "active-set precision 0.500 on this evaluation window, previous run 0.990 (r0)"}  # fmt: skip
+    summary = {**SUMMARY, "quality_gates": [gate], "data_docs": ["data_docs/run_r1/evaluation_gates.html"]}
+    html = render_html(summary, render_summary(summary))
+    assert "Blocked by a critical evaluation gate" in html and "the active set is unchanged" in html
+    assert "previous run 0.990 (r0)" in html
+    assert "<a href='data_docs/run_r1/evaluation_gates.html'>evaluation_gates</a>" in html
+    assert "nothing downstream of the batch ran" not in html
+    text = render_summary(summary)
+    assert "BLOCKED:         a critical evaluation gate failed" in text
