@@ -184,3 +184,13 @@ def test_every_table_a_python_step_writes_in_a_run_is_an_asset(graph):
     ]  # fmt: skip
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert not [k for k in written if K(k) not in materializable]
+
+
+def test_the_evaluation_gates_show_as_a_check_on_the_lifecycle(defs):
+    graph = defs.resolve_asset_graph()
+    specs = [
+        graph.get_check_spec(k) for k in graph.asset_check_keys if k.name == "evaluation_passes_quality_gates"
+    ]
+    # Not blocking: the lifecycle step itself withholds promotion; the check tells the UI why.
+    assert specs and specs[0].asset_key == K(["patas", "rule_lifecycle"]) and not specs[0].blocking
+    assert "active set is unchanged" in specs[0].description
