@@ -15,7 +15,9 @@ changes any status (which gets the critical failures as ``blocked_by``), with gr
 Each run's figures are kept in ``patas.evaluation_profiles``: ``checked_precision`` is the precision
 of the active set the run started with (what the gate compared), ``active_*`` the active set as the
 run left it (:func:`record_active_set`, after its decisions), which the next run compares with: the
-same rules, on the next window. The gates' outcome goes to ``patas.quality_gate_results`` (batch_id = the newest batch, run_id = this run). A
+same rules, on the next window. A blocked run leaves the active set as it was, so its figures become
+the next run's baseline: a drop blocks one run (an operator looks, or changes the threshold), a level
+that persists is accepted on the next one. The gates' outcome goes to ``patas.quality_gate_results`` (batch_id = the newest batch, run_id = this run). A
 failed ``critical`` gate makes the lifecycle withhold every promotion and deprecation: the active set
 stays unchanged, and the run report says why. :func:`check_then_apply` is that sequence.
 """
