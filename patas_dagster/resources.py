@@ -1,4 +1,4 @@
-"""Dagster resources: the warehouse connection, the dbt CLI and the run specification."""
+"""Dagster resources: the warehouse connection, dbt (in-process) and the run specification."""
 
 import dataclasses
 import os
@@ -7,9 +7,9 @@ from typing import Any
 
 import dagster as dg
 import psycopg
-from dagster_dbt import DbtCliResource
 
-from patas_dagster.project import dbt_executable, patas_dbt_project
+from patas_dagster.dbt_inprocess import InProcessDbtResource
+from patas_dagster.project import patas_dbt_project
 from python_steps import warehouse
 from python_steps.runspec import RunSpec
 from python_steps.settings import dbt_env, load_settings
@@ -33,7 +33,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return url
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # dbt (run by DbtCliResource in a subprocess) reads its profile from these variables.
+        # dbt (run in-process by InProcessDbtResource) reads its profile from these variables.
         os.environ.update(
             {k: v for k, v in dbt_env(self.url()).items() if k.startswith(("PATAS_PG_", "DBT_"))}
         )
@@ -44,8 +44,10 @@ class WarehouseResource(dg.ConfigurableResource):
             yield conn
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=patas_dbt_project, dbt_executable=dbt_executable())
+def dbt_resource() -> InProcessDbtResource:
+    return InProcessDbtResource(
+        project_dir=str(patas_dbt_project.project_dir), profiles_dir=str(patas_dbt_project.profiles_dir)
+    )
 
 
 def _run_spec_fields() -> dict[str, Any]:

@@ -1,27 +1,24 @@
 """The dbt project as Dagster assets: one translator owns asset keys and groups."""
 
 import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
-    DbtCliResource,
     DbtProject,
     dbt_assets,
 )
 
+from patas_dagster.dbt_inprocess import InProcessDbtResource
 from patas_dagster.project import patas_dbt_project
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps import runs
 
 GROUP_BY_FOLDER = {"staging": "stage1", "intermediate": "stage1"}
 RAW_MESSAGES = dg.AssetKey(["raw", "messages"])
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 class PatasDbtTranslator(DagsterDbtTranslator):
@@ -66,7 +63,7 @@ translator = PatasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_ass
 )
 def patas_dbt_models(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: InProcessDbtResource,
     warehouse: WarehouseResource,
     run_spec: RunSpecResource,
 ):
@@ -75,30 +72,6 @@ def patas_dbt_models(
         windows = spec.resolve_windows(conn)
         runs.record_run(conn, context.run_id, windows)
     context.log.info(f"windows: {windows.describe()}")
-    invocation = dbt.cli(
+    yield from dbt.build(
         ["build", "--vars", json.dumps(spec.dbt_vars(windows, context.run_id))], context=context
     )
-    yield from invocation.stream()
-    _share_partial_parse(invocation.target_path)
-
-
-def _share_partial_parse(invocation_target: Path) -> None:
-    """Offer this invocation's parse state to the next dbt step of the run.
-
-    dagster-dbt gives every invocation a target folder of its own, seeded with the project's
-    ``target/partial_parse.msgpack``. The run's ``--vars`` (windows, run id) differ from the ones that
-    file was parsed with, so without this every dbt step of a run parses the whole project again. The
-    later steps of the same run pass the same vars, so they reuse this state (dbt still re-parses
-    any changed file; a state parsed with other vars is simply ignored by dbt)."""
-    source = invocation_target / PARTIAL_PARSE_FILE
-    if not source.is_file():
-        return
-    target_dir = Path(os.environ.get("DBT_TARGET_PATH", "target"))
-    if not target_dir.is_absolute():
-        target_dir = Path(patas_dbt_project.project_dir) / target_dir
-    tmp = target_dir / f".{PARTIAL_PARSE_FILE}.{os.getpid()}"
-    try:
-        tmp.write_bytes(source.read_bytes())
-        os.replace(tmp, target_dir / PARTIAL_PARSE_FILE)  # atomic: concurrent runs see whole files
-    except OSError:
-        tmp.unlink(missing_ok=True)

@@ -1,0 +1,162 @@
+"""dbt in the step's own process: one parse per code version, no dbt start-up per dbt step.
+
+A run materializes the dbt project in several Dagster steps (dbt -> Python -> dbt -> Python -> dbt).
+Run as a CLI subprocess, every step paid a Python start-up, dbt's imports, a (partial) parse of the
+project and the adapter set-up before its first model: seconds per step, whatever the data. Here
+dbt runs through its programmatic runner (``dbtRunner``) in the process that executes the step:
+
+- the project is parsed once per process and code version (``parsed_manifest``: cached on the
+  project's ``target/manifest.json``, which ``patas run`` keeps current, and on the profile's
+  environment), with the project's default vars, so the parse reuses ``target/partial_parse.msgpack``
+  across processes; every ``build`` gets that manifest and parses nothing. The run's ``--vars`` are
+  read when the SQL is rendered, not when the project is parsed: no model's config, hooks or refs
+  depend on them (``tests/dagster/test_dbt_inprocess.py`` checks it);
+- Dagster still selects the step's models and tests (dagster-dbt's own subset selection) and gets
+  the same events: dbt's result events become Outputs and asset check results through dagster-dbt's
+  ``DbtCoreCliEventMessage``, as they did from the CLI's JSON log;
+- dbt cannot outlive its run: it is a thread of the step's process (``patas run`` itself, or the
+  step worker Dagster starts), so a killed run takes dbt with it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt.asset_utils import (
+    get_manifest_and_translator_from_dbt_assets,
+    get_subset_selection_for_context,
+)
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
+# dbt's events that carry a node's result (dagster-dbt turns exactly these into Dagster events).
+RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
+# The profile's connection (and so every node's database) comes from these variables.
+PROFILE_ENV_PREFIXES = ("PATAS_PG_", "DBT_")
+
+_manifests: dict[tuple, Any] = {}
+_manifests_lock = threading.Lock()
+
+
+def _common_args(project_dir: str, profiles_dir: str) -> list[str]:
+    return ["--project-dir", project_dir, "--profiles-dir", profiles_dir, "--no-send-anonymous-usage-stats"]
+
+
+def manifest_cache_key(project_dir: str, profiles_dir: str) -> tuple:
+    """What a parsed manifest depends on: the project's code version (``target/manifest.json``,
+    re-parsed by ``patas run`` whenever a model, macro, seed or test changes) and the profile."""
+    stamp: tuple[int, int] | None = None
+    manifest_json = Path(project_dir) / "target" / "manifest.json"
+    if manifest_json.exists():
+        st = manifest_json.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PROFILE_ENV_PREFIXES)))
+    return (str(project_dir), str(profiles_dir), stamp, env)
+
+
+def parsed_manifest(project_dir: str, profiles_dir: str) -> Any:
+    """dbt's parsed ``Manifest`` of the project, parsed once per process and code version."""
+    from dbt.cli.main import dbtRunner
+
+    key = manifest_cache_key(project_dir, profiles_dir)
+    with _manifests_lock:
+        if key not in _manifests:
+            # Default vars, as `dbt parse` in patas.manifest: the partial-parse state it leaves in
+            # target/ is then reused here, and this parse's state by the next process.
+            res = dbtRunner().invoke(["parse", "--no-write-json", *_common_args(project_dir, profiles_dir)])
+            if not res.success:
+                raise DagsterDbtCliRuntimeError(
+                    description=f"dbt parse failed: {res.exception or 'see the log'}"
+                )
+            _manifests.clear()  # one code version at a time
+            _manifests[key] = res.result
+        return _manifests[key]
+
+
+class InProcessDbtResource(dg.ConfigurableResource):
+    """Runs dbt commands in this process with a manifest parsed once (see the module docstring)."""
+
+    project_dir: str
+    profiles_dir: str
+
+    def build(
+        self, args: Sequence[str], *, context: dg.AssetExecutionContext, target_root: Path | None = None
+    ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckResult]:
+        """Run ``dbt <args>`` on the step's selection; yield its Dagster events as nodes finish.
+
+        Raises after the last event when dbt failed (a model error, a failing error-severity test)."""
+        from dbt.cli.main import dbtRunner
+        from dbt_common.events.functions import msg_to_dict
+
+        manifest_json, translator, project = get_manifest_and_translator_from_dbt_assets([context.assets_def])
+        selection, indirect = get_subset_selection_for_context(
+            context=context,
+            manifest=manifest_json,
+            select=None,
+            exclude=None,
+            selector=None,
+            dagster_dbt_translator=translator,
+            current_dbt_indirect_selection_env=os.environ.get("DBT_INDIRECT_SELECTION"),
+        )
+        root = target_root or Path(self.project_dir) / "target"
+        target = root / f"{context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+        argv = [
+            *args,
+            *_common_args(self.project_dir, self.profiles_dir),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target),
+            *selection,
+            *(["--indirect-selection", indirect] if indirect else []),
+        ]
+        manifest = parsed_manifest(self.project_dir, self.profiles_dir)
+        events: queue.Queue = queue.Queue()
+        errors: list[str] = []
+        done = object()
+
+        def on_event(msg: Any) -> None:
+            if msg.info.name in RESULT_EVENTS:
+                events.put(msg_to_dict(msg))
+            elif msg.info.level == "error":
+                errors.append(msg.info.msg)
+
+        outcome: dict[str, Any] = {}
+
+        def invoke() -> None:
+            try:
+                outcome["result"] = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(argv)
+            except BaseException as exc:  # handed to the step's thread, raised there
+                outcome["exception"] = exc
+            finally:
+                events.put(done)
+
+        context.log.info(f"dbt (in-process): {' '.join(argv)}")
+        worker = threading.Thread(target=invoke, name=f"dbt-{context.op.name}", daemon=True)
+        worker.start()
+        while (raw := events.get()) is not done:
+            event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+            yield from event.to_default_asset_events(
+                manifest=manifest_json,
+                dagster_dbt_translator=translator,
+                context=context,
+                target_path=target,
+                project=project,
+            )
+        worker.join()
+        if "exception" in outcome:
+            raise outcome["exception"]
+        result = outcome["result"]
+        if not result.success:
+            detail = "\n".join(["", "Errors from dbt:", *errors]) if errors else ""
+            cause = f" ({type(result.exception).__name__}: {result.exception})" if result.exception else ""
+            raise DagsterDbtCliRuntimeError(
+                description=f"dbt {' '.join(args[:1])} failed{cause}; the run log has dbt's output.{detail}"
+            )
