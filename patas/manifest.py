@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+from patas_dagster.project import dbt_executable
 from python_steps.settings import PROJECT_ROOT
 
 MANIFEST = PROJECT_ROOT / "target" / "manifest.json"
@@ -32,9 +32,14 @@ def manifest_is_stale() -> bool:
 def ensure_manifest(env: dict[str, str], *, force: bool = False) -> Path:
     """Run ``dbt parse`` when the manifest is missing or older than the project's sources."""
     if force or manifest_is_stale():
-        dbt = str(Path(sys.executable).parent / "dbt")
+        # Through patas-dbt: a parse started by a run that is killed dies with it.
         res = subprocess.run(
-            [dbt, "parse", "--quiet"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+            [dbt_executable(), "parse", "--quiet"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if res.returncode != 0:
             raise RuntimeError(f"dbt parse failed:\n{res.stdout}\n{res.stderr}")

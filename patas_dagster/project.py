@@ -13,8 +13,9 @@ DBT_PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 
 def dbt_executable() -> str:
-    """The dbt of this interpreter's environment (never a stray ``dbtf`` on PATH), started through
-    ``patas-dbt`` where installed, so it dies with the run that started it (patas_dagster.dbt_child)."""
+    """The dbt of this interpreter's environment (never a stray ``dbtf`` on PATH) for a dbt
+    subprocess, started through ``patas-dbt`` where installed, so it dies with the run that started
+    it (patas_dagster.dbt_child). The pipeline's own dbt steps run in-process (dbt_inprocess)."""
     for name in ("patas-dbt", "dbt"):
         candidate = Path(sys.executable).parent / name
         if candidate.exists():

@@ -144,6 +144,8 @@ class Killed:
     steps_started: list[str]
     children_before: int
     children_left_after_s: float | None  # seconds from the kill until no child was left (None: never)
+    dbt_in_process: bool  # the killed process itself was running dbt (in-process, no child)
+    backends_left_after_s: float | None  # seconds from the kill until no session of the run was left
     lock_free_after_s: float | None  # seconds from the kill until the run lock could be taken
 
 
@@ -167,11 +169,21 @@ def run_and_kill(patas: Patas, point: str, timeout: float = 600) -> Killed:
     killed_at = time.monotonic()
     seconds = killed_at - t0
     gone = wait_until(lambda: not any(alive(k) for k in kids), 30)  # measured from the kill
+    backends = wait_until(lambda: not other_backends(patas.url), 60)
     lock_free = wait_until(lambda: not run_lock_held(patas.url), 30)
     lock_free = None if lock_free is None else time.monotonic() - killed_at
     proc.communicate()
     steps = re.findall(r'Started execution of step "([^"]+)"', log_text)
-    return Killed(point, hit, round(seconds, 1), steps, len(kids), gone, lock_free)
+    in_process = bool(re.search(r"dbt \(in-process\): build", log_text))
+    return Killed(point, hit, round(seconds, 1), steps, len(kids), gone, in_process, backends, lock_free)
+
+
+def other_backends(url: str) -> int:
+    """Sessions on the run's database other than this one (a killed run's dbt would hold one)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        ).fetchone()[0]
 
 
 def run_lock_held(url: str) -> bool:

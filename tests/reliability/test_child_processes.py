@@ -1,4 +1,6 @@
-"""dbt dies with the run that started it: ``patas-dbt`` binds its process to its parent's life."""
+"""dbt dies with the run that started it. The pipeline runs dbt in-process (tests/dagster/
+test_dbt_inprocess.py); a dbt subprocess (the manifest's ``dbt parse``) starts as ``patas-dbt``, which
+binds its process to its parent's life."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def test_a_bound_child_dies_when_its_parent_is_killed():
     assert not _alive(child_pid), "the child outlived its killed parent"
 
 
-def test_dagster_starts_dbt_through_the_bound_launcher():
+def test_dbt_subprocesses_start_through_the_bound_launcher():
     exe = Path(dbt_executable())
     assert exe.name == "patas-dbt"
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)

@@ -1,0 +1,127 @@
+"""dbt in-process: the run's vars never change the parsed project, and a dbt step starts no process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from python_steps import tables
+from python_steps.mining.windows import RunWindows
+from python_steps.runspec import RunSpec
+from python_steps.settings import PROJECT_ROOT, dbt_env
+
+PROFILES_DIR = str(PROJECT_ROOT / "profiles")
+
+
+def _parse(tmp_path: Path, name: str, dbt_vars: dict | None) -> dict:
+    """The nodes of the project parsed with ``dbt_vars``: what a preloaded manifest fixes for a run."""
+    from dbt.cli.main import dbtRunner
+
+    args = ["parse", "--no-write-json", "--project-dir", str(PROJECT_ROOT), "--profiles-dir", PROFILES_DIR]
+    args += ["--target-path", str(tmp_path / name), "--log-path", str(tmp_path / name)]
+    if dbt_vars is not None:
+        args += ["--vars", json.dumps(dbt_vars)]
+    res = dbtRunner().invoke(args)
+    assert res.success, res.exception
+    out = {}
+    for uid, node in res.result.nodes.items():
+        data = node.to_dict()
+        out[uid] = {
+            "config": data["config"],
+            # depends_on.macros is left out: it drives partial parsing and state selection, and a
+            # node renders with every macro of the project at run time (a test that calls a macro
+            # only under a time split records it only when parsed with one).
+            "depends_on": data["depends_on"].get("nodes"),
+            "refs": data.get("refs"),
+            "sources": data.get("sources"),
+        }
+    return out
+
+
+def test_the_runs_vars_do_not_change_the_parsed_project(server_url, tmp_path, monkeypatch):
+    """Every build of a run reuses one manifest parsed with the project's default vars, so no
+    model's config, hooks, refs or sources may depend on a var a run passes."""
+    for k, v in dbt_env(server_url).items():
+        if k.startswith(("PATAS_PG_", "DBT_")):
+            monkeypatch.setenv(k, v)
+    windows = RunWindows(
+        split_mode="time",
+        mining_start="2026-01-01T00:00:00+00:00",
+        mining_end="2026-01-20T00:00:00+00:00",
+        evaluation_start="2026-01-20T00:00:00+00:00",
+        evaluation_end="2026-02-01T00:00:00+00:00",
+        evaluation_share=17,
+    )
+    spec = RunSpec(suspiciousness_threshold=0.2, min_spam_count=7, crossfit_folds=5)
+    run_vars = spec.dbt_vars(windows, "run-vars-test")
+    assert run_vars["patas_shadow_windows"] == ["mining", "evaluation"]
+    default_nodes = _parse(tmp_path, "default", None)
+    run_nodes = _parse(tmp_path, "run", run_vars)
+    assert set(default_nodes) == set(run_nodes)
+    differing = sorted(uid for uid in default_nodes if default_nodes[uid] != run_nodes[uid])
+    assert differing == []
+
+
+def test_a_dbt_step_runs_in_process_and_reports_models_and_checks(defs, fresh_db, tmp_path, monkeypatch):
+    """Stage 1's dbt step on a small corpus with process creation forbidden: it succeeds, and Dagster
+    gets a materialization per model and a check result per dbt test, as from the CLI before."""
+    from python_steps.bench.generate import generate_corpus
+    from python_steps.ingest.load import ingest_file
+
+    corpus = tmp_path / "c.jsonl"
+    generate_corpus(400, 3, corpus)
+    with psycopg.connect(fresh_db) as conn:
+        tables.migrate(conn)
+    ingest_file(fresh_db, corpus)
+    for k, v in dbt_env(fresh_db).items():
+        if k.startswith(("PATAS_PG_", "DBT_")):
+            monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PATAS_DATABASE_URL", fresh_db)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a dbt step started a process: {args[:1]}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+    stage1 = dg.AssetSelection.groups("stage1", "reference")
+    keys = list(stage1.resolve(defs.resolve_asset_graph()))
+    job = defs.resolve_job_def("patas_pipeline")
+    result = job.execute_in_process(
+        run_config={"resources": {"run_spec": {"config": RunSpec().as_dict()}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        asset_selection=keys,
+        raise_on_error=False,
+    )
+    failures = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert set(keys) <= materialized
+    checks = [
+        e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert checks, "the dbt tests of stage 1 reached Dagster as asset checks"
+    assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+
+
+@pytest.mark.parametrize("changed", ["profile", "code"])
+def test_the_parsed_manifest_is_keyed_on_profile_and_code(changed, tmp_path, monkeypatch):
+    from patas_dagster.dbt_inprocess import manifest_cache_key
+
+    project = tmp_path / "project"
+    (project / "target").mkdir(parents=True)
+    manifest = project / "target" / "manifest.json"
+    manifest.write_text("{}")
+    monkeypatch.setenv("PATAS_PG_DBNAME", "one")
+    before = manifest_cache_key(str(project), PROFILES_DIR)
+    assert manifest_cache_key(str(project), PROFILES_DIR) == before
+    if changed == "profile":
+        monkeypatch.setenv("PATAS_PG_DBNAME", "two")
+    else:
+        manifest.write_text('{"changed": true}')
+        os.utime(manifest, ns=(manifest.stat().st_atime_ns, manifest.stat().st_mtime_ns + 10**9))
+    assert manifest_cache_key(str(project), PROFILES_DIR) != before
