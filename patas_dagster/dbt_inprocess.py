@@ -46,7 +46,14 @@ _manifests_lock = threading.Lock()
 
 
 def _common_args(project_dir: str, profiles_dir: str) -> list[str]:
-    return ["--project-dir", project_dir, "--profiles-dir", profiles_dir, "--no-send-anonymous-usage-stats"]
+    return [
+        "--project-dir",
+        project_dir,
+        "--profiles-dir",
+        profiles_dir,
+        "--no-send-anonymous-usage-stats",
+        "--no-use-colors",  # dbt's lines go to the run's log file
+    ]
 
 
 def manifest_cache_key(project_dir: str, profiles_dir: str) -> tuple:

@@ -105,7 +105,7 @@ def run_log(home: Path, before: set[Path]) -> Path | None:
 
 
 # Kill points, read from the run's own log (Dagster's step events and dbt's lines in it).
-DBT_MODEL_OK = re.compile(r"^\d+ of \d+ OK ", re.M)
+DBT_MODEL_OK = re.compile(r"^(?:\d\d:\d\d:\d\d\s+)?\d+ of \d+ OK ", re.M)  # dbt's text lines: time, message
 STAGE_1_STEP = 'Started execution of step "patas_dbt_models"'
 
 
