@@ -19,6 +19,7 @@ from python_steps import runs
 
 GROUP_BY_FOLDER = {"staging": "stage1", "intermediate": "stage1"}
 RAW_MESSAGES = dg.AssetKey(["raw", "messages"])
+WITH_STAGE1 = frozenset({"model.patas.stg_patas__label_feedback"})  # reads patas.label_feedback only
 
 
 class PatasDbtTranslator(DagsterDbtTranslator):
@@ -36,9 +37,10 @@ class PatasDbtTranslator(DagsterDbtTranslator):
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
     ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
-        if unique_id.startswith("seed."):
-            # Scheduling only: the reference seeds load in the same dbt step as stage 1. Without an
-            # upstream asset outside dbt, Dagster gives them a dbt step (and a dbt start-up) of their own.
+        if unique_id.startswith("seed.") or unique_id in WITH_STAGE1:
+            # Scheduling only: the reference seeds and the models that read only tables written
+            # outside runs load in the same dbt step as stage 1. Without an upstream asset in the
+            # run, Dagster gives them a dbt step of their own (one more dbt invocation per run).
             spec = spec.merge_attributes(deps=[RAW_MESSAGES])
         return spec
 

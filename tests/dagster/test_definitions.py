@@ -194,3 +194,15 @@ def test_the_evaluation_gates_show_as_a_check_on_the_lifecycle(defs):
     # Not blocking: the lifecycle step itself withholds promotion; the check tells the UI why.
     assert specs and specs[0].asset_key == K(["patas", "rule_lifecycle"]) and not specs[0].blocking
     assert "active set is unchanged" in specs[0].description
+
+
+def test_every_dbt_node_runs_after_ingest_so_no_dbt_step_comes_first(defs):
+    """A dbt model or seed without raw.messages upstream would get a dbt step of its own at the
+    start of every run (one more dbt invocation): the reference seeds and the label-feedback
+    staging model are scheduled with stage 1."""
+    from patas_dagster.assets.dbt import patas_dbt_models
+
+    graph = defs.resolve_asset_graph()
+    raw = K(["raw", "messages"])
+    loose = sorted(key.to_user_string() for key in patas_dbt_models.keys if raw not in _ancestors(graph, key))
+    assert loose == []
