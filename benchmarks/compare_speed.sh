@@ -35,7 +35,8 @@ now() { date +%s.%N; }
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
     ck="$work/$side"
-    (cd "$ck" && .venv/bin/python -m patas.cli.main bench speed --rows "$rows" --seed 42 \
+    (cd "$ck" && PATAS_DATABASE_URL="$server" PATAS_HOME="$work/bench_home" \
+      .venv/bin/python -m patas.cli.main bench speed --rows "$rows" --seed 42 \
       --statement-timeout 300 --out "$out/${side}_speed_r${round}.json" >/dev/null)
     db="patas_cmp_${side}_${round}"
     psql_admin "drop database if exists $db with (force)"; psql_admin "create database $db template template0 encoding 'UTF8'"
