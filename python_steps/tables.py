@@ -486,6 +486,25 @@ create table if not exists patas.evaluation_profiles (
 """
 
 
+# Migration 8: what each pattern of the library achieved, per run (python_steps.mining.library):
+# the evaluation-window hits of the rules derived from it, how many rules it has and how many are
+# active, and whether a returning campaign re-used them in that run.
+PATTERN_STATS_DDL = """
+create table if not exists patas.pattern_stats (
+    pattern_id text not null,
+    run_id text not null,
+    hits integer not null,
+    spam_hits integer not null,
+    ham_hits integer not null,
+    rules_derived integer not null,
+    rules_active integer not null,
+    rules_reused integer not null,
+    recorded_at timestamptz not null default now(),
+    primary key (pattern_id, run_id)
+);
+"""
+
+
 # -- migrations -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Migration:
@@ -554,6 +573,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         7,
         "quality gates: batch language shares, evaluation_profiles (window sizes, active precision)",
         GATES_DDL,
+    ),
+    Migration(
+        8, "pattern library: success statistics per pattern and run (pattern_stats)", PATTERN_STATS_DDL
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

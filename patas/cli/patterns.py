@@ -89,6 +89,15 @@ def show_pattern(pattern_id: str, as_json: bool) -> None:
     click.echo(
         "versions: " + ", ".join(f"v{v['version']} ({v['message_count']} msgs)" for v in p["versions"])
     )
+    s = p.get("success") or {}
+    if s.get("runs_measured"):
+        click.echo(
+            f"success: {s['hits']} hits (spam {s['spam_hits']}, ham {s['ham_hits']}), precision"
+            f" {_num(s['precision']) or '-'}, active {s['nights_active']} of {s['runs_measured']} night(s),"
+            f" rules derived {s['rules_derived']} ({s['rules_active']} active), re-used in {s['runs_reused']} run(s)"
+        )
+    else:
+        click.echo("success: not measured yet (no run has evaluated its rules)")
     click.echo("rules:" if p["rules"] else "rules: none drafted")
     for r in p["rules"]:
         click.echo(f"  {r['rule_id']}  {r['status'] or '-'}  prec {_num(r['precision'])}  {r['description']}")

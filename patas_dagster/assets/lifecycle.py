@@ -109,6 +109,9 @@ def rule_lifecycle(
         # The pattern library remembers each active rule's evidence (its centroid embedding).
         patterns = library.record_rule_patterns(conn, context.run_id, EmbeddingConfig.from_settings(settings))
         conn.commit()
+        # Each pattern's success this run: its rules' hits, rules derived, active, re-used.
+        patterns.update(library.record_pattern_stats(conn, context.run_id))
+        conn.commit()
     gates.write_data_docs(checked.data_docs, settings.home / "reports", context.run_id)  # GE's pages
     for reason in summary["blocked_by"]:
         context.log.warning(f"promotion blocked by a critical evaluation gate: {reason}")
@@ -117,6 +120,7 @@ def rule_lifecycle(
     meta = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     meta["blocked_by"] = "; ".join(summary["blocked_by"]) or "no"
     meta["rule_patterns"] = patterns["rule_patterns"]
+    meta["pattern_stats"] = patterns["pattern_stats"]
     yield dg.MaterializeResult(asset_key=["patas", "rule_lifecycle"], metadata={"profile": profile, **meta})
     yield dg.MaterializeResult(
         asset_key=["patas", "rule_audit"], metadata={"transitions": summary.get("transitions", 0)}

@@ -111,6 +111,7 @@ def semantic_clusters(
             "embedding_calls": int(emb.get("calls", 0)),
             "embedding_cache_hits": int(emb.get("cache_hits", 0)),
             "known_clusters_matched": int(record.get("known_clusters_matched", 0)),
+            "rules_reused": int(record.get("rules_reused", 0)),
             "warnings": dg.MetadataValue.json(record.get("warnings", [])),
             "preview": dg.MetadataValue.md(preview or "(none)"),
         },

@@ -7,7 +7,7 @@ evaluation, calls these and writes the outcome.
 
 Reasons start with a stable code (``meets_profile``, ``precision_below_profile``,
 ``precision_dropped``, ``feedback``, ``ham_hits_above_profile``, ``coverage_above_twice_profile``, ``idle``,
-``evaluated``, ``drafted``, ``manual_*``), then readable details.
+``returning``, ``evaluated``, ``drafted``, ``manual_*``), then readable details.
 """
 
 from __future__ import annotations
@@ -270,12 +270,15 @@ def plan_transitions(
     hits: Mapping[str, HitSets] | None = None,
     idle_runs: Mapping[str, int] | None = None,
     tiers: TierThresholds | None = None,
+    returning: Mapping[str, str] | None = None,
 ) -> Plan:
     """Every transition of one run, from the rules' states and their evaluation-window metrics.
 
     candidate -> shadow once evaluated; shadow -> active when the profile is met (greedily under
     ``profile.fp_budget`` when set, which needs ``hits``); active -> deprecated per
-    :func:`deprecation_reason`. Pinned rules never move. Deterministic: rules in id order.
+    :func:`deprecation_reason`; deprecated -> shadow for the rules in ``returning`` (rule id ->
+    reason: a returning campaign re-used them), which may then be promoted again on this run's
+    evaluation like any shadow rule. Pinned rules never move. Deterministic: rules in id order.
     """
     plan = Plan()
     status = {rid: s.status for rid, s in states.items()}
@@ -295,6 +298,9 @@ def plan_transitions(
             if why:
                 plan.decisions.append(Decision(rid, s.version, "active", "deprecated", why, m))
                 status[rid] = "deprecated"
+        elif s.status == "deprecated" and returning and rid in returning:
+            plan.decisions.append(Decision(rid, s.version, "deprecated", "shadow", returning[rid], m))
+            status[rid] = "shadow"
 
     eligible: dict[str, Mapping[str, Any]] = {}
     for rid in sorted(states):

@@ -394,6 +394,33 @@ def _idle_runs(
     return out
 
 
+def _returning(conn: psycopg.Connection, run_id: str, states: Mapping[str, RuleState]) -> dict[str, str]:
+    """The deprecated rules a returning campaign re-used in this run's stage 2 that may come back
+    (rule id -> reason): only those deprecated for lack of hits (``idle``); a rule deprecated for
+    its precision, by feedback or by hand stays deprecated whatever returns."""
+    from python_steps.mining import library
+
+    matches = library.returning_rules(conn, run_id)
+    wanted = sorted(rid for rid in matches if rid in states and states[rid].status == "deprecated")
+    if not wanted:
+        return {}
+    idle = {
+        r[0]
+        for r in conn.execute(
+            "select rule_id from patas.rule_lifecycle where rule_id = any(%s) and status_reason like 'idle%%'",
+            (wanted,),
+        )
+    }
+    return {
+        rid: (
+            f"returning: its campaign is back (cluster {matches[rid]['cluster_id']} matches pattern"
+            f" {matches[rid]['pattern_id']}, similarity {matches[rid]['similarity']:.3f}); re-checked"
+        )
+        for rid in wanted
+        if rid in idle
+    }
+
+
 def refresh_active_rules(conn: psycopg.Connection) -> bool:
     """Rebuild ``marts.active_rules`` in the caller's transaction with the function its dbt model
     leaves behind (macro ``create_refresh_function``: the model's own query). False when the mart
@@ -490,7 +517,10 @@ def apply_lifecycle(
             if prof.max_idle_runs
             else {}
         )
-        plan = plan_transitions(states, evals, prof, hits=hits, idle_runs=idle, tiers=config.tiers)
+        returning = _returning(conn, run_id, states)
+        plan = plan_transitions(
+            states, evals, prof, hits=hits, idle_runs=idle, tiers=config.tiers, returning=returning
+        )
         decisions = list(plan.decisions)
         withheld = [d for d in decisions if "active" in (d.from_status, d.to_status)] if blocked_by else []
         decisions = [d for d in decisions if d not in withheld]

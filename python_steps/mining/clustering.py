@@ -13,7 +13,10 @@ minimum size). Each cluster stores its centroid, cohesion (mean cosine similarit
 centroid), spam share (of its labelled members) and the cosine distance from its centroid to the
 nearest ham of the slice outside it. Ham-dominated clusters are dropped. A cluster whose centroid is
 close enough to a known cluster of the pattern library (same provider and model) keeps that id, so
-a campaign is one entity across nights. When clustering fails or degenerates (one cluster swallows
+a campaign is one entity across nights; and the rules derived from every known pattern a new
+cluster matches (:func:`python_steps.mining.library.library_matches`) are re-used: recorded with
+the run, re-checked by shadow evaluation, revived by the lifecycle if they were deprecated idle.
+When clustering fails or degenerates (one cluster swallows
 the slice), messages are grouped by template signature instead, and the run records it.
 
 Everything is deterministic: inputs in a fixed order, stateless or cached embeddings, DBSCAN with
@@ -336,6 +339,11 @@ def build_clusters(
     known = library.known_clusters(conn, report.provider, report.model)
     clusters, info = group_slice(sample, vectors, cfg, known)
     record.update(info)
+    # A returning campaign: the rules derived from the known patterns its cluster matches are
+    # re-used (re-checked by this run's shadow evaluation; revived by the lifecycle when idle).
+    matches = library.library_matches(conn, clusters, report.provider, report.model)
+    record["library_matches"] = matches
+    record["rules_reused"] = len(matches)
     if "fallback" in info:
         record["warnings"].append(info["fallback"])
     record["provider"], record["model"] = report.provider, report.model

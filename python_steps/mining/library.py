@@ -282,6 +282,7 @@ def show_pattern(conn: psycopg.Connection, pattern_id: str) -> dict:
         )
     ]
     item["rules"] = _rules_of(conn, ids)[ids[0]]
+    item["success"] = pattern_success(conn, ids)[ids[0]]
     return item
 
 
@@ -356,4 +357,172 @@ def match(
     }
     rules = _rules_of(conn, ids)
     out["matches"] = [{"similarity": round(s, 6), **details[pid], "rules": rules[pid]} for s, pid in scored]
+    return out
+
+
+# -- a returning campaign re-uses its old rules --------------------------------------------------
+REUSE_THRESHOLD = 0.80  # centroid cosine similarity at which a new cluster re-uses a pattern's rules
+
+
+def library_matches(
+    conn: psycopg.Connection, clusters, provider: str, model: str, threshold: float = REUSE_THRESHOLD
+) -> list[dict]:
+    """The rules a returning campaign re-uses: each new cluster (``clustering.Cluster`` objects,
+    centroids in the ``provider``/``model`` space) is compared, exactly, with every known pattern of
+    that space (clusters and promoted rules' evidence); the rules derived from each pattern at or
+    above ``threshold`` are re-used. One row per rule (the most similar pattern wins; ties by cluster
+    and pattern id): cluster id, pattern id, similarity, rule id, the rule's status and reason now.
+
+    Called at the start of stage 2, before this run's clusters enter the library, so a cluster
+    is only matched with what earlier runs learned."""
+    wanted = [c for c in clusters if c.centroid]
+    if not wanted or not conn.execute("select to_regclass('patas.patterns') is not null").fetchone()[0]:
+        return []
+    rows = conn.execute(
+        "select pattern_id, centroid from patas.patterns where provider = %s and model = %s and dimensions = %s"
+        " order by pattern_id",
+        (provider, model, len(wanted[0].centroid)),
+    ).fetchall()
+    if not rows:
+        return []
+    known = np.asarray([r[1] for r in rows], dtype=np.float64)
+    norms = np.linalg.norm(known, axis=1)
+    known = known / np.where(norms == 0, 1.0, norms)[:, None]
+    new = np.asarray([c.centroid for c in wanted], dtype=np.float64)
+    sims = new @ known.T
+    pairs = sorted(
+        (-round(float(sims[i, j]), 6), wanted[i].cluster_id, rows[j][0])
+        for i, j in zip(*np.nonzero(sims >= threshold), strict=True)
+    )
+    if not pairs:
+        return []
+    rules = _rules_of(conn, sorted({p for _, _, p in pairs}))
+    reasons = _status_reasons(conn, sorted({r["rule_id"] for rs in rules.values() for r in rs}))
+    out: dict[str, dict] = {}
+    for neg, cid, pid in pairs:
+        for r in rules[pid]:
+            if r["rule_id"] not in out:
+                out[r["rule_id"]] = {
+                    "cluster_id": cid,
+                    "pattern_id": pid,
+                    "similarity": -neg,
+                    "rule_id": r["rule_id"],
+                    "status": r["status"],
+                    "status_reason": reasons.get(r["rule_id"]),
+                }
+    return [out[k] for k in sorted(out)]
+
+
+def _status_reasons(conn: psycopg.Connection, rule_ids: list[str]) -> dict[str, str]:
+    if not rule_ids or conn.execute("select to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:
+        return {}
+    return dict(
+        conn.execute(
+            "select rule_id, status_reason from patas.rule_lifecycle where rule_id = any(%s)", (rule_ids,)
+        ).fetchall()
+    )
+
+
+def returning_rules(conn: psycopg.Connection, run_id: str) -> dict[str, dict]:
+    """The rules stage 2 of ``run_id`` re-used for a returning campaign (its recorded library
+    matches), by rule id."""
+    if conn.execute("select to_regclass('patas.stage2_runs') is null").fetchone()[0]:
+        return {}
+    row = conn.execute("select record from patas.stage2_runs where run_id = %s", (run_id,)).fetchone()
+    if row is None:
+        return {}
+    return {m["rule_id"]: m for m in row[0].get("library_matches", [])}
+
+
+def record_pattern_stats(conn: psycopg.Connection, run_id: str) -> dict:
+    """This run's success figures of every library pattern with rules (``patas.pattern_stats``):
+    the distinct evaluation-window messages its rules hit (spam, ham), how many rules were derived
+    from it, how many are active, and how many stage 2 re-used for a returning campaign. Rules of a
+    pattern: drafted from it (any version), the rule of a ``rule:`` pattern, and the rules a
+    returning campaign re-used through it in this run. Re-running a run replaces its rows."""
+    ensure_schema(conn)
+    missing = conn.execute(
+        "select to_regclass('patas.rule_drafts') is null or to_regclass('marts.rule_hits') is null"
+        " or to_regclass('patas.rule_lifecycle') is null"
+    ).fetchone()[0]
+    if missing:
+        return {"pattern_stats": 0}
+    reused = returning_rules(conn, run_id)
+    reused_pairs = sorted({(m["pattern_id"], rid) for rid, m in reused.items()})
+    rows = conn.execute(
+        """
+        with links as (
+            select distinct d.pattern_id, d.rule_id, false as reused
+            from patas.rule_drafts as d inner join patas.patterns as p using (pattern_id)
+            union
+            select p.pattern_id, substr(p.pattern_id, 6), false
+            from patas.patterns as p where p.kind = 'rule'
+            union
+            select r.pattern_id, r.rule_id, true
+            from unnest(%(pids)s::text[], %(rids)s::text[]) as r (pattern_id, rule_id)
+        ),
+        per_rule as (
+            select pattern_id, rule_id, bool_or(reused) as reused from links group by pattern_id, rule_id
+        ),
+        hits as (
+            select pr.pattern_id, count(distinct h.message_id) filter (where m.is_spam) as spam,
+                count(distinct h.message_id) filter (where m.is_spam is false) as ham,
+                count(distinct h.message_id) as hits
+            from per_rule as pr
+            inner join marts.rule_hits as h on h.rule_id = pr.rule_id and h.window_name = 'evaluation'
+            inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+            group by pr.pattern_id
+        )
+        select pr.pattern_id, coalesce(max(h.hits), 0), coalesce(max(h.spam), 0), coalesce(max(h.ham), 0),
+            count(*), count(*) filter (where l.status = 'active'), count(*) filter (where pr.reused)
+        from per_rule as pr
+        left join hits as h using (pattern_id)
+        left join patas.rule_lifecycle as l on l.rule_id = pr.rule_id
+        group by pr.pattern_id
+        order by pr.pattern_id
+        """,
+        {"pids": [p for p, _ in reused_pairs], "rids": [r for _, r in reused_pairs]},
+    ).fetchall()
+    conn.execute("delete from patas.pattern_stats where run_id = %s", (run_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into patas.pattern_stats (pattern_id, run_id, hits, spam_hits, ham_hits, rules_derived,"
+            " rules_active, rules_reused) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(pid, run_id, *figures) for pid, *figures in rows],
+        )
+    return {"pattern_stats": len(rows)}
+
+
+def pattern_success(conn: psycopg.Connection, pattern_ids: list[str]) -> dict[str, dict]:
+    """Each pattern's success over runs: hits (spam, ham) of its rules summed over the runs,
+    precision (spam hits / labelled hits), nights active (runs whose rules hit), nights seen (runs
+    whose stage 2 saw the pattern), rules derived and active (latest run), runs that re-used them."""
+    out = {
+        p: {"hits": 0, "spam_hits": 0, "ham_hits": 0, "precision": None, "nights_active": 0,
+            "rules_derived": 0, "rules_active": 0, "runs_reused": 0, "runs_measured": 0}
+        for p in pattern_ids
+    }  # fmt: skip
+    if not pattern_ids or conn.execute("select to_regclass('patas.pattern_stats') is null").fetchone()[0]:
+        return out
+    for pid, hits, spam, ham, nights, runs, reused, derived, active in conn.execute(
+        """
+        select pattern_id, sum(hits), sum(spam_hits), sum(ham_hits), count(*) filter (where hits > 0),
+            count(*), count(*) filter (where rules_reused > 0),
+            (array_agg(rules_derived order by recorded_at desc, run_id desc))[1],
+            (array_agg(rules_active order by recorded_at desc, run_id desc))[1]
+        from patas.pattern_stats where pattern_id = any(%s) group by pattern_id
+        """,
+        (pattern_ids,),
+    ).fetchall():
+        out[pid] = {
+            "hits": int(hits),
+            "spam_hits": int(spam),
+            "ham_hits": int(ham),
+            "precision": round(int(spam) / (int(spam) + int(ham)), 6) if spam + ham else None,
+            "nights_active": int(nights),
+            "rules_derived": int(derived),
+            "rules_active": int(active),
+            "runs_reused": int(reused),
+            "runs_measured": int(runs),
+        }
     return out

@@ -252,6 +252,12 @@ def _stage2_lines(st: dict) -> list[str]:
             f"embeddings:      {emb.get('provider')} / {emb.get('model')}: {emb.get('calls', 0)} calls,"
             f" {emb.get('cache_hits', 0)} cache hits"
         )
+    matches = st.get("library_matches") or []
+    if matches:
+        lines.append(
+            f"pattern library: {len(matches)} rule(s) re-used from {len({m['pattern_id'] for m in matches})}"
+            " known pattern(s) (a returning campaign's rules, re-checked)"
+        )
     lines.extend(f"warning:         {w}" for w in st.get("warnings", []))
     return lines
 

@@ -235,6 +235,23 @@ def test_plan_deprecates_decayed_active_rules_and_leaves_pinned_ones() -> None:
     assert plan.decisions[0].reason.startswith("precision_below_profile")
 
 
+def test_a_returning_rule_goes_back_to_shadow_and_is_promoted_only_if_it_meets_the_profile() -> None:
+    states = {
+        rid: lc.RuleState(rid, 1, "deprecated") for rid in ("r_back", "r_weak", "r_gone", "r_pinned")
+    } | {"r_pinned": lc.RuleState("r_pinned", 1, "deprecated", True)}
+    evals = {"r_back": m(200, 0), "r_weak": m(10, 9), "r_gone": m(500, 0), "r_pinned": m(500, 0)}
+    why = "returning: its campaign is back"
+    plan = lc.plan_transitions(
+        states, evals, CONSERVATIVE, returning={"r_back": why, "r_weak": why, "r_pinned": why}
+    )
+    assert [(d.rule_id, d.from_status, d.to_status) for d in plan.decisions] == [
+        ("r_back", "deprecated", "shadow"),
+        ("r_weak", "deprecated", "shadow"),
+        ("r_back", "shadow", "active"),
+    ]
+    assert plan.decisions[0].reason == why and plan.held["r_weak"].startswith("precision")
+
+
 def test_plan_without_evaluation_changes_nothing() -> None:
     plan = lc.plan_transitions(_states(r_a="candidate", r_b="active"), {}, CONSERVATIVE)
     assert plan.decisions == []
