@@ -114,9 +114,14 @@ def db_url() -> None:
 @click.option(
     "--no-small-campaigns", is_flag=True, help="Leave out the small campaigns of a few dozen messages."
 )
+@click.option(
+    "--paraphrase",
+    is_flag=True,
+    help="Add campaigns that paraphrase (same offer, varied wording, no link or number): ~15% of the spam.",
+)
 def generate(
     rows: int | None, seed: int, out: Path, days: int | None, start: str, scenario: str, small: bool,
-    no_small_campaigns: bool,
+    no_small_campaigns: bool, paraphrase: bool,
 ) -> None:  # fmt: skip
     """Write a synthetic, labelled message corpus (JSONL) for demos and benchmarks."""
     from python_steps.bench.generate import generate_corpus
@@ -126,7 +131,14 @@ def generate(
     t0 = time.perf_counter()
     try:
         generate_corpus(
-            rows, seed, out, start=start, days=days, scenario=scenario, small_campaigns=not no_small_campaigns
+            rows,
+            seed,
+            out,
+            start=start,
+            days=days,
+            scenario=scenario,
+            small_campaigns=not no_small_campaigns,
+            paraphrase=paraphrase,
         )
     except ValueError as exc:
         fail(str(exc))

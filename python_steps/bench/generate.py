@@ -373,6 +373,76 @@ FLASH_CAMPAIGNS: tuple[Campaign, ...] = (
 )
 FLASH_SEED_OFFSET = 7_919  # the small campaigns draw from their own generator (the rest stays as it was)
 
+# Paraphrasing campaigns (``paraphrase=True``, off by default): the same offer said in varied words,
+# with no link, phone, handle, short code or number, so no entity and few shared n-grams tie the
+# messages together: what stage 1's signals miss and a semantic stage 2 is for. Each message is an
+# opener, the offer and a call to action, each picked among synonymous phrasings, in one of three
+# orders. They take the place of a share of the spam (drawn from their own generator: every other
+# line is the same as without them).
+PARAPHRASE_SEED_OFFSET = 104_729
+PARAPHRASE_CAMPAIGNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
+    (
+        "para_remote_job",
+        ("Hi there", "Hello friend", "Good news", "Quick question", "Hey", "Attention please"),
+        (
+            "we are hiring people to work from home a couple of hours a day",
+            "our company needs remote assistants, flexible hours, weekly pay",
+            "earn a second income online from your sofa, no experience required",
+            "looking for part time helpers who can work remotely and get paid every week",
+            "easy home based job available, just a phone and some free time needed",
+            "join our online team and make extra money without leaving the house",
+        ),
+        (
+            "message me privately for details",
+            "write to me in private if interested",
+            "send me a direct message to apply",
+            "contact me personally and I will explain",
+            "reply here and I will send you the information",
+            "drop me a private note to get started",
+        ),
+    ),
+    (
+        "para_investment",
+        ("Dear member", "Friends", "Listen", "Important", "Greetings", "Exclusive"),
+        (
+            "my mentor shows how to multiply your savings with a secret trading method",
+            "a private investment club is growing members' money every single day",
+            "guaranteed returns from an automated strategy that never loses",
+            "our expert turns small deposits into a fortune in a matter of weeks",
+            "passive profits are waiting for you with this proven wealth system",
+            "stop working for pennies, let professional traders grow your capital",
+        ),
+        (
+            "ask me how to join",
+            "places are limited so hurry and ask me",
+            "tell me if you want in",
+            "I can add you to the group today",
+            "only a few spots remain, write me now",
+            "let me know and I will guide you",
+        ),
+    ),
+    (
+        "para_lottery",
+        ("Congratulations", "Great news", "Dear winner", "Lucky you", "Surprise", "Notice"),
+        (
+            "your name was picked in our international draw and a reward is reserved for you",
+            "you have been selected as this month's lucky recipient of a cash award",
+            "the committee chose your account to receive an unclaimed jackpot",
+            "a big sum is waiting to be released to you after the annual sweepstakes",
+            "our foundation's random selection made you the beneficiary of a grant",
+            "you came out first in the online raffle, the winnings are yours",
+        ),
+        (
+            "confirm your details to receive it",
+            "send your full name and address to collect",
+            "reply quickly or the reward goes to someone else",
+            "answer this message to release the payment",
+            "get in touch with the claims agent to proceed",
+            "respond today to get your money transferred",
+        ),
+    ),
+)
+
 # Ham: (language, weight, templates). {slot} values come from HAM_SLOTS.
 HAM_TOPICS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     (
@@ -584,6 +654,8 @@ def generate_corpus(
     obfuscation_share: float = 0.2,
     scenario: str = "default",
     small_campaigns: bool = True,
+    paraphrase: bool = False,
+    paraphrase_share: float = 0.15,
 ) -> GenerateReport:
     """Write ``rows`` messages as JSONL to ``out_path`` (gzip when it ends in ``.gz``).
 
@@ -591,7 +663,9 @@ def generate_corpus(
     is the share of spam among labelled messages; see the module docstring for ``scenario``.
     ``small_campaigns``: the :data:`FLASH_CAMPAIGNS` take the place of a few dozen spam messages
     each (drawn from their own generator, so the spam share and every other line are the same with
-    or without them).
+    or without them). ``paraphrase``: the :data:`PARAPHRASE_CAMPAIGNS` take the place of about
+    ``paraphrase_share`` of the spam (their own generator; off by default, so the default output
+    does not change).
     """
     if rows < 0 or days < 1 or not 0.0 <= spam_share <= 1.0:
         raise ValueError("rows must be >= 0, days >= 1 and spam_share in [0, 1]")
@@ -624,6 +698,7 @@ def generate_corpus(
     ham_weight_total = sum(w for _, w, _ in ham_topics)
 
     flash = _plan_flash(rows, days, seed) if small_campaigns else {}
+    para_r = random.Random(seed + PARAPHRASE_SEED_OFFSET).random if paraphrase else None
 
     ham_senders = tuple(f"u{k:05d}" for k in range(5000))
     chats = tuple(f"chat_{k:03d}" for k in range(120))
@@ -695,6 +770,9 @@ def generate_corpus(
                 if extra and pending and pending[0][0] <= pos:  # a small campaign takes this spam's place
                     _, (text, lang, sender, flash_name) = pending.pop(0)
                     extra = f', "campaign": "{flash_name}"'
+                elif extra and para_r is not None and para_r() < paraphrase_share:
+                    text, sender, para_name = _paraphrase(para_r, d)
+                    lang, extra = "en", f', "campaign": "{para_name}"'
                 if r() < unlabelled_share:
                     is_spam = "null"
                     unlabelled += 1
@@ -715,6 +793,20 @@ def generate_corpus(
     finally:
         raw.close()
     return GenerateReport(out, rows, spam, ham, unlabelled)
+
+
+def _paraphrase(r: Callable[[], float], day: int) -> tuple[str, str, str]:
+    """(text, sender, campaign) of one paraphrasing campaign's message."""
+    name, openers, offers, actions = PARAPHRASE_CAMPAIGNS[int(r() * len(PARAPHRASE_CAMPAIGNS))]
+    opener, offer, action = (p[int(r() * len(p))] for p in (openers, offers, actions))
+    order = int(r() * 3)
+    if order == 0:
+        text = f"{opener}! {offer[0].upper()}{offer[1:]}. {action[0].upper()}{action[1:]}."
+    elif order == 1:
+        text = f"{offer[0].upper()}{offer[1:]}, {action}."
+    else:
+        text = f"{opener}, {offer}! {action[0].upper()}{action[1:]}"
+    return text, f"s_{name}_{day // 3}_{int(r() * 12)}", name
 
 
 def _plan_flash(rows: int, days: int, seed: int) -> dict[int, dict[int, tuple[str, str, str, str]]]:

@@ -14,8 +14,10 @@ from python_steps.bench.generate import (
     DRIFT_DOMAIN,
     DRIFT_STOPPED_CAMPAIGN,
     FLASH_CAMPAIGNS,
+    PARAPHRASE_CAMPAIGNS,
     generate_corpus,
 )
+from python_steps.text.normalize import normalize_text
 
 ROWS = 6000
 
@@ -37,6 +39,43 @@ def test_byte_identical_for_a_seed(tmp_path: Path) -> None:
     generate_corpus(500, 3, tmp_path / "a.jsonl.gz")
     generate_corpus(500, 3, tmp_path / "b.jsonl.gz")
     assert (tmp_path / "a.jsonl.gz").read_bytes() == (tmp_path / "b.jsonl.gz").read_bytes()
+
+
+def test_paraphrasing_campaigns_are_off_by_default_and_replace_spam_only(tmp_path: Path) -> None:
+    plain, para, again = tmp_path / "plain.jsonl", tmp_path / "para.jsonl", tmp_path / "again.jsonl"
+    generate_corpus(6000, 7, plain)
+    generate_corpus(6000, 7, para, paraphrase=True)
+    generate_corpus(6000, 7, again, paraphrase=True)
+    assert para.read_bytes() == again.read_bytes()
+    assert (
+        plain.read_bytes()
+        == generate_corpus(6000, 7, tmp_path / "p2.jsonl", paraphrase=False).path.read_bytes()
+    )
+    before = [json.loads(x) for x in plain.read_text(encoding="utf-8").splitlines()]
+    after = [json.loads(x) for x in para.read_text(encoding="utf-8").splitlines()]
+    assert len(before) == len(after)
+    names = {c[0] for c in PARAPHRASE_CAMPAIGNS}
+    replaced = [(b, a) for b, a in zip(before, after, strict=True) if a["meta"].get("campaign") in names]
+    spam = sum(1 for b in before if b["meta"].get("campaign"))
+    assert 0.10 * spam < len(replaced) < 0.20 * spam
+    assert {a["meta"]["campaign"] for _, a in replaced} == names
+    # Only spam is replaced; every other line is unchanged; ids, times and labels stay.
+    assert all(b["meta"].get("campaign") and b["is_spam"] == a["is_spam"] for b, a in replaced)
+    assert all(b == a for b, a in zip(before, after, strict=True) if a["meta"].get("campaign") not in names)
+    assert all((b["id"], b["timestamp"]) == (a["id"], a["timestamp"]) for b, a in replaced)
+    for _, a in replaced:  # no link, number, handle or email: nothing but the wording to go on
+        assert not re.search(r"\d|https?:|www\.|\.com|@|t\.me", a["text"]), a["text"]
+    # Varied wording: within a campaign, no normalized message repeats often, and no word
+    # trigram is shared by more than a third of its messages.
+    for name in names:
+        texts = [normalize_text(a["text"]) for _, a in replaced if a["meta"]["campaign"] == name]
+        assert len(set(texts)) > 0.8 * len(texts)
+        trigrams: dict[str, int] = defaultdict(int)
+        for t in texts:
+            words = t.split()
+            for g in {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}:
+                trigrams[g] += 1
+        assert max(trigrams.values()) < len(texts) / 3
 
 
 def test_message_contract_fields(corpus: list[dict]) -> None:
