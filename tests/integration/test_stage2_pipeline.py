@@ -120,6 +120,25 @@ def test_a_rerun_on_unchanged_data_makes_zero_embedding_calls_and_keeps_cluster_
     assert rec["known_clusters_matched"] == len(runs["first_state"]["clusters"])
 
 
+def test_a_returning_cluster_reuses_the_rules_derived_from_it(runs):
+    # Run 2 sees the same campaigns: every rule drafted from a cluster in run 1 is re-used
+    # through its pattern, each at or above the re-use threshold.
+    with psycopg.connect(runs["url"]) as conn:
+        derived = conn.execute(
+            "select distinct rule_id, pattern_id from patas.rule_drafts where pattern_id like 'cluster:%'"
+            " and drafted_run_id = %s",
+            (runs["first"]["run_id"],),
+        ).fetchall()
+        success = library.pattern_success(conn, sorted({p for _, p in derived}))
+    assert derived, "run 1 drafted rules from its clusters"
+    assert runs["first_state"]["record"]["library_matches"] == []
+    reused = {m["rule_id"]: m for m in runs["second_state"]["record"]["library_matches"]}
+    assert runs["second_state"]["record"]["rules_reused"] == len(reused)
+    for rid, _pid in derived:
+        assert rid in reused and reused[rid]["similarity"] >= library.REUSE_THRESHOLD
+    assert all(s["runs_measured"] >= 2 and s["runs_reused"] >= 1 for s in success.values())
+
+
 def test_the_library_versions_each_cluster_per_run(runs):
     first = runs["first_state"]["patterns"]
     second = runs["second_state"]["patterns"]
