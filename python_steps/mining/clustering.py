@@ -528,6 +528,69 @@ def cluster_rules(clusters: list[Cluster], *, max_ham: int = 0, min_cover: float
     return proposals
 
 
+def cover_rules(
+    conn: psycopg.Connection,
+    clusters: list[Cluster],
+    *,
+    min_cover: float = 0.6,
+    max_phrases: int = 8,
+    min_gain: int = 2,
+    min_spam: int = 3,
+    min_concentration: float = 0.5,
+) -> list[dict]:
+    """Typed rules that pool a cluster's evidence: ``any`` of a few of its phrases, for a cluster
+    that no single phrase covers (a campaign that paraphrases: same offer, varied words). Phrases
+    (n-grams of the vocabulary) with no ham and at least ``min_spam`` spam in the mining window, and
+    at least ``min_concentration`` of that spam in the cluster (the campaign's own words, not spam's
+    in general), are taken greedily, each the one covering most members not yet covered (ties: fewer words, then
+    alphabetical), while each adds at least ``min_gain`` members, up to ``max_phrases``; proposed
+    when the union covers ``min_cover`` of the cluster. Each phrase alone may be too rare to earn a
+    rule; the cluster, grouped by meaning, is what ties them into one. Returned with lineage."""
+    todo = [c for c in clusters if len(c.message_ids) >= 2 * min_gain]
+    if not todo:
+        return []
+    cluster_no = [i for i, c in enumerate(todo) for _ in c.message_ids]
+    member_ids = [m for c in todo for m in c.message_ids]
+    members: list[dict[str, set[int]]] = [{} for _ in todo]
+    for no, phrase, ids in conn.execute(
+        """
+        with members as (
+            select * from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
+        )
+        select mb.cluster_no, s.signal_value, array_agg(mb.message_id order by mb.message_id)
+        from intermediate.int_message_signals_extracted as s
+        inner join members as mb on mb.message_id = s.message_id
+        inner join marts.signal_label_counts as c
+            on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
+        where s.signal_kind = 'ngram' and c.ham_count = 0 and c.spam_count >= %s
+        group by mb.cluster_no, s.signal_value
+        having count(*) >= %s and count(*) >= %s * max(c.spam_count)
+        order by mb.cluster_no, s.signal_value
+        """,
+        (cluster_no, member_ids, min_spam, min_gain, min_concentration),
+    ).fetchall():
+        members[no][phrase] = set(ids)
+    proposals: list[dict] = []
+    for c, phrases in zip(todo, members, strict=True):
+        if any(len(ids) >= min_cover * c.size for ids in phrases.values()):
+            continue  # one phrase covers it: cluster_rules proposes that phrase
+        covered: set[int] = set()
+        chosen: list[str] = []
+        while len(chosen) < max_phrases and phrases:
+            phrase, gain = max(
+                ((p, len(ids - covered)) for p, ids in phrases.items()),
+                key=lambda t: (t[1], -len(t[0].split()), [-ord(ch) for ch in t[0]]),
+            )
+            if gain < min_gain:
+                break
+            chosen.append(phrase)
+            covered |= phrases.pop(phrase)
+        if len(chosen) >= 2 and len(covered) >= min_cover * c.size:
+            rule = {"any": [{"kind": "text_phrase", "value": p} for p in sorted(chosen)]}
+            proposals.append({"rule": rule, "cluster_id": c.cluster_id, "cluster_size": len(covered)})
+    return proposals
+
+
 def summary_dict(c: Cluster) -> dict:
     return asdict(c) | {"size": c.size}
 

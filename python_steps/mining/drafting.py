@@ -965,7 +965,10 @@ def draft_with_stage2(
     drafts = {d.rule_id: d for d in draft_rules(conn, run_id=run_id, max_rules=max_rules, config=config)}
     info: dict[str, Any] = {"pattern_mining": len(drafts), "semantic": 0, "llm": 0}
     clusters = clustering.load_clusters(conn)
-    for p in clustering.cluster_rules(clusters):
+    proposals = clustering.cluster_rules(clusters)
+    if clusters:
+        proposals += clustering.cover_rules(conn, clusters)
+    for p in proposals:
         d = make_draft(
             p["rule"], origin="semantic", pattern_id=f"cluster:{p['cluster_id']}", spam=p["cluster_size"]
         )
