@@ -222,6 +222,16 @@ def _active_rule_ids(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _origins(conn: psycopg.Connection, rule_ids: list[str]) -> dict[str, int]:
+    """How many of ``rule_ids`` each drafting origin proposed (pattern_mining, semantic, llm, ...)."""
+    rows = conn.execute(
+        "select origin, count(*) from (select distinct on (rule_id) rule_id, origin from patas.rule_drafts"
+        " where rule_id = any(%s) order by rule_id, version desc) as d group by origin order by origin",
+        (rule_ids,),
+    ).fetchall()
+    return {o: int(n) for o, n in rows}
+
+
 def _profile_rule_ids(conn: psycopg.Connection, profile: str) -> list[str]:
     rows = conn.execute(
         "select rule_id from patas.ruleset_members where ruleset_name = %s order by 1",
@@ -231,8 +241,9 @@ def _profile_rule_ids(conn: psycopg.Connection, profile: str) -> list[str]:
 
 
 def _run(
-    url: str, data_path: Path, *, split: str, profile: str, work_dir: Path, engine: str, evaluation_share: int
-) -> dict[str, Any]:
+    url: str, data_path: Path, *, split: str, profile: str, work_dir: Path, engine: str, evaluation_share: int,
+    two_stage: bool = True, stage2: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     if engine == "staged":
         from patas.bench.speed import Stages, staged_run
 
@@ -261,7 +272,13 @@ def _run(
     env = {"PATAS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PATAS_DATABASE_URL": url}
     with patched_environ(env):
         t0 = time.perf_counter()
-        spec = RunSpec(split=split, profile=profile, evaluation_share=evaluation_share)
+        spec = RunSpec(
+            split=split,
+            profile=profile,
+            evaluation_share=evaluation_share,
+            two_stage=two_stage,
+            **(stage2 or {}),
+        )
         summary = run_pipeline(load_settings(), url, spec)
         elapsed = time.perf_counter() - t0
     if not summary.get("success"):
@@ -325,14 +342,22 @@ def run_quality_bench(
     cache_dir: Path | None = None,
     keep_databases: bool = False,
     test_share: int = DEFAULT_TEST_SHARE,
+    two_stage: bool = True,
+    stage2: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Measure each profile's active ruleset and both baselines on the held-out side; write JSON."""
+    """Measure each profile's active ruleset and both baselines on the held-out side; write JSON.
+    ``two_stage`` False: stage 1 only (``patas run --no-two-stage``; the dagster engine only);
+    ``stage2``: stage-2 run settings (``stage2_slice``, ``stage2_eps``), the dagster engine only."""
     if split not in ("hash", "time"):
         raise ValueError(f"split must be 'hash' or 'time', not {split!r}")
     if not 0 <= test_share < 100:
         raise ValueError(f"test_share is a number of split buckets in [0, 100), not {test_share!r}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if (not two_stage or stage2) and engine != "dagster":
+        raise ValueError("stage-2 settings (--no-two-stage, --stage2-*) are measured with the dagster engine")
+    if stage2:
+        RunSpec(**stage2)  # refused here, before any database is made
     data_path = Path(data_path)
     if not data_path.exists():
         raise FileNotFoundError(f"no such data file: {data_path}")
@@ -361,7 +386,7 @@ def run_quality_bench(
         with fresh_database(server_url, name, keep=keep_databases) as url:
             run = _run(
                 url, source_path, split=split, profile=run_profile, work_dir=work_dir, engine=engine,
-                evaluation_share=PROMOTION_SHARE + test_share,
+                evaluation_share=PROMOTION_SHARE + test_share, two_stage=two_stage, stage2=stage2,
             )  # fmt: skip
             with psycopg.connect(url) as conn:
                 this_split = read_split(conn)
@@ -394,6 +419,7 @@ def run_quality_bench(
                         _ruleset_flags(conn, rule_ids, split_data.evaluation), split_data.evaluation
                     ).as_dict()
                     record = _profile_record(profile, rule_ids, flags, measured_split, lr, naive, promotion)
+                    record["rules_by_origin"] = _origins(conn, rule_ids)
                     if not one_run:
                         record["ruleset_members_agree"] = sorted(rule_ids) == _profile_rule_ids(conn, profile)
                     records.append(record)
@@ -402,6 +428,22 @@ def run_quality_bench(
                 "ingest": run["ingest"],
                 "rules_drafted": run["summary"].get("rules_drafted"),
                 "rules_by_status": run["summary"].get("rules_by_status"),
+                "stage2": {
+                    k: v
+                    for k, v in (run["summary"].get("stage2") or {}).items()
+                    if k
+                    in (
+                        "method",
+                        "provider",
+                        "model",
+                        "clusters",
+                        "stage2_messages",
+                        "stage2_share",
+                        "rules_reused",
+                        "embeddings",
+                        "warnings",
+                    )
+                },
             }
     assert split_data is not None and lr is not None
     mining_spam = sum(m.is_spam for m in split_data.mining)
@@ -418,6 +460,8 @@ def run_quality_bench(
         "windows": windows,
         "one_run": one_run,
         "engine": engine,
+        "two_stage": two_stage,
+        "stage2_settings": stage2 or {},
         "evaluation_fingerprint": split_data.fingerprint,
         "mining_messages": len(split_data.mining),
         "mining_spam": mining_spam,

@@ -87,6 +87,15 @@ def speed(
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Measure on random subsamples of this many messages (one run per seed, staged).")  # fmt: skip
 @click.option("--seeds", default="1,2,3", show_default=True, help="With --sample: comma-separated seeds.")
+@click.option(
+    "--no-two-stage", is_flag=True, help="Stage 1 only (`patas run --no-two-stage`); dagster engine."
+)
+@click.option(
+    "--stage2-slice", default=None, help="Stage-2 slice preset or percent (as `patas run`); dagster engine."
+)
+@click.option(
+    "--stage2-eps", type=float, default=None, help="Stage-2 DBSCAN eps (cosine distance); dagster engine."
+)
 def quality(
     data: Path,
     split: str,
@@ -98,12 +107,25 @@ def quality(
     test_share: int,
     sample: int | None,
     seeds: str,
+    no_two_stage: bool,
+    stage2_slice: str | None,
+    stage2_eps: float | None,
 ) -> None:
     """Per-profile precision/recall on held-out messages, next to the two baselines.
 
     With --sample N: on random N-message subsamples (--seeds), mean and worst per profile."""
     from patas.bench.quality import PROFILES, run_quality_bench, run_sampled_quality_bench
 
+    stage2 = {k: v for k, v in (("stage2_slice", stage2_slice), ("stage2_eps", stage2_eps)) if v is not None}
+    if (no_two_stage or stage2) and (engine != "dagster" or sample is not None):
+        fail("--no-two-stage and --stage2-* are measured with --engine dagster, without --sample")
+    if stage2:
+        from python_steps.runspec import RunSpec, RunSpecError
+
+        try:
+            RunSpec(**stage2)
+        except (RunSpecError, ValueError) as exc:
+            fail(str(exc))
     if sample is not None:
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -134,8 +156,10 @@ def quality(
         engine=engine,
         keep_databases=keep_databases,
         test_share=test_share,
+        two_stage=not no_two_stage,
+        stage2=stage2,
     )
-    keys = ("profile", "rules", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
+    keys = ("profile", "rules", "rules_by_origin", "precision", "recall", "fpr", "f1", "baseline_lr_recall_at_precision",
             "baseline_naive_precision", "baseline_naive_recall")  # fmt: skip
     click.echo(json.dumps([{k: p.get(k) for k in keys} for p in result["profiles"]], indent=2))
     click.echo(f"written to {out}")

@@ -268,6 +268,35 @@ def test_patterns_list_show_match(user: User, demo):
     shown = user("patterns", "show", cluster["pattern_id"])
     assert shown.stdout.startswith(f"{cluster['pattern_id']}  cluster  v{cluster['version']}")
     assert "embeddings: lexical / " in shown.stdout and "versions: v1 (" in shown.stdout
+    assert "\nsuccess: " in shown.stdout
+    rule_rows = json.loads(user("patterns", "list", "--kind", "rule", "--json").stdout)
+    if rule_rows:  # an active rule's evidence: measured in the run that promoted it
+        import psycopg
+
+        pid = rule_rows[0]["pattern_id"]
+        line = next(x for x in user("patterns", "show", pid).stdout.splitlines() if x.startswith("success: "))
+        m = re.fullmatch(
+            r"success: (\d+) hits \(spam (\d+), ham (\d+)\), precision \S+, active (\d+) of (\d+) night\(s\),"
+            r" rules derived 1 \([01] active\), re-used in \d+ run\(s\)",
+            line,
+        )
+        assert m, line
+        with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+            last = conn.execute(
+                "select h.hits, h.spam_hits, h.ham_hits from patas.pattern_stats as h where h.pattern_id = %s"
+                " order by h.recorded_at desc limit 1",
+                (pid,),
+            ).fetchone()
+            now = conn.execute(
+                "select count(distinct h.message_id), count(distinct h.message_id) filter (where m.is_spam),"
+                " count(distinct h.message_id) filter (where m.is_spam is false) from marts.rule_hits as h"
+                " join intermediate.int_messages_enriched as m using (message_id)"
+                " where h.rule_id = %s and h.window_name = 'evaluation'",
+                (pid.removeprefix("rule:"),),
+            ).fetchone()
+        assert last == now  # the latest run's figures are its shadow evaluation's hits
+        hits, spam, ham, nights, runs = (int(x) for x in m.groups())
+        assert hits >= spam + ham >= last[1] + last[2] and nights <= runs and runs >= 1
     # A unique prefix of the bare cluster id is enough.
     bare = cluster["pattern_id"].removeprefix("cluster:")
     assert user("patterns", "show", bare[:9]).stdout == shown.stdout
@@ -450,6 +479,49 @@ def test_generate_small_and_bad_scenario(user: User):
         bad.returncode == 2
         and bad.stderr.strip() == "error: unknown scenario 'nope' (expected 'default' or 'drift')"
     )
+
+
+def test_stage2_benchmark_commands_as_docs_give_them(user: User):
+    """docs/benchmarks.md's stage-2 commands, as typed, on small inputs."""
+    docs = (REPO / "docs" / "benchmarks.md").read_text()
+    for typed in (
+        "patas generate --rows 20000 --seed 7 --paraphrase --out para.jsonl",
+        "patas bench quality --data para.jsonl --profile conservative --no-two-stage --out q1.json",
+        "python benchmarks/library_match_latency.py --patterns 10000 --queries 200 --out lib.json",
+    ):
+        assert typed in docs, typed
+    para = user.cwd / "para.jsonl"
+    res = user("generate", "--rows", "3000", "--seed", "7", "--paraphrase", "--out", str(para))
+    assert res.stdout.startswith("wrote 3,000 messages to")
+    names = {json.loads(x)["meta"].get("campaign") for x in para.read_text().splitlines()}
+    assert {"para_remote_job", "para_investment", "para_lottery"} <= names
+    q1 = user.cwd / "q1.json"
+    user("bench", "quality", "--data", str(para), "--profile", "conservative", "--no-two-stage",
+         "--out", str(q1), timeout=900)  # fmt: skip
+    one = json.loads(q1.read_text())
+    assert one["two_stage"] is False and one["runs"]["conservative"]["stage2"]["method"] == "off"
+    assert "semantic" not in one["profiles"][0]["rules_by_origin"]
+    bad = user("bench", "quality", "--data", str(para), "--out", str(q1), "--no-two-stage",
+               "--engine", "staged", ok=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --no-two-stage and --stage2-* are measured with --engine dagster, without --sample"
+    )
+    bad = user("bench", "quality", "--data", str(para), "--out", str(q1), "--stage2-slice", "huge", ok=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: stage-2 slice must be one of narrow")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    lib = user.cwd / "lib.json"
+    script = REPO / "benchmarks" / "library_match_latency.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "--patterns", "50", "--queries", "10", "--out", str(lib)],
+        capture_output=True, text=True, env=user.env, cwd=user.cwd, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    figures = json.loads(lib.read_text())
+    assert figures["patterns"] == 50 and figures["match_exact"]["calls"] == 10
+    assert 0 < figures["match_exact"]["p50_ms"] <= figures["match_exact"]["p99_ms"]
+    bad = subprocess.run([sys.executable, str(script), "--patterns", "0", "--out", str(lib)],
+                         capture_output=True, text=True, env=user.env, cwd=user.cwd)  # fmt: skip
+    assert bad.returncode == 2 and "--patterns and --queries must be at least 1" in bad.stderr
 
 
 def test_unknown_language_is_one_line(user: User, demo):
