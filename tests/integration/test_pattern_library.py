@@ -115,3 +115,15 @@ def test_pgvector_and_exact_paths_agree(lib):
         assert [m["similarity"] for m in vec["matches"]] == pytest.approx(
             [m["similarity"] for m in exact["matches"]], abs=1e-5
         )
+
+
+def test_exact_match_sees_a_centroid_changed_in_the_same_transaction(lib):
+    text = "Congratulations! You WON a GOLD prize, claim it today"
+    assert library.match(lib, text, CFG, k=1, method="exact")["matches"][0]["pattern_id"] == "cluster:c_prize"
+    swapped = {c.cluster_id: c for c in _clusters()}
+    swapped["c_prize"].centroid, swapped["c_loan"].centroid = (
+        swapped["c_loan"].centroid,
+        swapped["c_prize"].centroid,
+    )
+    library.record_clusters(lib, list(swapped.values()), "run-1", "lexical", LEXICAL_MODEL)  # no commit
+    assert library.match(lib, text, CFG, k=1, method="exact")["matches"][0]["pattern_id"] == "cluster:c_loan"
