@@ -10,6 +10,7 @@ from dagster_dbt import (
     DagsterDbtTranslatorSettings,
     DbtProject,
     dbt_assets,
+    get_asset_key_for_model,
 )
 
 from patas_dagster.dbt_inprocess import InProcessDbtResource
@@ -77,3 +78,11 @@ def patas_dbt_models(
     yield from dbt.build(
         ["build", "--vars", json.dumps(spec.dbt_vars(windows, context.run_id))], context=context
     )
+
+
+PYTHON_TABLE_KINDS = {"python", "postgres"}  # the kinds of a Python step writing a Postgres table
+
+
+def model_key(name: str) -> dg.AssetKey:
+    """The asset key of the dbt model ``name`` (a Python step's input)."""
+    return get_asset_key_for_model([patas_dbt_models], name)

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps.ingest import load as ingest
 from python_steps.publish import report
 from python_steps.settings import load_settings
-
-KINDS = {"python", "postgres"}
 
 
 @dg.multi_asset(
@@ -17,7 +16,7 @@ KINDS = {"python", "postgres"}
         dg.AssetSpec(
             ["raw", "messages"],
             group_name="ingestion",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description=(
                 "One row per distinct message, loaded from the run's files (patas ingest, the inbox "
                 "sensor: $PATAS_HOME/inbox). Where every lineage starts."
@@ -26,13 +25,13 @@ KINDS = {"python", "postgres"}
         dg.AssetSpec(
             ["raw", "ingest_batches"],
             group_name="ingestion",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per ingestion batch (file): read = loaded + duplicate + quarantined.",
         ),
         dg.AssetSpec(
             ["raw", "ingest_quarantine"],
             group_name="ingestion",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per input line ingest could not load, with the reason and its exact bytes.",
         ),
     ],

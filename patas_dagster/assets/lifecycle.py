@@ -3,9 +3,8 @@
 import functools
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from patas_dagster.assets.dbt import patas_dbt_models
+from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS, model_key
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps.lifecycle import store
 from python_steps.lifecycle.profiles import load_profiles
@@ -15,54 +14,48 @@ from python_steps.publish import exports, report
 from python_steps.quality import evaluation, gates
 from python_steps.settings import load_settings
 
-KINDS = {"python", "postgres"}  # a Python step writing a Postgres table
-
-
-def _model(name: str) -> dg.AssetKey:
-    return get_asset_key_for_model([patas_dbt_models], name)
-
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             ["patas", "rule_lifecycle"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per rule: status (candidate/shadow/active/deprecated), tier, pin, promotion metrics.",
             deps=[
-                _model("rule_evaluations"),
-                _model("rule_hits"),
-                _model("int_messages_enriched"),
-                _model("int_messages_windowed"),
-                _model("int_message_labels_overridden"),
+                model_key("rule_evaluations"),
+                model_key("rule_hits"),
+                model_key("int_messages_enriched"),
+                model_key("int_messages_windowed"),
+                model_key("int_message_labels_overridden"),
                 ["patas", "rule_drafts"],
             ],
         ),
         dg.AssetSpec(
             ["patas", "rule_audit"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per status transition, with the reason and the metrics that justified it.",
             deps=[["patas", "rule_lifecycle"]],
         ),
         dg.AssetSpec(
             ["patas", "rule_metrics_history"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per rule, run and window: the metrics each run measured.",
             deps=[["patas", "rule_lifecycle"]],
         ),
         dg.AssetSpec(
             ["patas", "ruleset_members"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per would-be ruleset (one per safety profile) and member rule.",
             deps=[["patas", "rule_lifecycle"]],
         ),
         dg.AssetSpec(
             ["patas", "rule_evidence"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description=(
                 "One row per rule: the evidence promotion weighed in the latest run (cross-fitted held-out "
                 "hits, the rule kind's prior, the posterior of precision)."
@@ -72,7 +65,7 @@ def _model(name: str) -> dg.AssetKey:
         dg.AssetSpec(
             ["patas", "evaluation_profiles"],
             group_name="lifecycle",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description=(
                 "One row per run: window sizes and the active set's precision, checked by the evaluation "
                 "gates before any promotion (a critical failure keeps the active set unchanged)."
@@ -143,8 +136,8 @@ def rule_lifecycle(
         "JSON, with the normalizer version they assume (dbt exposure rule_exports)."
     ),
     deps=[
-        _model("active_rules"),
-        _model("int_messages_enriched"),
+        model_key("active_rules"),
+        model_key("int_messages_enriched"),
         ["patas", "rule_drafts"],
         ["patas", "rule_lifecycle"],
         ["patas", "rule_metrics_history"],
@@ -169,11 +162,11 @@ def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ),
     deps=[
         ["patas", "rule_exports"],
-        _model("ruleset_evaluation"),
-        _model("rule_evaluations"),
-        _model("active_rules"),
-        _model("stage1_candidates"),
-        _model("int_messages_windowed"),
+        model_key("ruleset_evaluation"),
+        model_key("rule_evaluations"),
+        model_key("active_rules"),
+        model_key("stage1_candidates"),
+        model_key("int_messages_windowed"),
         ["raw", "ingest_batches"],
         ["raw", "ingest_quarantine"],
         ["patas", "runs"],

@@ -1,20 +1,13 @@
 """Rule drafting (Python) between stage 1 and shadow evaluation (both dbt)."""
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from patas_dagster.assets.dbt import patas_dbt_models
+from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS, model_key
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps.mining import clustering, drafting, library
 from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
-
-KINDS = {"python", "postgres"}  # a Python step writing a Postgres table
-
-
-def _model(name: str) -> dg.AssetKey:
-    return get_asset_key_for_model([patas_dbt_models], name)
 
 
 # Step key "patas__semantic_clusters" (patas.runner names the stage by it), as when it was one asset.
@@ -23,37 +16,37 @@ def _model(name: str) -> dg.AssetKey:
         dg.AssetSpec(
             ["patas", "semantic_clusters"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description=(
                 "Stage 2: one row per semantic cluster of the mining-window spam stage 1 left uncovered, "
                 "with size, quality and a PII-redacted summary (python_steps.mining.clustering)."
             ),
             deps=[
-                _model("stage1_uncovered_spam"),
-                _model("signal_label_counts"),
-                _model("int_messages_windowed"),
-                _model("int_messages_enriched"),
-                _model("int_message_signals_extracted"),
+                model_key("stage1_uncovered_spam"),
+                model_key("signal_label_counts"),
+                model_key("int_messages_windowed"),
+                model_key("int_messages_enriched"),
+                model_key("int_message_signals_extracted"),
             ],
         ),
         dg.AssetSpec(
             ["patas", "semantic_cluster_members"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per stage-2 cluster and member message.",
             deps=[["patas", "semantic_clusters"]],
         ),
         dg.AssetSpec(
             ["patas", "stage2_runs"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per run: the stage-2 record (method, share, embeddings, warnings) the run report shows.",
             deps=[["patas", "semantic_clusters"]],
         ),
         dg.AssetSpec(
             ["patas", "patterns"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description=(
                 "The pattern library: recurring spam patterns across runs (clusters from stage 2; the "
                 "lifecycle step adds the active rules' patterns). `patas patterns`."
@@ -63,7 +56,7 @@ def _model(name: str) -> dg.AssetKey:
         dg.AssetSpec(
             ["patas", "pattern_versions"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per pattern and version: how each pattern drifted from run to run.",
             deps=[["patas", "patterns"]],
         ),
@@ -130,42 +123,42 @@ def semantic_clusters(
         dg.AssetSpec(
             ["patas", "rule_drafts"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per drafted rule: typed rule, compiled SQL, origin and lineage.",
             deps=[
-                _model("stage1_candidates"),
-                _model("signal_label_counts"),
-                _model("int_message_signals_extracted"),
-                _model("int_messages_enriched"),
-                _model("int_messages_windowed"),
+                model_key("stage1_candidates"),
+                model_key("signal_label_counts"),
+                model_key("int_message_signals_extracted"),
+                model_key("int_messages_enriched"),
+                model_key("int_messages_windowed"),
                 dg.AssetKey(["patas", "semantic_clusters"]),
             ],
         ),
         dg.AssetSpec(
             ["patas", "rule_signal_clauses"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per rule clause signal: signal-evaluable rules in disjunctive normal form.",
             deps=[["patas", "rule_drafts"]],
         ),
         dg.AssetSpec(
             ["patas", "rule_counterexamples"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per rule and counter-example message (nearest ham it does not match, ham it does).",
             deps=[["patas", "rule_drafts"]],
         ),
         dg.AssetSpec(
             ["patas", "llm_calls"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per LLM drafting call (or cache hit, or skip): outcome, tokens, cost. Empty with the LLM off.",
             deps=[["patas", "semantic_clusters"]],
         ),
         dg.AssetSpec(
             ["patas", "llm_runs"],
             group_name="rules",
-            kinds=KINDS,
+            kinds=PYTHON_TABLE_KINDS,
             description="One row per run that drafted with an LLM: tokens, cost, privacy mode, budget, warnings.",
             deps=[["patas", "llm_calls"]],
         ),
