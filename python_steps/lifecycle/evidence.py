@@ -28,7 +28,9 @@ million words of general text; python_steps.text.common_words). A phrase made on
 its prior is uniform (Beta(1, 1)), so it needs far more evidence of its own; a single common word
 is never ``SAFE_AUTO`` (:func:`python_steps.lifecycle.profiles.tier_for`). Words in scripts no
 configured language covers (Thai, with the default ``en``) are judged rare: set ``PATAS_LANGUAGES``
-to the languages of your traffic.
+to the languages of your traffic. Text written without spaces has no word list here; its analogue
+is a substring precise only thanks to one edge character (the tail of a word before a common word:
+drafting marks it, python_steps.text.substrings), kind ``substring_common``, also with a uniform prior.
 
 The posterior of a rule's precision is Beta(prior + spam hits, prior + ham hits); promotion and the
 tiers read its mean and its 95% lower bound (the 2.5% quantile, the same two-sided 95% as the
@@ -50,7 +52,7 @@ MIN_RULES_FOR_STRENGTH = 3
 LOWER_QUANTILE = 0.025  # the lower end of a two-sided 95% interval
 DEFAULT_FOLDS = 5
 
-COMMON_KINDS = ("word_common", "phrase_common", "conjunction_common")
+COMMON_KINDS = ("word_common", "phrase_common", "conjunction_common", "substring_common")
 RULE_KINDS = (
     "domain",
     "url",
@@ -65,6 +67,7 @@ RULE_KINDS = (
     "phrase_rare",
     "phrase_common",
     "substring",
+    "substring_common",
     "word_common",
     "conjunction",
     "conjunction_common",
@@ -73,11 +76,16 @@ RULE_KINDS = (
     "llm",
     "manual",
 )
+PHRASE_KINDS = ("phrase_rare", "phrase_common", "word_common", "substring", "substring_common")
 DRAFTED_ORIGINS = ("pattern_mining",)  # origins whose drafting the bar below reproduces
 
 
-def rule_kind(rule_json: Mapping[str, Any], origin: str, languages: Sequence[str] = ("en",)) -> str:
-    """The kind a rule's prior is pooled over (one of :data:`RULE_KINDS`)."""
+def rule_kind(
+    rule_json: Mapping[str, Any], origin: str, languages: Sequence[str] = ("en",), pattern_id: str = ""
+) -> str:
+    """The kind a rule's prior is pooled over (one of :data:`RULE_KINDS`). ``pattern_id`` is the
+    draft's: drafting marks a substring precise only thanks to an edge character
+    (``substring_edge:``, python_steps.text.substrings), which is ``substring_common``."""
     languages = tuple(languages)
     if origin == "semantic":
         return "cluster"
@@ -104,7 +112,7 @@ def rule_kind(rule_json: Mapping[str, Any], origin: str, languages: Sequence[str
             return "word_common" if " " not in value.strip() else "phrase_common"
         return "phrase_rare"
     if kind == "text_contains":
-        return "substring"
+        return "substring_common" if pattern_id.startswith("substring_edge:") else "substring"
     if op == "present":
         return "presence"
     if kind == "phone" and op == "prefix":
@@ -120,7 +128,7 @@ def drafting_bar(
     """Would drafting keep a rule of ``kind`` with these mining counts (drafting's own bar)."""
     if spam < min_spam or spam + ham == 0 or spam / (spam + ham) < min_share:
         return False
-    return not (kind in ("phrase_rare", "phrase_common", "word_common", "substring") and ham > max_phrase_ham)
+    return not (kind in PHRASE_KINDS and ham > max_phrase_ham)
 
 
 FoldCounts = Mapping[int, tuple[int, int]]  # fold -> (spam hits, ham hits); fold -1: evaluation window

@@ -86,12 +86,21 @@ def latest_drafts(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
         return {}
     rows = conn.execute(
         """
-        select distinct on (rule_id) rule_id, version, origin, evaluation_kind, rule_json
+        select distinct on (rule_id) rule_id, version, origin, evaluation_kind, rule_json, pattern_id
         from patas.rule_drafts
         order by rule_id, version desc
         """
     ).fetchall()
-    return {r[0]: {"version": r[1], "origin": r[2], "evaluation_kind": r[3], "rule_json": r[4]} for r in rows}
+    return {
+        r[0]: {
+            "version": r[1],
+            "origin": r[2],
+            "evaluation_kind": r[3],
+            "rule_json": r[4],
+            "pattern_id": r[5],
+        }
+        for r in rows
+    }
 
 
 def _states(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, RuleState]:
@@ -220,7 +229,10 @@ def rule_evidence(
     folds = folds if folds >= 2 else 0
     kinds = {
         rid: ev.rule_kind(
-            drafts.get(rid, {}).get("rule_json") or {}, drafts.get(rid, {}).get("origin", ""), languages
+            drafts.get(rid, {}).get("rule_json") or {},
+            drafts.get(rid, {}).get("origin", ""),
+            languages,
+            drafts.get(rid, {}).get("pattern_id") or "",
         )
         for rid in rule_ids
     }

@@ -5,10 +5,13 @@ Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham cou
 - one rule per strong entity (registrable domain, phone, handle, short code, email, template
   signature): spam share at least ``min_spam_share`` over at least ``min_spam_count`` spam;
 - one ``text_phrase`` rule per n-gram that is frequent in spam and rare in ham (same bar, and at
-  most ``max_phrase_ham_count`` ham);
+  most ``max_phrase_ham_count`` ham); never a phrase holding a word of a link's own syntax
+  (``https``, ``www``: :data:`LINK_SYNTAX_WORDS`), since links are judged as links;
 - one ``text_contains`` rule per recurring substring of text written without spaces between words
   (Thai, Chinese, ...: :mod:`python_steps.text.substrings`), on the phrases' bar; a substring inside
-  which a shorter kept one lies is dropped. The word tokenizer sees such text as whole clauses;
+  which a shorter kept one lies is dropped; one precise only thanks to an edge character gets a
+  ``substring_edge:`` pattern id (promotion's kind ``substring_common``). The word tokenizer sees
+  such text as whole clauses;
 - generalizations of entities, counted on the mining window from the entity arrays of
   ``int_messages_enriched``: a phone number range (``phone starts with 0871``: 3 to 5 leading
   digits shared by at least ``min_prefix_numbers`` distinct spam numbers; the shortest strong
@@ -261,11 +264,11 @@ def _conjunction_pairs(
     return sorted(out)  # code-point order
 
 
-def _substring_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> list[tuple[str, int, int]]:
-    """(substring, spam, ham) on the labelled mining window for the closed recurring substrings of
-    unspaced text (see :mod:`python_steps.text.substrings`); empty when no message has any."""
+def _substring_texts(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[list[str], list[str]]:
+    """(spam texts, ham texts) of the labelled mining window that hold unspaced text, at most
+    ``max_substring_messages`` of them in message order."""
     if cfg.max_substring_messages <= 0:
-        return []
+        return [], []
     rows = conn.execute(
         f"""
         select m.normalized_text, m.is_spam
@@ -277,12 +280,32 @@ def _substring_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> list
         """,
         (subs.UNSPACED_CLASS_POSTGRES, cfg.max_substring_messages),
     ).fetchall()
-    if not rows:
+    return [t for t, is_spam in rows if is_spam], [t for t, is_spam in rows if not is_spam]
+
+
+def _substring_candidates(
+    spam_texts: list[str], ham_texts: list[str], cfg: DraftingConfig
+) -> list[tuple[str, int, int]]:
+    """(substring, spam, ham) on the labelled mining window for the closed recurring substrings of
+    unspaced text (see :mod:`python_steps.text.substrings`); empty when no message has any."""
+    if not spam_texts:
         return []
     sub_cfg = subs.SubstringConfig(min_chars=cfg.substring_min_chars, min_support=cfg.min_spam_count)
-    return subs.recurring_substrings(
-        [t for t, is_spam in rows if is_spam], [t for t, is_spam in rows if not is_spam], sub_cfg
-    )
+    return subs.recurring_substrings(spam_texts, ham_texts, sub_cfg)
+
+
+def _edge_dependent(
+    values: list[str], spam_texts: list[str], ham_texts: list[str], cfg: DraftingConfig
+) -> set[str]:
+    """The substrings one of whose one-character-shorter cores would not clear drafting's phrase
+    bar (>= min spam, >= min share, <= max_phrase_ham ham): precise only thanks to an edge character."""
+    cores = {v: subs.edge_cores(v) for v in values}
+    counts = subs.containing_counts((c for cs in cores.values() for c in cs), spam_texts, ham_texts)
+
+    def clears(spam: int, ham: int) -> bool:
+        return ham <= cfg.max_phrase_ham_count and _strong(spam, ham, cfg)
+
+    return {v for v, cs in cores.items() if not all(clears(*counts[c]) for c in cs)}
 
 
 def _generalizations(
@@ -355,6 +378,18 @@ def _generalizations(
     return sorted(out, key=lambda g: g[1])
 
 
+# The words a link's own syntax puts among the word tokens ("https://lin.ee/x" gives https lin ee x).
+# A phrase holding one spells part of a link, which the url, host and domain signals judge with the
+# record of their own kind; drafted as a phrase it would pass for a phrase of rare words (a link
+# shortener's domain shared with ham, REVIEW_ONLY as a domain, became SAFE_AUTO as "https lin").
+LINK_SYNTAX_WORDS = frozenset({"http", "https", "www"})
+
+
+def spells_link(phrase: str) -> bool:
+    """Whether a phrase (space-separated word tokens) holds a word of a link's own syntax."""
+    return not LINK_SYNTAX_WORDS.isdisjoint(phrase.split(" "))
+
+
 def _sub_phrases(words: list[str]) -> list[str]:
     n = len(words)
     return [" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if (i, j) != (0, n)]
@@ -375,6 +410,8 @@ def draft_rules(
     for kind, value, spam, ham in _read_candidates(conn):
         if kind not in ENTITY_KINDS and kind != "ngram":
             continue
+        if kind == "ngram" and spells_link(value):
+            continue  # a link is judged as a link (url, host, domain)
         if kind == "ngram" and (
             ham > cfg.max_phrase_ham_count or len(value.split(" ")) > cfg.max_phrase_words
         ):
@@ -397,15 +434,28 @@ def draft_rules(
 
     # Substrings of unspaced text: the precise ones, shortest first; one inside which a shorter
     # kept substring lies hits a subset of it and is dropped (as phrases below).
+    # One precise only thanks to an edge character is recorded as such (``substring_edge:``):
+    # promotion gives it no prior from its kind, as a phrase of common words.
+    spam_texts, ham_texts = _substring_texts(conn, cfg)
+    precise = [
+        (value, spam, ham)
+        for value, spam, ham in sorted(
+            _substring_candidates(spam_texts, ham_texts, cfg), key=lambda r: (len(r[0]), r[0])
+        )
+        if ham <= cfg.max_phrase_ham_count and _strong(spam, ham, cfg)
+    ]
     substrings: list[str] = []
-    for value, spam, ham in sorted(_substring_candidates(conn, cfg), key=lambda r: (len(r[0]), r[0])):
-        if ham > cfg.max_phrase_ham_count or not _strong(spam, ham, cfg):
-            continue
-        if any(k in value for k in substrings):
-            continue
-        d = _make({"kind": "text_contains", "value": value}, f"substring:{value}", spam, ham)
-        if d is not None:
+    for value, _spam, _ham in precise:
+        if not any(k in value for k in substrings):
             substrings.append(value)
+    edge = _edge_dependent(substrings, spam_texts, ham_texts, cfg)
+    kept_substrings = set(substrings)
+    for value, spam, ham in precise:
+        if value not in kept_substrings:
+            continue
+        pattern = f"substring_edge:{value}" if value in edge else f"substring:{value}"
+        d = _make({"kind": "text_contains", "value": value}, pattern, spam, ham)
+        if d is not None:
             _keep(singles, d)
 
     # Phrases: drop one when a shorter phrase inside it is already a rule (it hits a superset), unless
@@ -443,7 +493,12 @@ def draft_rules(
         return kind == "ngram" and any(p in phrase_values for p in _sub_phrases(value.split(" ")))
 
     for bk, bv, pk, pv, spam, ham in _conjunction_pairs(conn, bases, cfg):
-        if covered(pk, pv) or covered(bk, bv) or not _strong(spam, ham, cfg):
+        if (
+            (pk == "ngram" and spells_link(pv))
+            or covered(pk, pv)
+            or covered(bk, bv)
+            or not _strong(spam, ham, cfg)
+        ):
             continue  # subsumed by an existing rule, or still not precise enough
         if bk == pk == "ngram" and (f" {bv} " in f" {pv} " or f" {pv} " in f" {bv} "):
             continue  # one phrase inside the other: the pair is just the longer phrase

@@ -8,6 +8,13 @@ substrings of the unspaced runs that recur in at least ``min_support`` spam mess
 *closed* ones (no one-character-longer substring has the same support), then counted on ham.
 Drafting turns the precise ones into ``text_contains`` rules.
 
+A substring found this way can straddle a word boundary: the tail of one word and a common next
+word ("...k" + "enter"). When one of its two one-character-shorter cores (:func:`edge_cores`)
+would not clear drafting's bar on its own, the substring is precise only thanks to one edge
+character: the unspaced analogue of a phrase of common words, which no word list marks in these
+scripts. Drafting records it (``substring_edge:`` pattern ids) and promotion gives it no prior from
+its kind (python_steps.lifecycle.evidence, kind ``substring_common``).
+
 A substring starts on a base character and never splits a base character from its combining marks
 (Thai vowel and tone marks are marks), and holds at least ``min_chars`` base characters. Pure and
 deterministic: the same texts give the same counts, in code-point order.
@@ -103,6 +110,25 @@ def recurring_substrings(
             if s in ham:
                 ham[s] += 1
     return sorted((s, n, ham[s]) for s, n in closed.items())
+
+
+def containing_counts(
+    needles: Iterable[str], spam_texts: Iterable[str], ham_texts: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """(spam messages, ham messages) holding each of ``needles`` as a substring."""
+    needles = sorted(set(needles))
+    counts = {n: [0, 0] for n in needles}
+    for col, texts in ((0, spam_texts), (1, ham_texts)):
+        for text in texts:
+            for n in needles:
+                if n in text:
+                    counts[n][col] += 1
+    return {n: (c[0], c[1]) for n, c in counts.items()}
+
+
+def edge_cores(s: str) -> list[str]:
+    """The two one-character-shorter cores of ``s`` (without its first, without its last cluster)."""
+    return _one_shorter(s)
 
 
 def _one_shorter(s: str) -> list[str]:

@@ -333,3 +333,81 @@ def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> 
     # one rule: longer pieces of the same word hit a subset of the shortest kept one
     assert len(contains) == 1
     assert drafting.draft_rules(conn, run_id="r2", max_rules=MAX_RULES) == drafts  # deterministic
+
+
+def test_a_substring_precise_only_thanks_to_an_edge_character_is_marked(conn: psycopg.Connection) -> None:
+    """ "ฝากเข้า" ("deposit into") recurs in spam and never in ham, but without its first letter
+    ("ากเข้า", as in "มากเข้า", "many enter") ham uses it: the rule is precise only thanks to one
+    edge character. Drafting still drafts it, marked ``substring_edge:`` (promotion's sceptical
+    kind); a substring whose cores are as clean as itself keeps the plain ``substring:`` mark."""
+    conn.execute(FIXTURE_DDL)
+    spam = [
+        "โปรฝากเข้าวันนี้",
+        "รีบฝากเข้าฟรี",
+        "ฝากเข้าเลยครับ",
+        "สมัครคาสิโนออนไลน์วันนี้",
+        "เล่นคาสิโนออนไลน์ได้เงินจริง",
+        "คาสิโนออนไลน์แจกเครดิต",
+    ]
+    ham = ["ลูกค้ามากเข้าร้าน", "คนมากเข้าชมงาน", "วันนี้ฝนตก"]
+    rows = [(i + 1, True, t) for i, t in enumerate(spam)] + [
+        (len(spam) + i + 1, False, t) for i, t in enumerate(ham)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_messages_enriched (message_id, is_spam, normalized_text) "
+            "values (%s, %s, %s)",
+            rows,
+        )
+        cur.executemany(
+            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+        )
+    drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
+    marks = {d.rule_json["value"]: d.pattern_id for d in drafts if d.rule_json.get("kind") == "text_contains"}
+    edge = {v for v, p in marks.items() if p.startswith("substring_edge:")}
+    plain = {v for v, p in marks.items() if p == f"substring:{v}"}
+    assert edge == {"ฝากเข้า"}, marks
+    assert plain and all(v in "คาสิโนออนไลน์" for v in plain), marks
+    assert edge | plain == set(marks)
+
+
+def test_phrases_that_spell_part_of_a_link_are_not_drafted(conn: psycopg.Connection) -> None:
+    """ "https lin" from https://lin.ee/... is the link shortener's domain, which the domain signal
+    judges; as a phrase it would pass for rare words. No phrase or conjunction partner holding a
+    word of a link's own syntax is drafted; the same counts on ordinary words are."""
+    conn.execute(FIXTURE_DDL)
+    sigs = [
+        ("ngram", "https lin"),
+        ("ngram", "https"),
+        ("ngram", "lin"),
+        ("ngram", "bonus"),
+        ("domain", "lin.ee"),
+    ]
+    rows = [(i + 1, True, sigs) for i in range(5)] + [(6, False, [("domain", "lin.ee"), ("ngram", "lin")])]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_messages_enriched values (%s, %s)", [(m, s) for m, s, _ in rows]
+        )
+        cur.executemany(
+            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+        )
+        cur.executemany(
+            "insert into intermediate.int_message_signals_extracted values (%s, %s, %s)",
+            [(m, k, v) for m, _, ss in rows for k, v in ss],
+        )
+        cur.executemany(
+            "insert into marts.stage1_candidates values (%s, %s, %s, 'top_fraction', %s, %s, 0, %s, 0, 0)",
+            [
+                (k, v, i, 5, 1 if (k, v) in rows[-1][2] else 0, 5 / (6 if (k, v) in rows[-1][2] else 5))
+                for i, (k, v) in enumerate(sigs)
+            ],
+        )
+    drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
+    described = [d.description for d in drafts]
+    assert not any("https" in d for d in described), described
+    assert any(d.rule_json == {"kind": "text_phrase", "value": "bonus"} for d in drafts), described
+    assert (
+        drafting.spells_link("https lin")
+        and drafting.spells_link("www")
+        and not drafting.spells_link("lin ee")
+    )

@@ -53,6 +53,20 @@ def test_rule_kinds(rule_json: dict, origin: str, kind: str) -> None:
     assert ev.rule_kind(rule_json, origin) == kind
 
 
+def test_a_substring_precise_only_thanks_to_an_edge_character_borrows_nothing() -> None:
+    """Drafting marks it ``substring_edge:``: its kind is ``substring_common``, with a uniform prior
+    whatever the other rules of the kind achieved, and the phrases' bar."""
+    rule = {"kind": "text_contains", "value": "ฝากเข้า"}
+    assert ev.rule_kind(rule, "pattern_mining", pattern_id="substring_edge:ฝากเข้า") == "substring_common"
+    assert ev.rule_kind(rule, "pattern_mining", pattern_id="substring:ฝากเข้า") == "substring"
+    assert "substring_common" in ev.COMMON_KINDS and "substring_common" in ev.RULE_KINDS
+    kinds = {"a": "substring_common", "b": "substring_common", "c": "substring_common"}
+    evidence = {r: ev.Evidence(40, 0) for r in kinds}
+    priors = ev.kind_priors(kinds, evidence)
+    assert {(p.alpha, p.beta) for p in priors.values()} == {(1.0, 1.0)}
+    assert bar("substring_common", 30, 1) and not bar("substring_common", 40, 2)
+
+
 def test_substrings_meet_the_phrase_bar() -> None:
     """Drafting keeps a substring of unspaced text on the phrases' bar: at most one ham."""
     assert bar("substring", 30, 1) and not bar("substring", 40, 2) and bar("domain", 40, 2)

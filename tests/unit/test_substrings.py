@@ -55,3 +55,10 @@ def test_cjk_and_determinism() -> None:
     out = subs.recurring_substrings(spam, ["今天天气很好"], CFG)
     assert ("点击领取", 3, 0) in out
     assert subs.recurring_substrings(list(reversed(spam)), ["今天天气很好"], CFG) == out
+
+
+def test_edge_cores_keep_marks_with_their_letters_and_counts_are_per_message() -> None:
+    assert subs.edge_cores("ฝากเข้า") == ["ากเข้า", "ฝากเข้"]  # the tone mark stays with its letter
+    assert subs.edge_cores("ก") == []
+    counts = subs.containing_counts(["ากเข้า", "คาสิโน"], ["ฝากเข้าฝากเข้า", "คาสิโน"], ["มากเข้า", "มากเข้า"])
+    assert counts == {"ากเข้า": (1, 2), "คาสิโน": (1, 0)}
