@@ -295,6 +295,22 @@ def test_phrases_outside_the_ngram_vocabulary_are_evaluated_as_predicates(conn: 
     assert clauses == {known.rule_id}
 
 
+def _load_texts(conn: psycopg.Connection, spam: list[str], ham: list[str]) -> None:
+    """Labelled mining-window messages with their normalized text (no signals)."""
+    rows = [(i + 1, True, t) for i, t in enumerate(spam)] + [
+        (len(spam) + i + 1, False, t) for i, t in enumerate(ham)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_messages_enriched (message_id, is_spam, normalized_text) "
+            "values (%s, %s, %s)",
+            rows,
+        )
+        cur.executemany(
+            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+        )
+
+
 def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> None:
     """Thai puts no space between words: a word the spam shares inside varied clauses becomes a
     ``text_contains`` rule; fragments ham also uses do not; Latin text gives no substring rule."""
@@ -309,18 +325,7 @@ def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> 
         "win big prize",
     ]
     ham = ["สมัครสมาชิกวันนี้", "โปรโมชั่นร้านกาแฟ", "วันนี้ฝนตก", "big meeting today"]
-    rows = [(i + 1, True, t) for i, t in enumerate(spam)] + [
-        (len(spam) + i + 1, False, t) for i, t in enumerate(ham)
-    ]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into intermediate.int_messages_enriched (message_id, is_spam, normalized_text) "
-            "values (%s, %s, %s)",
-            rows,
-        )
-        cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
-        )
+    _load_texts(conn, spam, ham)
     drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
     contains = [d for d in drafts if d.rule_json.get("kind") == "text_contains"]
     assert contains, [d.description for d in drafts]
@@ -350,18 +355,7 @@ def test_a_substring_precise_only_thanks_to_an_edge_character_is_marked(conn: ps
         "คาสิโนออนไลน์แจกเครดิต",
     ]
     ham = ["ลูกค้ามากเข้าร้าน", "คนมากเข้าชมงาน", "วันนี้ฝนตก"]
-    rows = [(i + 1, True, t) for i, t in enumerate(spam)] + [
-        (len(spam) + i + 1, False, t) for i, t in enumerate(ham)
-    ]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into intermediate.int_messages_enriched (message_id, is_spam, normalized_text) "
-            "values (%s, %s, %s)",
-            rows,
-        )
-        cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
-        )
+    _load_texts(conn, spam, ham)
     drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
     marks = {d.rule_json["value"]: d.pattern_id for d in drafts if d.rule_json.get("kind") == "text_contains"}
     edge = {v for v, p in marks.items() if p.startswith("substring_edge:")}
