@@ -119,9 +119,14 @@ def db_url() -> None:
     is_flag=True,
     help="Add campaigns that paraphrase (same offer, varied wording, no link or number): ~15% of the spam.",
 )
+@click.option(
+    "--unspaced",
+    is_flag=True,
+    help="Add Thai spam and ham (text without spaces between words): ~15% of the spam and of the ham.",
+)
 def generate(
     rows: int | None, seed: int, out: Path, days: int | None, start: str, scenario: str, small: bool,
-    no_small_campaigns: bool, paraphrase: bool,
+    no_small_campaigns: bool, paraphrase: bool, unspaced: bool,
 ) -> None:  # fmt: skip
     """Write a synthetic, labelled message corpus (JSONL) for demos and benchmarks."""
     from python_steps.bench.generate import generate_corpus
@@ -139,6 +144,7 @@ def generate(
             scenario=scenario,
             small_campaigns=not no_small_campaigns,
             paraphrase=paraphrase,
+            unspaced=unspaced,
         )
     except ValueError as exc:
         fail(str(exc))

@@ -443,6 +443,63 @@ PARAPHRASE_CAMPAIGNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[s
     ),
 )
 
+# Text written without spaces between words (``unspaced=True``, off by default): Thai spam campaigns
+# and Thai ham. Thai puts no space between the words of a clause, only between clauses, so the word
+# tokenizer sees clauses; the ham shares the spam's everyday words (receive, credit, apply, deposit,
+# click, special), and some of it is machine-sent (one-time codes, bank credits, shop promotions,
+# a parcel tracker on the same LINE link shortener a campaign uses). Drawn from their own generator,
+# they take the place of about ``unspaced_share`` of the spam and of the ham: every other line is
+# the same as without them.
+UNSPACED_SEED_OFFSET = 130_363
+UNSPACED_SLOTS: dict[str, tuple[str, ...]] = {
+    "link": (
+        "https://bit.ly/3thCsn0",
+        "https://lin.ee/slotvip88",
+        "slot-th99.com",
+        "https://line.me/ti/p/~vip88",
+    ),
+    "line": ("@loanfast99", "@ngernduan", "https://lin.ee/loan24"),
+    "phone_th": ("092-555-0143", "0925550143", "086-555-0178"),
+    "otp": tuple(f"{(k * 7727) % 1000000:06d}" for k in range(300)),
+    "acct": tuple(f"{(k * 389) % 10000:04d}" for k in range(50)),
+    "amount": ("150.00", "1,250.00", "89.50", "3,000.00", "500.00", "12,400.00"),
+    "parcel": tuple(f"TH{(k * 104729) % 10**9:09d}" for k in range(50)),
+    "code": ("*900*1", "*777", "*121*7"),
+}
+UNSPACED_CAMPAIGNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "th_casino",
+        (
+            "[สมัครสมาชิกใหม่|สมัครวันนี้|เปิดยูสใหม่]รับโบนัส[100%|50%|ทันที] "
+            "[เว็บตรงไม่ผ่านเอเย่นต์|คาสิโนออนไลน์อันดับหนึ่ง|สล็อตแตกง่าย] ฝากถอน[ไม่มีขั้นต่ำ|อัตโนมัติ] {link}",
+            "[แจกเครดิตฟรี|เครดิตฟรี|รับเครดิตฟรี][ไม่ต้องฝาก|ไม่ต้องแชร์] [กดรับเลย|คลิกเลย|รีบกดรับ] {link}",
+            "[ยินดีด้วย|ขอแสดงความยินดี] คุณได้รับสิทธิ์[เครดิตฟรี|โบนัสพิเศษ] [500|300|1000]บาท [กดรับที่|คลิกรับที่] {link}",
+        ),
+    ),
+    (
+        "th_loan",
+        (
+            "[อนุมัติไว|ผ่านง่าย|อนุมัติภายในห้านาที] สินเชื่อ[ออนไลน์|ด่วน]วงเงินสูงสุด[50,000|100,000|200,000]บาท "
+            "[ไม่เช็คบูโร|ไม่ต้องมีคนค้ำ|ไม่ต้องใช้สลิปเงินเดือน] [ทักไลน์|แอดไลน์] {line}",
+            "[ต้องการเงินด่วน|เงินด่วนทันใจ] [ติดต่อ|โทร] {phone_th} [ดอกเบี้ยต่ำ|ผ่อนสบาย]รับเงินเข้าบัญชีทันที",
+        ),
+    ),
+)
+UNSPACED_HAM: tuple[str, ...] = (
+    "[วันนี้|พรุ่งนี้|เสาร์นี้]ไป[กินข้าว|ดูหนัง|เที่ยว]กัน[ไหม|มั้ย]",
+    "ถึงบ้านแล้ว[นะ|ครับ|ค่ะ]",
+    "ขอบคุณ[มาก|นะ]ครับ [เจอกันพรุ่งนี้|แล้วเจอกัน]",
+    "[ฝาก|ช่วย]ซื้อ[ข้าว|น้ำ|กาแฟ]เข้าบ้าน[ด้วย|หน่อย]นะ",
+    "[เดี๋ยว|จะ]โทรกลับ[นะ|ครับ] ตอนนี้[ติดประชุม|ขับรถอยู่]",
+    "[ได้รับ|รับ]ของแล้ว ขอบคุณที่ส่งมาให้[นะ|ครับ]",
+    "รหัส OTP ของคุณคือ {otp} [ห้ามเปิดเผยรหัสนี้แก่ผู้อื่น|รหัสมีอายุห้านาที]",
+    "[เงินเข้า|ยอดเงินเข้า]บัญชี xx{acct} จำนวน {amount}บาท [คงเหลือ|ยอดคงเหลือ] {amount}บาท",
+    "คุณได้รับเครดิตเงินคืน {amount}บาท เข้าบัตร[เครดิต|เดบิต] xx{acct}",
+    "[ลูกค้า|สมาชิก]ที่รัก รับสิทธิ์พิเศษ[ส่วนลด10%|ส่วนลด15%] เมื่อช้อปครบ[500|1000]บาท ที่สาขาใกล้บ้าน",
+    "ติดตามสถานะพัสดุ {parcel} ได้ที่ LINE https://lin.ee/track[th|parcel]",
+    "สมัครแพ็กเกจเน็ต[รายเดือน|รายสัปดาห์] กด {code}# โทรออก [คลิกดูรายละเอียด|ดูรายละเอียด]ในแอป",
+)
+
 # Ham: (language, weight, templates). {slot} values come from HAM_SLOTS.
 HAM_TOPICS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     (
@@ -656,6 +713,8 @@ def generate_corpus(
     small_campaigns: bool = True,
     paraphrase: bool = False,
     paraphrase_share: float = 0.15,
+    unspaced: bool = False,
+    unspaced_share: float = 0.15,
 ) -> GenerateReport:
     """Write ``rows`` messages as JSONL to ``out_path`` (gzip when it ends in ``.gz``).
 
@@ -665,7 +724,9 @@ def generate_corpus(
     each (drawn from their own generator, so the spam share and every other line are the same with
     or without them). ``paraphrase``: the :data:`PARAPHRASE_CAMPAIGNS` take the place of about
     ``paraphrase_share`` of the spam (their own generator; off by default, so the default output
-    does not change).
+    does not change). ``unspaced``: Thai messages (:data:`UNSPACED_CAMPAIGNS`,
+    :data:`UNSPACED_HAM`) take the place of about ``unspaced_share`` of the spam and of the ham
+    (their own generator, off by default).
     """
     if rows < 0 or days < 1 or not 0.0 <= spam_share <= 1.0:
         raise ValueError("rows must be >= 0, days >= 1 and spam_share in [0, 1]")
@@ -699,6 +760,12 @@ def generate_corpus(
 
     flash = _plan_flash(rows, days, seed) if small_campaigns else {}
     para_r = random.Random(seed + PARAPHRASE_SEED_OFFSET).random if paraphrase else None
+    th_r = random.Random(seed + UNSPACED_SEED_OFFSET).random if unspaced else None
+    th_spam = tuple(
+        (name, tuple(_compile(t, UNSPACED_SLOTS) for t in templates))
+        for name, templates in UNSPACED_CAMPAIGNS
+    )
+    th_ham = tuple(_compile(t, UNSPACED_SLOTS) for t in UNSPACED_HAM)
 
     ham_senders = tuple(f"u{k:05d}" for k in range(5000))
     chats = tuple(f"chat_{k:03d}" for k in range(120))
@@ -773,6 +840,17 @@ def generate_corpus(
                 elif extra and para_r is not None and para_r() < paraphrase_share:
                     text, sender, para_name = _paraphrase(para_r, d)
                     lang, extra = "en", f', "campaign": "{para_name}"'
+                elif th_r is not None and th_r() < unspaced_share:
+                    if extra:
+                        name, templates = th_spam[int(th_r() * len(th_spam))]
+                        text, sender = (
+                            templates[int(th_r() * len(templates))](th_r),
+                            f"s_{name}_{d // 3}_{int(th_r() * 12)}",
+                        )
+                        extra = f', "campaign": "{name}"'
+                    else:
+                        text = th_ham[int(th_r() * len(th_ham))](th_r)
+                    lang = "th"
                 if r() < unlabelled_share:
                     is_spam = "null"
                     unlabelled += 1

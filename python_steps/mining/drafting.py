@@ -437,22 +437,15 @@ def draft_rules(
     # One precise only thanks to an edge character is recorded as such (``substring_edge:``):
     # promotion gives it no prior from its kind, as a phrase of common words.
     spam_texts, ham_texts = _substring_texts(conn, cfg)
-    precise = [
-        (value, spam, ham)
-        for value, spam, ham in sorted(
-            _substring_candidates(spam_texts, ham_texts, cfg), key=lambda r: (len(r[0]), r[0])
-        )
-        if ham <= cfg.max_phrase_ham_count and _strong(spam, ham, cfg)
-    ]
-    substrings: list[str] = []
-    for value, _spam, _ham in precise:
-        if not any(k in value for k in substrings):
-            substrings.append(value)
-    edge = _edge_dependent(substrings, spam_texts, ham_texts, cfg)
-    kept_substrings = set(substrings)
-    for value, spam, ham in precise:
-        if value not in kept_substrings:
-            continue
+    kept: list[tuple[str, int, int]] = []
+    for value, spam, ham in sorted(
+        _substring_candidates(spam_texts, ham_texts, cfg), key=lambda r: (len(r[0]), r[0])
+    ):
+        precise = ham <= cfg.max_phrase_ham_count and _strong(spam, ham, cfg)
+        if precise and not any(k in value for k, _, _ in kept):
+            kept.append((value, spam, ham))
+    edge = _edge_dependent([v for v, _, _ in kept], spam_texts, ham_texts, cfg)
+    for value, spam, ham in kept:
         pattern = f"substring_edge:{value}" if value in edge else f"substring:{value}"
         d = _make({"kind": "text_contains", "value": value}, pattern, spam, ham)
         if d is not None:

@@ -524,6 +524,25 @@ def test_stage2_benchmark_commands_as_docs_give_them(user: User):
     assert bad.returncode == 2 and "--patterns and --queries must be at least 1" in bad.stderr
 
 
+def test_generate_unspaced_as_docs_give_it(user: User):
+    """`patas generate --unspaced`: Thai spam and ham take the place of ~15% of each, labels kept;
+    every other line is the one the same command writes without the flag."""
+    docs = (REPO / "docs" / "benchmarks.md").read_text()
+    typed = "patas generate --rows 20000 --unspaced --out gen_th.jsonl"
+    assert typed in docs, typed
+    th, plain = user.cwd / "gen_th.jsonl", user.cwd / "plain.jsonl"
+    res = user("generate", "--rows", "3000", "--unspaced", "--out", str(th))
+    assert res.stdout.startswith("wrote 3,000 messages to")
+    user("generate", "--rows", "3000", "--out", str(plain))
+    a = [json.loads(x) for x in plain.read_text().splitlines()]
+    b = [json.loads(x) for x in th.read_text().splitlines()]
+    changed = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    assert all(y["meta"]["language"] == "th" and x["is_spam"] == y["is_spam"] for x, y in changed)
+    assert 0.10 < len(changed) / len(a) < 0.20
+    assert {y["meta"].get("campaign") for _, y in changed if y["is_spam"]} == {"th_casino", "th_loan"}
+    assert any(y["is_spam"] is False for _, y in changed)
+
+
 def test_unknown_language_is_one_line(user: User, demo):
     assert "`PATAS_LANGUAGES`" in README
     bad = User({**user.env, "PATAS_LANGUAGES": "en,xx"}, user.cwd)("run", ok=False)
