@@ -29,7 +29,14 @@ def with_database(url: str, dbname: str) -> str:
 
 @contextlib.contextmanager
 def fresh_database(server_url: str, name: str, *, keep: bool = False) -> Iterator[str]:
-    """A new, empty database ``name`` on the server of ``server_url``; dropped afterwards unless ``keep``."""
+    """A new, empty database on the server of ``server_url``, dropped afterwards unless ``keep``.
+
+    Named ``name``, prefixed by the database ``server_url`` names unless that is ``postgres``: two
+    sessions (or worktrees) that point their settings at different databases of one server never
+    create, or drop, each other's benchmark databases."""
+    base = url_parts(server_url).dbname
+    if base != "postgres":
+        name = f"{base}__{name}"
     if not DB_NAME_RE.match(name):
         raise ValueError(f"not a safe database name: {name!r}")
     admin = with_database(server_url, "postgres")
