@@ -329,17 +329,12 @@ PGVECTOR_FETCH_MARGIN = 16
 PGVECTOR_EF_SEARCH = 200
 
 
-def _nearest_pgvector(
-    conn: psycopg.Connection, query: list[float], provider: str, model: str, k: int
-) -> list[tuple[float, str]] | None:
-    """(similarity, pattern id) of the ``k`` nearest patterns of the space through the HNSW index
-    (approximate: the index's search), ties by id; None when the index's candidates held fewer than
-    ``k`` patterns of this space while the space has more (the caller answers exactly)."""
-    dims = len(query)
-    literal = "[" + ",".join(repr(float(x)) for x in query) + "]"
-    conn.execute("select set_config('hnsw.ef_search', %s, true)", (str(PGVECTOR_EF_SEARCH),))
-    rows = conn.execute(
-        f"""
+def pgvector_nearest_sql(dims: int) -> str:
+    """The nearest-neighbour query of the pgvector path for ``dims``-dimension centroids (bound
+    parameters: q, provider, model, fetch, k). The inner query orders by the indexed expression's
+    distance alone, so the partial HNSW index of :func:`_ensure_vector_index` serves it."""
+    dims = int(dims)
+    return f"""
         select pattern_id, 1 - distance as similarity
         from (
             select pattern_id, centroid::vector({dims}) <=> %(q)s::vector({dims}) as distance
@@ -350,7 +345,20 @@ def _nearest_pgvector(
         ) as nearest
         order by distance, pattern_id
         limit %(k)s
-        """,
+        """
+
+
+def _nearest_pgvector(
+    conn: psycopg.Connection, query: list[float], provider: str, model: str, k: int
+) -> list[tuple[float, str]] | None:
+    """(similarity, pattern id) of the ``k`` nearest patterns of the space through the HNSW index
+    (approximate: the index's search), ties by id; None when the index's candidates held fewer than
+    ``k`` patterns of this space while the space has more (the caller answers exactly)."""
+    dims = len(query)
+    literal = "[" + ",".join(repr(float(x)) for x in query) + "]"
+    conn.execute("select set_config('hnsw.ef_search', %s, true)", (str(PGVECTOR_EF_SEARCH),))
+    rows = conn.execute(
+        pgvector_nearest_sql(dims),
         {"q": literal, "provider": provider, "model": model, "k": k, "fetch": k + PGVECTOR_FETCH_MARGIN},
     ).fetchall()
     if len(rows) < k:

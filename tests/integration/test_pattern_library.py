@@ -117,6 +117,43 @@ def test_pgvector_and_exact_paths_agree(lib):
         )
 
 
+def test_pgvector_query_is_served_by_the_hnsw_index(lib, monkeypatch):
+    if not library.vector_extension(lib):
+        pytest.skip("this server has no pgvector extension (the embedded server has it; CI runs there)")
+    lib.commit()
+    library.record_clusters(lib, _clusters(), "run-1", "lexical", LEXICAL_MODEL)  # creates the index
+    lib.execute("set enable_seqscan = off")  # a few rows: make the planner show what it can use
+    query = "[" + ",".join(["0.0625"] * 256) + "]"
+    plan = "\n".join(
+        r[0]
+        for r in lib.execute(
+            "explain " + library.pgvector_nearest_sql(256),
+            {"q": query, "provider": "lexical", "model": LEXICAL_MODEL, "fetch": 21, "k": 5},
+        )
+    )
+    assert "Index Scan using patterns_centroid_hnsw_256" in plan, plan
+    # When the index's candidates hold too few patterns of the asked space, the answer is exact:
+    # here 100 patterns of another model sit exactly on the query, nearer than any of this space.
+    text = "instant loan, no credit check!"
+    q = [round(float(x), 9) for x in lexical_embed([normalize_text(text)])[0]]
+    others = []
+    for i in range(100):
+        c = Cluster(f"c_other_{i:03d}", [i])
+        c.centroid = q
+        others.append(c)
+    library.record_clusters(lib, others, "run-1", "lexical", "another-model")
+    lib.execute(
+        "set enable_sort = off"
+    )  # a space of three: the planner would sort it rather than ask the index
+    monkeypatch.setattr(library, "PGVECTOR_EF_SEARCH", 10)
+    monkeypatch.setattr(library, "PGVECTOR_FETCH_MARGIN", 0)
+    exact = library.match(lib, text, CFG, k=3, method="exact")
+    vec = library.match(lib, text, CFG, k=3, method="pgvector")
+    assert vec["method"] == "exact" and len(exact["matches"]) == 3
+    assert [m["pattern_id"] for m in vec["matches"]] == [m["pattern_id"] for m in exact["matches"]]
+    assert all(m["model"] == LEXICAL_MODEL for m in vec["matches"])
+
+
 def test_exact_match_sees_a_centroid_changed_in_the_same_transaction(lib):
     text = "Congratulations! You WON a GOLD prize, claim it today"
     assert library.match(lib, text, CFG, k=1, method="exact")["matches"][0]["pattern_id"] == "cluster:c_prize"
