@@ -18,11 +18,12 @@ from python_steps.settings import load_settings
             group_name="rules",
             kinds=PYTHON_TABLE_KINDS,
             description=(
-                "Stage 2: one row per semantic cluster of the mining-window spam stage 1 left uncovered, "
+                "Stage 2: one row per semantic cluster of the suspicious slice and the spam stage 1 left uncovered, "
                 "with size, quality and a PII-redacted summary (python_steps.mining.clustering)."
             ),
             deps=[
                 model_key("stage1_uncovered_spam"),
+                model_key("stage1_candidates"),
                 model_key("signal_label_counts"),
                 model_key("int_messages_windowed"),
                 model_key("int_messages_enriched"),
@@ -72,6 +73,7 @@ def semantic_clusters(
         slice_percent=spec.stage2_slice_percent,
         eps=spec.stage2_eps,
         min_samples=spec.stage2_min_samples,
+        drafting=drafting.DraftingConfig(languages=load_settings().languages),
     )
     with warehouse.connect() as conn:
         if spec.two_stage:

@@ -3,9 +3,20 @@
 Stage 1 scores every message cheaply (its most suspicious signal: the Wilson lower bound of the
 signal's spam share, over signals with positive log-odds). Only the suspicious slice reaches this
 stage: the top N% of mining-window messages by that score (presets narrow 1%, default 3%, wide 5%,
-explore 15%, or a number) plus the spam that no stage-1 candidate covers, bounded by a sample size
+explore 15%, or a number) plus the spam stage 1 leaves uncovered, bounded by a sample size
 (uncovered spam first, then by score, ties in a fixed hash order), so the cost does not grow with
 the corpus. The run records what share of the window reached stage 2.
+
+*Uncovered* means: no stage-1 signal that could become an active rule on its own covers it. A
+candidate signal stands on its own when it clears drafting's single-signal bar
+(:class:`python_steps.mining.drafting.DraftingConfig`: spam count, spam share, and for a phrase its
+ham count and length) and is not a phrase made only of common words of general language: a single
+common word never activates alone and a phrase of common words borrows nothing from its kind's
+prior (python_steps.lifecycle.evidence), so a message that only such words flag is, for promotion,
+as uncovered as one no candidate flags at all. A campaign that paraphrases is the typical case:
+each phrasing is too rare to be a rule, the words it shares are everyday words. Stage 2's pooled
+rules (:func:`cover_rules`) are what can still catch it. The spam no candidate flags at all
+(``marts.stage1_uncovered_spam``) is a subset, recorded beside it.
 
 The slice is embedded by a provider (:mod:`python_steps.mining.embeddings`: ``lexical`` offline, or
 an OpenAI-compatible endpoint, cached) and clustered by DBSCAN on cosine distance (settable eps and
@@ -40,6 +51,8 @@ import psycopg
 
 from python_steps import tables
 from python_steps.mining import embeddings, privacy
+from python_steps.mining.drafting import DraftingConfig
+from python_steps.text.common_words import phrase_is_common
 
 ENTITY_COLUMNS = ("domains", "phones", "short_codes", "handles", "emails")
 
@@ -74,6 +87,8 @@ class ClusterConfig:
     degenerate_share: float = 0.8  # one cluster holding more of the slice than this: degenerate
     top_k: int = 8
     examples: int = 3
+    # what "covered by stage 1" means: drafting's own single-signal bar and its languages
+    drafting: DraftingConfig = field(default_factory=DraftingConfig)
 
 
 @dataclass
@@ -130,27 +145,57 @@ def redact(text: str, own: privacy.OwnEntities | None = None, limit: int = priva
     return privacy.redact_text(text, own, limit)
 
 
+def standing_signal(kind: str, value: str, spam: int, ham: int, cfg: DraftingConfig) -> bool:
+    """Whether a stage-1 candidate signal could become an active rule on its own: it clears
+    drafting's single-signal bar and is not a phrase made only of common words (module docstring)."""
+    if spam < cfg.min_spam_count or spam + ham == 0 or spam / (spam + ham) < cfg.min_spam_share:
+        return False
+    if kind != "ngram":
+        return True
+    if ham > cfg.max_phrase_ham_count or len(value.split(" ")) > cfg.max_phrase_words:
+        return False
+    return not phrase_is_common(value, cfg.languages)
+
+
+def standing_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[list[str], list[str]]:
+    """(kinds, values) of the stage-1 candidates that stand on their own, in code-point order."""
+    rows = conn.execute(
+        "select signal_kind, signal_value, spam_count::bigint, ham_count::bigint from marts.stage1_candidates"
+    ).fetchall()
+    kept = sorted((k, v) for k, v, spam, ham in rows if standing_signal(k, v, int(spam), int(ham), cfg))
+    return [k for k, _ in kept], [v for _, v in kept]
+
+
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
     """The suspicious slice (bounded by the sample size), in message-id order, and its figures."""
+    kinds, values = standing_candidates(conn, cfg.drafting)
     rows = conn.execute(
         """
-        with window_messages as (
+        with standing as (
+            select * from unnest(%(kinds)s::text[], %(values)s::text[]) as t (signal_kind, signal_value)
+        ),
+        window_messages as (
             select m.message_id, m.external_id, m.normalized_text, m.signature, m.is_spam
             from intermediate.int_messages_enriched as m
             inner join intermediate.int_messages_windowed as w using (message_id)
             where w.window_name = 'mining'
         ),
         scores as (
-            select s.message_id, max(c.spam_share_lower_bound) as score
+            select s.message_id, max(c.spam_share_lower_bound) as score,
+                bool_or(st.signal_kind is not null) as covered
             from intermediate.int_message_signals_extracted as s
             inner join window_messages as wm using (message_id)
             inner join marts.signal_label_counts as c
                 on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
+            left join standing as st
+                on st.signal_kind = s.signal_kind and st.signal_value = s.signal_value
             where c.log_odds > 0
             group by s.message_id
         ),
         ranked as (
-            select wm.*, coalesce(sc.score, 0)::float8 as score, (u.message_id is not null) as uncovered,
+            select wm.*, coalesce(sc.score, 0)::float8 as score,
+                (coalesce(wm.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
+                (u.message_id is not null) as no_candidate,
                 row_number() over (
                     order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id
                 ) as score_rank,
@@ -166,12 +211,13 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
         )
         select message_id, external_id, normalized_text, signature, is_spam, score, uncovered,
             window_count, count(*) over () as slice_count,
-            count(*) filter (where uncovered) over () as uncovered_count
+            count(*) filter (where uncovered) over () as uncovered_count,
+            count(*) filter (where no_candidate) over () as no_candidate_count
         from sliced
         order by uncovered desc, score_rank
         limit %(sample)s
         """,
-        {"pct": cfg.slice_percent, "sample": cfg.sample_size},
+        {"pct": cfg.slice_percent, "sample": cfg.sample_size, "kinds": kinds, "values": values},
     ).fetchall()
     window_count = rows[0][7] if rows else _window_count(conn)
     slice_count = rows[0][8] if rows else 0
@@ -184,6 +230,8 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
         "window_messages": int(window_count),
         "slice_messages": int(slice_count),
         "uncovered_spam": int(rows[0][9]) if rows else 0,
+        "no_candidate_spam": int(rows[0][10]) if rows else 0,
+        "standing_candidates": len(kinds),
         "stage2_messages": len(sample),
         "stage2_share": round(len(sample) / window_count, 6) if window_count else 0.0,
         "sample_size": cfg.sample_size,
@@ -537,42 +585,103 @@ def cover_rules(
     min_gain: int = 2,
     min_spam: int = 3,
     min_concentration: float = 0.5,
+    drafting: DraftingConfig | None = None,
 ) -> list[dict]:
-    """Typed rules that pool a cluster's evidence: ``any`` of a few of its phrases, for a cluster
-    that no single phrase covers (a campaign that paraphrases: same offer, varied words). Phrases
-    (n-grams of the vocabulary) with no ham and at least ``min_spam`` spam in the mining window, and
-    at least ``min_concentration`` of that spam in the cluster (the campaign's own words, not spam's
-    in general), are taken greedily, each the one covering most members not yet covered (ties: fewer words, then
-    alphabetical), while each adds at least ``min_gain`` members, up to ``max_phrases``; proposed
-    when the union covers ``min_cover`` of the cluster. Each phrase alone may be too rare to earn a
-    rule; the cluster, grouped by meaning, is what ties them into one. Returned with lineage."""
-    todo = [c for c in clusters if len(c.message_ids) >= 2 * min_gain]
-    if not todo:
+    """Typed rules that pool a campaign's evidence: ``any`` of a few of its phrases, for a campaign
+    that no single phrase covers (one that paraphrases: same offer, varied words).
+
+    A campaign is a *family* of clusters: clusters that share a clean phrase (n-gram of the
+    vocabulary with no ham and at least ``min_spam`` spam in the mining window, on at least
+    ``min_gain`` members of each) with at least ``min_concentration`` of its spam inside them are
+    one family, transitively. A paraphrasing campaign falls into
+    several clusters (one per way of saying its opening, say) whose other parts, said in the same
+    few ways, tie them together; a single cluster is a family of its own. Per family, clean phrases
+    with at least ``min_concentration`` of their mining spam inside the family (the campaign's own
+    words, not spam's in general), and that are not a single common word of general language (weak
+    evidence alone, and pooled), are taken greedily, each the one covering most members not yet
+    covered (ties: fewer words, then alphabetical), while each adds at least ``min_gain`` members,
+    up to ``max_phrases``; proposed when the union covers ``min_cover`` of the family. Each phrase
+    alone may be too rare to earn a rule; the family, grouped by meaning, is what ties them into
+    one. Only the members stage 1 leaves uncovered count (no standing signal: :func:`load_slice`;
+    ``drafting`` is the bar), so a family is the uncovered part of a campaign and the spam stage 1
+    already covers neither joins nor sways it. Returned with lineage (the family's largest cluster)."""
+    bar = drafting or DraftingConfig()
+    kinds, values = standing_candidates(conn, bar)
+    covered = {
+        r[0]
+        for r in conn.execute(
+            """
+            select distinct s.message_id
+            from intermediate.int_message_signals_extracted as s
+            inner join unnest(%s::text[], %s::text[]) as st (signal_kind, signal_value)
+                on st.signal_kind = s.signal_kind and st.signal_value = s.signal_value
+            where s.message_id = any(%s::bigint[])
+            """,
+            (kinds, values, sorted({m for c in clusters for m in c.message_ids})),
+        )
+    }
+    own = [[m for m in c.message_ids if m not in covered] for c in clusters]
+    todo_ids = [(c, ids) for c, ids in zip(clusters, own, strict=True) if len(ids) >= 2 * min_gain]
+    if not todo_ids:
         return []
-    cluster_no = [i for i, c in enumerate(todo) for _ in c.message_ids]
-    member_ids = [m for c in todo for m in c.message_ids]
+    todo = [c for c, _ in todo_ids]
+    cluster_no = [i for i, (_, ids) in enumerate(todo_ids) for _ in ids]
+    member_ids = [m for _, ids in todo_ids for m in ids]
     members: list[dict[str, set[int]]] = [{} for _ in todo]
-    for no, phrase, ids in conn.execute(
+    spam_of: dict[str, int] = {}
+    for no, phrase, ids, spam in conn.execute(
         """
         with members as (
             select * from unnest(%s::int[], %s::bigint[]) as u (cluster_no, message_id)
         )
-        select mb.cluster_no, s.signal_value, array_agg(mb.message_id order by mb.message_id)
+        select mb.cluster_no, s.signal_value, array_agg(mb.message_id order by mb.message_id),
+            max(c.spam_count)::bigint
         from intermediate.int_message_signals_extracted as s
         inner join members as mb on mb.message_id = s.message_id
         inner join marts.signal_label_counts as c
             on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
         where s.signal_kind = 'ngram' and c.ham_count = 0 and c.spam_count >= %s
         group by mb.cluster_no, s.signal_value
-        having count(*) >= %s and count(*) >= %s * max(c.spam_count)
+        having count(*) >= %s
         order by mb.cluster_no, s.signal_value
         """,
-        (cluster_no, member_ids, min_spam, min_gain, min_concentration),
+        (cluster_no, member_ids, min_spam, min_gain),
     ).fetchall():
+        if " " not in phrase and phrase_is_common(phrase, bar.languages):
+            continue  # a single everyday word is weak evidence, pooled or not
         members[no][phrase] = set(ids)
+        spam_of[phrase] = int(spam)
+    parent = list(range(len(todo)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    holders: dict[str, list[int]] = {}
+    for no, phrases in enumerate(members):
+        for phrase in phrases:
+            holders.setdefault(phrase, []).append(no)
+    for phrase in sorted(holders):
+        nos = holders[phrase]
+        inside = sum(len(members[no][phrase]) for no in nos)
+        if len(nos) > 1 and inside >= min_concentration * spam_of[phrase]:  # the clusters' own word
+            for no in nos[1:]:
+                a, b = root(nos[0]), root(no)
+                parent[max(a, b)] = min(a, b)
+    families: dict[int, list[int]] = {}
+    for no in range(len(todo)):
+        families.setdefault(root(no), []).append(no)
     proposals: list[dict] = []
-    for c, phrases in zip(todo, members, strict=True):
-        if any(len(ids) >= min_cover * c.size for ids in phrases.values()):
+    for nos in families.values():
+        size = sum(len(todo_ids[no][1]) for no in nos)
+        pooled: dict[str, set[int]] = {}
+        for no in nos:
+            for phrase, ids in members[no].items():
+                pooled.setdefault(phrase, set()).update(ids)
+        phrases = {p: ids for p, ids in pooled.items() if len(ids) >= min_concentration * spam_of[p]}
+        if any(len(ids) >= min_cover * size for ids in phrases.values()):
             continue  # one phrase covers it: cluster_rules proposes that phrase
         covered: set[int] = set()
         chosen: list[str] = []
@@ -585,9 +694,10 @@ def cover_rules(
                 break
             chosen.append(phrase)
             covered |= phrases.pop(phrase)
-        if len(chosen) >= 2 and len(covered) >= min_cover * c.size:
+        if len(chosen) >= 2 and len(covered) >= min_cover * size:
             rule = {"any": [{"kind": "text_phrase", "value": p} for p in sorted(chosen)]}
-            proposals.append({"rule": rule, "cluster_id": c.cluster_id, "cluster_size": len(covered)})
+            lead = todo[min(nos)]  # clusters come largest first
+            proposals.append({"rule": rule, "cluster_id": lead.cluster_id, "cluster_size": len(covered)})
     return proposals
 
 

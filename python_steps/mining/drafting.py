@@ -1015,7 +1015,7 @@ def draft_with_stage2(
     clusters = clustering.load_clusters(conn)
     proposals = clustering.cluster_rules(clusters)
     if clusters:
-        proposals += clustering.cover_rules(conn, clusters)
+        proposals += clustering.cover_rules(conn, clusters, drafting=config)
     for p in proposals:
         d = make_draft(
             p["rule"], origin="semantic", pattern_id=f"cluster:{p['cluster_id']}", spam=p["cluster_size"]
