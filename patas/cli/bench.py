@@ -66,7 +66,7 @@ def speed(
     )
     _echo_figures(
         result,
-        ("rows", "ingest_s", "copy_floor_s", "stage1_s", "scan_floor_s", "stage2_s", "drafting_s",
+        ("rows", "ingest_s", "copy_floor_s", "stage1_s", "scan_floor_s", "stage2_s", "stage2_rerun_s", "drafting_s",
          "shadow_eval_s", "rules_evaluated", "promotion_s", "exports_s", "end_to_end_s", "peak_rss_mb"),
     )  # fmt: skip
     click.echo(f"written to {out}")
