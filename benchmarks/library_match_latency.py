@@ -77,14 +77,20 @@ def main(argv: list[str] | None = None) -> dict:
         result["load_s"] = round(time.perf_counter() - t0, 2)
         methods = ["exact"] + (["pgvector"] if library.vector_extension(conn, create=False) else [])
         result["pgvector_available"] = "pgvector" in methods
+        found: dict[str, list[list[str]]] = {}
         for method in methods:
             library.match(conn, queries[0], cfg, method=method)  # warm-up
             times = []
+            found[method] = []
             for q in queries[: args.queries]:
                 t = time.perf_counter()
-                library.match(conn, q, cfg, k=5, method=method)
+                out = library.match(conn, q, cfg, k=5, method=method)
                 times.append(time.perf_counter() - t)
+                found[method].append([m["pattern_id"] for m in out["matches"]])
             result[f"match_{method}"] = _percentiles(times)
+        if "pgvector" in found:  # HNSW is approximate: how many of the exact nearest 5 it returned
+            shared = sum(len(set(a) & set(b)) for a, b in zip(found["exact"], found["pgvector"], strict=True))
+            result["pgvector_recall_at_5"] = round(shared / max(1, sum(len(a) for a in found["exact"])), 4)
         rng = np.random.default_rng(3)
         times = []
         for _ in range(max(1, args.queries // 10)):
@@ -96,7 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
             library.library_matches(conn, picked, "lexical", LEXICAL_MODEL)
             times.append(time.perf_counter() - t)
         result["stage2_start_40_clusters"] = _percentiles(times)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "shared": True}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "shared": True,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(json.dumps(result, indent=2, sort_keys=True))

@@ -9,8 +9,10 @@ pattern's ``version`` and ``runs_active``; re-running the same run id changes no
 Stage 2 reads the known clusters first (:func:`known_clusters`): a new cluster whose centroid is
 close to a known one keeps its id, so its rules (keyed by pattern) are drafted and re-checked again
 before new ones. :func:`match` returns the known patterns nearest to a text by cosine similarity,
-with the rules drafted from them: through pgvector (``<=>``, with an HNSW index per dimension) where
-the server has the ``vector`` extension, else exactly, in Python, over the stored ``float8[]``.
+with the rules drafted from them: through pgvector (``<=>``, with an HNSW index per dimension:
+approximate, the index's search) where the server has the ``vector`` extension, else exactly, in
+Python, over the stored ``float8[]`` (also when the index's candidates hold too few patterns of the
+asked space). Stage 2's own matching (:func:`library_matches`) is always exact.
 """
 
 from __future__ import annotations
