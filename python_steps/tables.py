@@ -48,6 +48,7 @@ LABEL_FEEDBACK = "patas.label_feedback"
 BATCH_PROFILES = "patas.batch_profiles"
 QUALITY_GATE_RESULTS = "patas.quality_gate_results"
 EVALUATION_PROFILES = "patas.evaluation_profiles"
+RUN_STEP_STATES = "patas.run_step_states"
 
 # dbt models the Python steps read (their names are dbt's; listed here so Python has one spelling).
 STAGE1_CANDIDATES = "marts.stage1_candidates"
@@ -504,6 +505,21 @@ create table if not exists patas.pattern_stats (
 );
 """
 
+# A step's input state per run, and whether the run re-used an earlier result (migration 9,
+# python_steps.mining.reuse).
+RUN_STEP_STATES_DDL = """
+create table if not exists patas.run_step_states (
+    run_id text not null,
+    step text not null,
+    input_state text not null,
+    output_state text not null,
+    skipped boolean not null,
+    reason text not null,
+    recorded_at timestamptz not null default now(),
+    primary key (run_id, step)
+);
+"""
+
 
 # -- migrations -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -576,6 +592,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         8, "pattern library: success statistics per pattern and run (pattern_stats)", PATTERN_STATS_DDL
+    ),
+    Migration(
+        9,
+        "run_step_states: a step's input state per run, and whether the run re-used a result",
+        RUN_STEP_STATES_DDL,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

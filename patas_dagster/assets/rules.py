@@ -4,7 +4,7 @@ import dagster as dg
 
 from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS, model_key
 from patas_dagster.resources import RunSpecResource, WarehouseResource
-from python_steps.mining import clustering, drafting, library
+from python_steps.mining import clustering, drafting, library, reuse
 from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
@@ -175,16 +175,26 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         if settings.llm_enabled and spec.use_llm
         else None
     )
+    config = drafting.DraftingConfig(languages=settings.languages)
     with warehouse.connect() as conn:
+        windows = spec.resolve_windows(conn)
+        params = {"dbt_vars": spec.dbt_vars(windows, ""), "max_rules": spec.max_rules, "config": repr(config)}
+        state = reuse.drafting_input_state(conn, params)
+        # With the LLM on, every run drafts: its calls, tokens and budget are recorded per run.
+        previous = reuse.check(conn, "drafting", state) if llm_config is None else None
+        if previous is not None and previous.reusable:
+            reuse.record(conn, context.run_id, "drafting", state, skipped=True, reason=previous.reason)
+            conn.commit()
+            yield from _reused_drafts(context, previous.reason)
+            return
         drafts, info = drafting.draft_with_stage2(
-            conn,
-            run_id=context.run_id,
-            max_rules=spec.max_rules,
-            config=drafting.DraftingConfig(languages=settings.languages),
-            llm_config=llm_config,
+            conn, run_id=context.run_id, max_rules=spec.max_rules, config=config, llm_config=llm_config
         )
         written = drafting.write_drafts(conn, drafts, context.run_id)
+        reason = "the LLM drafts in every run" if previous is None else previous.reason
+        reuse.record(conn, context.run_id, "drafting", state, skipped=False, reason=reason)
         conn.commit()
+    context.log.info(f"drafting: drafted ({reason})")
     by_origin = {k: info[k] for k in ("pattern_mining", "semantic", "llm")}
     for warning in info.get("llm_warnings", []):
         context.log.warning(f"llm: {warning}")
@@ -199,6 +209,7 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         asset_key=["patas", "rule_drafts"],
         metadata={"rules_drafted": len(drafts), "versions_inserted": written["versions_inserted"],
                   **{f"origin_{k}": v for k, v in sorted(by_origin.items())},
+                  "skipped": False, "skip_reason": f"not skipped: {reason}",
                   "llm": "on" if llm_config else "off", "llm_calls": str(info.get("llm_calls", {})), **llm_meta,
                   "preview": dg.MetadataValue.md(preview or "(none)")},
     )  # fmt: skip
@@ -212,3 +223,11 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         asset_key=["patas", "llm_calls"], metadata={"llm": "on" if llm_config else "off"}
     )
     yield dg.MaterializeResult(asset_key=["patas", "llm_runs"])
+
+
+def _reused_drafts(context: dg.AssetExecutionContext, reason: str):
+    """Drafting skipped: the stored drafts, clauses and counter-examples stay as the earlier run left them."""
+    context.log.info(f"drafting: skipped, the stored drafts re-used ({reason})")
+    meta = {"skipped": True, "skip_reason": reason}
+    for key in ("rule_drafts", "rule_signal_clauses", "rule_counterexamples", "llm_calls", "llm_runs"):
+        yield dg.MaterializeResult(asset_key=["patas", key], metadata=meta)

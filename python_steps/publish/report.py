@@ -74,6 +74,15 @@ def build_summary(conn: psycopg.Connection, run_id: str) -> dict:
         summary["rules_new_this_run"] = conn.execute(
             "select count(distinct rule_id) from patas.rule_drafts where drafted_run_id = %s", (run_id,)
         ).fetchone()[0]
+    if _exists(conn, "patas.run_step_states"):  # written by python_steps.mining.reuse
+        rows = conn.execute(
+            "select step, skipped, reason from patas.run_step_states where run_id = %s order by step",
+            (run_id,),
+        ).fetchall()
+        if rows:
+            summary["steps"] = {
+                step: {"skipped": skipped, "reason": reason} for step, skipped, reason in rows
+            }
     if _exists(conn, "patas.rule_lifecycle"):
         summary["rules_by_status"] = dict(
             conn.execute("select status, count(*) from patas.rule_lifecycle group by 1 order by 1").fetchall()
@@ -293,6 +302,9 @@ def render_summary(summary: dict) -> str:
     ):
         if key in summary:
             lines.append(f"{label + ':':<17}{summary[key]:,}")
+    for step, how in (summary.get("steps") or {}).items():
+        verb = "skipped, earlier result re-used" if how["skipped"] else "computed"
+        lines.append(f"{step + ':':<17}{verb} ({how['reason']})")
     if summary.get("rules_by_status"):
         lines.append(
             "rules by status: " + ", ".join(f"{k} {v}" for k, v in summary["rules_by_status"].items())

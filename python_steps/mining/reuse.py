@@ -1,0 +1,175 @@
+"""Re-use of a step's previous result when nothing it reads has changed (a run with an empty delta).
+
+A step's *input state* is an md5 over everything its result depends on:
+
+- the warehouse's inputs: the messages (count, largest message id and batch id), the ingestion
+  batches (id and status) and the label feedback (every row);
+- the run's parameters (the dbt vars without the run id, the drafting configuration);
+- this stage's own upstream output that is not determined by the above (stage 2's clusters, which
+  also depend on the pattern library);
+- the code version: an md5 over the Python logic and the dbt project's files.
+
+The state, and the state of the tables the step writes as it left them, are recorded per run in
+``patas.run_step_states``. A step may re-use its previous result when its input state equals the
+one recorded by the latest run that computed it and its tables still hold what that run left
+(each rule id's latest version, clauses and counter-examples: a manual edit in between counts). Wall-clock time is no input: PATAS's steps do not
+read the clock. Deterministic (same inputs, same state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from python_steps import tables
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CODE_GLOBS = (
+    ("python_steps", "**/*.py"),
+    ("python_steps", "**/*.toml"),
+    ("python_steps", "**/*.json"),
+    ("models", "**/*"),
+    ("macros", "**/*"),
+    ("seeds", "**/*"),
+)
+CODE_FILES = ("dbt_project.yml",)
+
+
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """An md5 over the logic's source files and the dbt project (paths and contents, sorted)."""
+    paths = sorted(
+        {p for folder, pattern in CODE_GLOBS for p in (root / folder).glob(pattern) if p.is_file()}
+        | {root / f for f in CODE_FILES if (root / f).is_file()}
+    )
+    h = hashlib.md5()
+    for p in paths:
+        if "__pycache__" in p.parts:
+            continue
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _exists(conn: psycopg.Connection, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+
+
+def _digest(conn: psycopg.Connection, relation: str, row_expression: str, order: str) -> str:
+    """md5 of a small table's rows (``row_expression`` over alias ``t``, in ``order``), '' when absent."""
+    if not _exists(conn, relation):
+        return ""
+    sql = (
+        f"select md5(coalesce(string_agg(({row_expression})::text, chr(30) order by {order}), ''))"
+        f" from {relation} as t"
+    )
+    return conn.execute(sql).fetchone()[0]
+
+
+def rule_state(conn: psycopg.Connection) -> str:
+    """The rule tables drafting writes: each rule id's latest version, its clauses and counter-examples."""
+    return "|".join(
+        (
+            _digest(conn, tables.RULE_DRAFTS, "t.rule_id || ':' || t.version", "t.rule_id, t.version"),
+            _digest(
+                conn, tables.RULE_SIGNAL_CLAUSES, "t", "t.rule_id, t.clause_no, t.signal_kind, t.signal_value"
+            ),
+            _digest(
+                conn, tables.RULE_COUNTEREXAMPLES, "to_jsonb(t) - 'run_id'", "(to_jsonb(t) - 'run_id')::text"
+            ),
+        )
+    )
+
+
+def warehouse_state(conn: psycopg.Connection) -> dict[str, Any]:
+    """The inputs every stage-1 table derives from (raw messages, batches, label feedback)."""
+    state: dict[str, Any] = {}
+    if _exists(conn, tables.RAW_MESSAGES):
+        count, max_id, max_batch = conn.execute(
+            "select count(*), max(message_id), max(batch_id) from raw.messages"
+        ).fetchone()
+        state["messages"] = [count, max_id, max_batch]
+    state["batches"] = _digest(conn, tables.RAW_INGEST_BATCHES, "t.batch_id || ':' || t.status", "t.batch_id")
+    state["label_feedback"] = _digest(conn, tables.LABEL_FEEDBACK, "t", "t.feedback_id")
+    return state
+
+
+def clusters_state(conn: psycopg.Connection) -> str:
+    """Stage 2's clusters and members as drafting reads them: the run id and the similarity to a
+    known cluster left out (a second run over the same data matches its own earlier clusters;
+    drafting reads their members, phrases and entities, not the match)."""
+    return "|".join(
+        (
+            _digest(
+                conn,
+                tables.SEMANTIC_CLUSTERS,
+                "to_jsonb(t) - 'run_id' - 'matched_similarity'",
+                "t.cluster_id",
+            ),
+            _digest(conn, tables.SEMANTIC_CLUSTER_MEMBERS, "t", "t.cluster_id, t.message_id"),
+        )
+    )
+
+
+def drafting_input_state(conn: psycopg.Connection, params: dict[str, Any], code: str | None = None) -> str:
+    """The input state of drafting: warehouse inputs, clusters, parameters, code. The rule tables
+    drafting writes are compared separately (:func:`check`): drafting over unchanged inputs leaves
+    them as it found them, so they must equal what the previous drafting left."""
+    payload = {
+        "warehouse": warehouse_state(conn),
+        "clusters": clusters_state(conn),
+        "params": params,
+        "code": code if code is not None else code_version(),
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Whether a step may re-use the result of ``previous_run_id`` (and why, or why not)."""
+
+    reusable: bool
+    reason: str
+    previous_run_id: str | None = None
+
+
+def check(conn: psycopg.Connection, step: str, input_state: str) -> Reuse:
+    """May ``step`` re-use its latest computed result? Only when its input state is unchanged and
+    the tables it writes still hold what that run left."""
+    tables.ensure_all(conn)
+    row = conn.execute(
+        """
+        select run_id, input_state, output_state from patas.run_step_states
+        where step = %s and not skipped
+        order by recorded_at desc, run_id desc limit 1
+        """,
+        (step,),
+    ).fetchone()
+    if row is None:
+        return Reuse(False, "no earlier run computed it")
+    run_id, previous_state, previous_output = row
+    if previous_state != input_state:
+        return Reuse(False, f"inputs changed since run {run_id}", run_id)
+    if previous_output != rule_state(conn):
+        return Reuse(False, f"its tables changed since run {run_id}", run_id)
+    return Reuse(True, f"inputs unchanged since run {run_id}", run_id)
+
+
+def record(
+    conn: psycopg.Connection, run_id: str, step: str, input_state: str, *, skipped: bool, reason: str
+) -> None:
+    """Record a step's input state and the rule state it left (idempotent per run and step)."""
+    tables.ensure_all(conn)
+    conn.execute(
+        """
+        insert into patas.run_step_states (run_id, step, input_state, output_state, skipped, reason)
+        values (%s, %s, %s, %s, %s, %s)
+        on conflict (run_id, step) do update set input_state = excluded.input_state,
+            output_state = excluded.output_state, skipped = excluded.skipped, reason = excluded.reason,
+            recorded_at = now()
+        """,
+        (run_id, step, input_state, rule_state(conn), skipped, reason),
+    )

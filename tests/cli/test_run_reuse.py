@@ -1,0 +1,92 @@
+"""A run with nothing new re-uses drafting's earlier result, and says so; new data makes it draft again.
+
+Typed as a user types it: real ``patas`` processes, a real Postgres, assertions on output and exit
+code, and on the rule tables the skipped step would have written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from patas.bench.harness import fresh_database
+
+PATAS = str(Path(sys.executable).parent / "patas")
+RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+DRAFT_TABLES = {
+    "rule_drafts": "select rule_id, version, rule_canonical, sql_expression, regex, drafted_run_id"
+    " from patas.rule_drafts order by 1, 2",
+    "clauses": "select * from patas.rule_signal_clauses order by 1, 2, 3, 4",
+    "counterexamples": "select to_jsonb(t) - 'run_id' from patas.rule_counterexamples as t order by 1::text",
+    "evaluations": "select to_jsonb(t) - 'evaluated_run_id' from marts.rule_evaluations as t order by 1::text",
+}
+
+
+def _patas(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    res = subprocess.run([PATAS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{args} -> {res.returncode}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    return res
+
+
+def _run_id(out: str) -> str:
+    return re.search(rf"run time:.*\(run ({RUN_ID})\)", out).group(1)
+
+
+def _tables(url: str) -> dict[str, list]:
+    with psycopg.connect(url) as conn:
+        return {name: conn.execute(sql).fetchall() for name, sql in DRAFT_TABLES.items()}
+
+
+def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
+    server_url: str, tmp_path: Path
+):
+    corpus = tmp_path / "corpus.jsonl"
+    with fresh_database(server_url, f"patas_runreuse_{os.getpid()}") as url:
+        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home"),
+               "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}  # fmt: skip
+        env.pop("PATAS_PROFILE", None)
+        _patas(env, tmp_path, "generate", "--rows", "3000", "--seed", "7", "--out", str(corpus))
+        lines = corpus.read_text().splitlines(keepends=True)
+        first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
+        first.write_text("".join(lines[:2400]))
+        later.write_text("".join(lines[2400:]))
+        _patas(env, tmp_path, "ingest", str(first))
+
+        run1 = _patas(env, tmp_path, "run").stdout
+        assert "drafting:        computed (no earlier run computed it)" in run1, run1
+        after1 = _tables(url)
+        assert after1["rule_drafts"] and after1["evaluations"]
+
+        run2 = _patas(env, tmp_path, "run").stdout
+        line = (
+            f"drafting:        skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
+        )
+        assert line in run2, run2
+        assert _tables(url) == after1  # the same drafts and the same shadow evaluation
+        assert re.search(r"^rules drafted:\s+" + re.escape(f"{len({r[0] for r in after1['rule_drafts']}):,}"),
+                         run2, re.M), run2  # fmt: skip
+
+        # A new batch: drafting runs again, and says what changed.
+        _patas(env, tmp_path, "ingest", str(later))
+        run3 = _patas(env, tmp_path, "run").stdout
+        assert f"drafting:        computed (inputs changed since run {_run_id(run1)})" in run3, run3
+
+        # A manual edit of a drafted rule between two runs: nothing is re-used over it.
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "insert into patas.rule_drafts (rule_id, version, rule_json, rule_canonical, description,"
+                " sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, drafted_run_id)"
+                " select rule_id, version + 1, rule_json, rule_canonical, description || ' (edited)',"
+                " sql_expression, regex, origin, pattern_id, evaluation_kind, complexity, 'manual'"
+                " from patas.rule_drafts order by rule_id, version desc limit 1"
+            )
+        run4 = _patas(env, tmp_path, "run").stdout
+        assert f"drafting:        computed (its tables changed since run {_run_id(run3)})" in run4, run4
+        run5 = _patas(env, tmp_path, "run").stdout
+        assert f"skipped, earlier result re-used (inputs unchanged since run {_run_id(run4)})" in run5, run5
