@@ -12,6 +12,9 @@
 # $OUT (default benchmarks/results/compare_<ROWS>) holds each side's JSON and summary.json, which
 # gives every figure per revision and round, and the new/old ratios of the medians.
 # Server: COMPARE_SERVER (default the local Postgres on 127.0.0.1:5432); databases are dropped after.
+# On a shared server: COMPARE_DB_PREFIX (default patas_cmp) names the fixed-cost databases, and
+# COMPARE_BENCH=0 leaves out step 1 (`patas bench speed` names its own databases, and an old
+# revision's may not honour PATAS_DB_NAME_PREFIX).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 old="${1:?usage: compare_speed.sh OLD_REV [NEW_REV] [ROWS] [ROUNDS]}"; new="${2:-HEAD}"
@@ -32,13 +35,14 @@ corpus="$work/corpus_${rows}.jsonl"
 db_url() { echo "${server%/*}/$1"; }
 psql_admin() { "$root/.venv/bin/python" -c "import sys, psycopg; c = psycopg.connect(sys.argv[1], autocommit=True); c.execute(sys.argv[2])" "$server" "$1"; }
 now() { date +%s.%N; }
+prefix="${COMPARE_DB_PREFIX:-patas_cmp}"; bench="${COMPARE_BENCH:-1}"
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
     ck="$work/$side"
-    (cd "$ck" && PATAS_DATABASE_URL="$server" PATAS_HOME="$work/bench_home" \
+    [ "$bench" = 0 ] || (cd "$ck" && PATAS_DATABASE_URL="$server" PATAS_HOME="$work/bench_home" \
       .venv/bin/python -m patas.cli.main bench speed --rows "$rows" --seed 42 \
       --statement-timeout 300 --out "$out/${side}_speed_r${round}.json" >/dev/null)
-    db="patas_cmp_${side}_${round}"
+    db="${prefix}_${side}_${round}"
     psql_admin "drop database if exists $db with (force)"; psql_admin "create database $db template template0 encoding 'UTF8'"
     home="$work/home_${side}_${round}"
     export PATAS_DATABASE_URL="$(db_url "$db")" PATAS_HOME="$home"
@@ -61,7 +65,8 @@ summary = {"commits": {s: (out / f"{s}_commit").read_text().strip() for s in ("o
 for side in ("old", "new"):
     per = []
     for r in range(1, rounds + 1):
-        speed = json.loads((out / f"{side}_speed_r{r}.json").read_text())
+        path = out / f"{side}_speed_r{r}.json"
+        speed = json.loads(path.read_text()) if path.exists() else {}
         fig = {k: speed.get(k) for k in keys}
         fig.update(json.loads((out / f"{side}_fixed_r{r}.json").read_text()))
         per.append(fig)
