@@ -68,7 +68,7 @@ def _dump_table(conn: psycopg.Connection, table: str, out: Path) -> None:
     out.write_text(json.dumps(keep) + "\n" + "\n".join(lines) + "\n")
 
 
-def capture(checkout: Path, server: str, data: Path | None, out: Path, dbname: str) -> None:
+def capture(checkout: Path, server: str, data: Path | None, out: Path, dbname: str, runs: int = 1) -> None:
     patas = checkout / ".venv" / "bin" / "patas"
     out.mkdir(parents=True, exist_ok=True)
     admin = _with_db(server, "postgres")
@@ -90,7 +90,8 @@ def capture(checkout: Path, server: str, data: Path | None, out: Path, dbname: s
             data = Path(home) / "corpus.jsonl"
             patas_cmd("generate", "--rows", "20000", "--seed", "7", "--out", str(data))
         patas_cmd("ingest", str(data))
-        patas_cmd("run")
+        for _ in range(runs):  # runs after the first: nothing new ingested (re-used or recomputed steps)
+            patas_cmd("run")
         for fmt in ("sql", "rol", "json"):
             text = patas_cmd("rules", "export", "--format", fmt)
             (out / f"export.{fmt}").write_text(ISO_TS.sub("<ts>", text))
@@ -128,13 +129,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=None, help="A message file; default: generated 20k, seed 7.")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--dbname", default="patas_golden")
+    ap.add_argument("--runs", type=int, default=1, help="`patas run` this many times (after one ingest).")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     args = ap.parse_args()
     if args.compare:
         return compare(*args.compare)
     if not args.out:
         ap.error("--out is required")
-    capture(args.checkout.resolve(), args.server, args.data, args.out, args.dbname)
+    capture(args.checkout.resolve(), args.server, args.data, args.out, args.dbname, args.runs)
     return 0
 
 
