@@ -53,6 +53,7 @@ def messages_batch_passes_quality_gates(
             "rows": v.rows,
             "critical_failures": len(v.critical_failures),
             "warnings": len(v.warnings),
+            "reused": v.reused,  # an earlier run's results for the same batch, history and thresholds
             **{f"data_docs_{Path(p).stem}": dg.MetadataValue.path(p) for p in docs},
             "gates": dg.MetadataValue.md(
                 "| gate | severity | status | detail |\n|---|---|---|---|\n"

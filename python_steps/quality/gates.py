@@ -13,6 +13,8 @@ fails the blocking Dagster check (nothing downstream runs: no promotion on that 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -262,6 +264,7 @@ class BatchValidation:
     results: list[GateResult] = field(default_factory=list)
     # GE's HTML page (the data-docs validation page) per suite validated: name -> HTML.
     data_docs: dict[str, str] = field(default_factory=dict)
+    reused: bool = False  # the stored results of an earlier run's validation of the same inputs
 
     @property
     def critical_failures(self) -> list[GateResult]:
@@ -279,8 +282,10 @@ class BatchValidation:
         if self.batch_id is None:
             return "no batch has loaded rows yet"
         failed = [f"{r.gate} ({r.severity}): {r.detail}" for r in self.results if r.status == "failed"]
-        return f"batch {self.batch_id}: " + (
-            "; ".join(failed) if failed else "every gate passed or was skipped"
+        return (
+            f"batch {self.batch_id}: "
+            + ("; ".join(failed) if failed else "every gate passed or was skipped")
+            + (" (re-used: validated in an earlier run, nothing changed since)" if self.reused else "")
         )
 
 
@@ -304,6 +309,10 @@ def validate_newest_batch(
             "select * from patas.batch_profiles where batch_id = %s", (batch_id,)
         ).fetchone()
     history = _history(conn, batch_id, config.history_batches)
+    state = _input_state(conn, batch_id, profile, history, config)
+    reused = _reuse_results(conn, batch_id, state, run_id)
+    if reused is not None:
+        return BatchValidation(batch_id, profile["loaded_count"], reused, {}, reused=True)
     cur = conn.execute(
         """
         select length(m.text) as text_length,
@@ -334,7 +343,95 @@ def validate_newest_batch(
                     for r in results
                 ],
             )  # fmt: skip
+        _record_state(conn, batch_id, state, run_id, skipped=False)
     return BatchValidation(batch_id, profile["loaded_count"], results, data_docs)
+
+
+# -- re-use: a run with nothing new validates nothing again -------------------------------------
+# The step's input state (the batch's rows and profile, the history it is compared with, the
+# thresholds, this module's code) and the results it stored are recorded per run in
+# patas.run_step_states (step 'quality_gates'; the same table python_steps.mining.reuse keeps for
+# drafting). Same state and untouched results: the stored results are the run's results (re-stamped
+# with its run id), and great-expectations is neither run nor imported for the batch.
+STEP = "quality_gates"
+_CODE = (Path(__file__), DEFAULT_CONFIG)
+
+
+def _input_state(
+    conn: psycopg.Connection,
+    batch_id: int,
+    profile: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    config: GateConfig,
+) -> str:
+    rows = conn.execute(
+        "select count(*), min(message_id), max(message_id) from raw.messages where batch_id = %s", (batch_id,)
+    ).fetchone()
+    payload = {
+        "batch": [batch_id, *rows],
+        "profile": profile,
+        "history": list(history),
+        "config": repr(config),
+        "code": [hashlib.md5(p.read_bytes()).hexdigest() for p in _CODE],
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _results_state(conn: psycopg.Connection, batch_id: int) -> str:
+    """The batch gates' stored results (the evaluation gates share the table, keyed by batch too)."""
+    return conn.execute(
+        """
+        select md5(coalesce(string_agg(concat_ws(chr(31), gate, severity, status, observed, expected, detail),
+                                       chr(30) order by gate), ''))
+        from patas.quality_gate_results where batch_id = %s and gate = any(%s)
+        """,
+        (batch_id, list(GATES)),
+    ).fetchone()[0]
+
+
+def _record_state(
+    conn: psycopg.Connection, batch_id: int, state: str, run_id: str | None, *, skipped: bool
+) -> None:
+    if run_id is None:
+        return
+    reason = f"batch {batch_id} " + ("validated in an earlier run, unchanged" if skipped else "validated")
+    conn.execute(
+        """
+        insert into patas.run_step_states (run_id, step, input_state, output_state, skipped, reason)
+        values (%s, %s, %s, %s, %s, %s)
+        on conflict (run_id, step) do update set input_state = excluded.input_state,
+            output_state = excluded.output_state, skipped = excluded.skipped, reason = excluded.reason,
+            recorded_at = now()
+        """,
+        (run_id, STEP, state, _results_state(conn, batch_id), skipped, reason),
+    )
+
+
+def _reuse_results(
+    conn: psycopg.Connection, batch_id: int, state: str, run_id: str | None
+) -> list[GateResult] | None:
+    """The stored results of an earlier validation of the same inputs, or None (validate again)."""
+    if run_id is None:
+        return None
+    row = conn.execute(
+        """
+        select input_state, output_state from patas.run_step_states
+        where step = %s and not skipped and run_id <> %s order by recorded_at desc, run_id desc limit 1
+        """,
+        (STEP, run_id),
+    ).fetchone()
+    if row is None or row[0] != state or row[1] != _results_state(conn, batch_id):
+        return None
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            update patas.quality_gate_results set run_id = %s where batch_id = %s and gate = any(%s)
+            returning gate, severity, status, detail, observed, expected
+            """,
+            (run_id, batch_id, list(GATES)),
+        ).fetchall()
+        _record_state(conn, batch_id, state, run_id, skipped=True)
+    return [GateResult(*r) for r in sorted(rows)]
 
 
 def _run_suite(

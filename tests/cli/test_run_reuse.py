@@ -1,4 +1,5 @@
-"""A run with nothing new re-uses drafting's earlier result, and says so; new data makes it draft again.
+"""A run with nothing new re-uses drafting's and the batch gates' earlier results, and says so; new
+data makes it compute them again.
 
 Typed as a user types it: real ``patas`` processes, a real Postgres, assertions on output and exit
 code, and on the rule tables the skipped step would have written.
@@ -68,6 +69,9 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
             f"drafting:        skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
         )
         assert line in run2, run2
+        # The batch gates: the same batch, history and thresholds; the stored results are this run's.
+        assert "quality gates:   skipped, earlier result re-used (batch 1 validated in an earlier run" in run2
+        assert re.search(r"^quality gates:   batch 1: \d+ passed", run2, re.M), run2
         assert _tables(url) == after1  # the same drafts and the same shadow evaluation
         assert re.search(r"^rules drafted:\s+" + re.escape(f"{len({r[0] for r in after1['rule_drafts']}):,}"),
                          run2, re.M), run2  # fmt: skip
@@ -76,6 +80,7 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         _patas(env, tmp_path, "ingest", str(later))
         run3 = _patas(env, tmp_path, "run").stdout
         assert f"drafting:        computed (inputs changed since run {_run_id(run1)})" in run3, run3
+        assert "quality gates:   computed (batch 2 validated)" in run3, run3
 
         # A manual edit of a drafted rule between two runs: nothing is re-used over it.
         with psycopg.connect(url) as conn:
