@@ -14,7 +14,7 @@
 # Server: COMPARE_SERVER (default the local Postgres on 127.0.0.1:5432); databases are dropped after.
 # On a shared server: COMPARE_DB_PREFIX (default patas_cmp) names the fixed-cost databases, and
 # COMPARE_BENCH=0 leaves out step 1 (`patas bench speed` names its own databases, and an old
-# revision's may not honour PATAS_DB_NAME_PREFIX).
+# revision may not name them after the settings' database).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 old="${1:?usage: compare_speed.sh OLD_REV [NEW_REV] [ROWS] [ROUNDS]}"; new="${2:-HEAD}"
