@@ -21,6 +21,8 @@ Reads ``marts.stage1_candidates`` (signals with their mining-window spam/ham cou
   single common words (which never activate alone): the partners B are the co-occurring signals
   (on the mining window, ``int_message_signals_extracted``) that make the pair clear the bar, the
   best ``max_partners_per_base`` of them (Wilson lower bound, then spam); counted as a sparse product.
+  In text without spaces the n-grams are whole clauses, so a base's partners also include the
+  closed recurring substrings of its own spam (``domain = bit.ly AND text contains "..."``).
 
 Then: duplicates merged (same canonical rule id), subsumed rules dropped (a conjunction when one of
 its parts is already a rule; a phrase when a shorter phrase inside it is), a complexity budget, and
@@ -36,6 +38,7 @@ spam hits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -264,14 +267,14 @@ def _conjunction_pairs(
     return sorted(out)  # code-point order
 
 
-def _substring_texts(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[list[str], list[str]]:
-    """(spam texts, ham texts) of the labelled mining window that hold unspaced text, at most
-    ``max_substring_messages`` of them in message order."""
+def _unspaced_messages(conn: psycopg.Connection, cfg: DraftingConfig) -> list[tuple[int, str, bool]]:
+    """(message id, normalized text, is spam) of the labelled mining window's messages that hold
+    unspaced text, at most ``max_substring_messages`` of them in message order."""
     if cfg.max_substring_messages <= 0:
-        return [], []
+        return []
     rows = conn.execute(
         f"""
-        select m.normalized_text, m.is_spam
+        select m.message_id, m.normalized_text, m.is_spam
         from {MESSAGES} as m
         inner join {WINDOWED} as w on w.message_id = m.message_id
         where w.window_name = 'mining' and m.is_spam is not null and m.normalized_text ~ %s
@@ -280,7 +283,54 @@ def _substring_texts(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[lis
         """,
         (subs.UNSPACED_CLASS_POSTGRES, cfg.max_substring_messages),
     ).fetchall()
-    return [t for t, is_spam in rows if is_spam], [t for t, is_spam in rows if not is_spam]
+    return [(int(m), t, bool(is_spam)) for m, t, is_spam in rows]
+
+
+def _substring_partners(
+    conn: psycopg.Connection,
+    unspaced: list[tuple[int, str, bool]],
+    bases: list[tuple[str, str]],
+    skip: Callable[[str], bool],
+    cfg: DraftingConfig,
+) -> list[tuple[str, str, str, int, int]]:
+    """(base kind, base value, substring, spam, ham): per conjunction base, the best substring of
+    unspaced text partnering it (a closed recurring substring of the base's own spam, on the
+    phrases' bar within the base's messages; ranked as signal partners are), unless ``skip`` says a
+    single rule already hits it. Text without spaces has no useful word partners: its n-grams are
+    whole clauses."""
+    if not unspaced or not bases:
+        return []
+    texts = {m: (t, is_spam) for m, t, is_spam in unspaced}
+    rows = conn.execute(
+        f"""
+        select s.signal_kind, s.signal_value, s.message_id
+        from {SIGNALS} as s
+        inner join unnest(%s::text[], %s::text[]) as b (kind, value)
+            on b.kind = s.signal_kind and b.value = s.signal_value
+        where s.message_id = any(%s)
+        order by 1, 2, 3
+        """,
+        ([k for k, _ in bases], [v for _, v in bases], sorted(texts)),
+    ).fetchall()
+    by_base: dict[tuple[str, str], list[int]] = {}
+    for kind, value, mid in rows:
+        by_base.setdefault((kind, value), []).append(int(mid))
+    sub_cfg = subs.SubstringConfig(min_chars=cfg.substring_min_chars, min_support=cfg.min_spam_count)
+    out = []
+    for (bk, bv), mids in sorted(by_base.items()):
+        spam_texts = [texts[m][0] for m in mids if texts[m][1]]
+        if len(spam_texts) < cfg.min_spam_count:
+            continue
+        ham_texts = [texts[m][0] for m in mids if not texts[m][1]]
+        ranked = sorted(
+            (-wilson_lower_bound(sp, sp + hm), -sp, value, hm)
+            for value, sp, hm in subs.recurring_substrings(spam_texts, ham_texts, sub_cfg)
+            if hm <= cfg.max_phrase_ham_count and _strong(sp, hm, cfg) and not skip(value)
+        )
+        out.extend(
+            (bk, bv, value, -neg_sp, hm) for _, neg_sp, value, hm in ranked[: cfg.max_partners_per_base]
+        )
+    return out
 
 
 def _substring_candidates(
@@ -436,16 +486,18 @@ def draft_rules(
     # kept substring lies hits a subset of it and is dropped (as phrases below).
     # One precise only thanks to an edge character is recorded as such (``substring_edge:``):
     # promotion gives it no prior from its kind, as a phrase of common words.
-    spam_texts, ham_texts = _substring_texts(conn, cfg)
-    kept: list[tuple[str, int, int]] = []
+    unspaced = _unspaced_messages(conn, cfg)
+    spam_texts = [t for _, t, is_spam in unspaced if is_spam]
+    ham_texts = [t for _, t, is_spam in unspaced if not is_spam]
+    kept_subs: list[tuple[str, int, int]] = []
     for value, spam, ham in sorted(
         _substring_candidates(spam_texts, ham_texts, cfg), key=lambda r: (len(r[0]), r[0])
     ):
         precise = ham <= cfg.max_phrase_ham_count and _strong(spam, ham, cfg)
-        if precise and not any(k in value for k, _, _ in kept):
-            kept.append((value, spam, ham))
-    edge = _edge_dependent([v for v, _, _ in kept], spam_texts, ham_texts, cfg)
-    for value, spam, ham in kept:
+        if precise and not any(k in value for k, _, _ in kept_subs):
+            kept_subs.append((value, spam, ham))
+    edge = _edge_dependent([v for v, _, _ in kept_subs], spam_texts, ham_texts, cfg)
+    for value, spam, ham in kept_subs:
         pattern = f"substring_edge:{value}" if value in edge else f"substring:{value}"
         d = _make({"kind": "text_contains", "value": value}, pattern, spam, ham)
         if d is not None:
@@ -503,6 +555,18 @@ def draft_rules(
         if d is None:
             continue
         best.setdefault((bk, bv), []).append(((-d.lower_bound, -spam, pk, pv), d))
+    kept_values = [v for v, _, _ in kept_subs]
+    for bk, bv, value, spam, ham in _substring_partners(
+        conn, unspaced, [b for b in bases if not covered(*b)], lambda v: any(k in v for k in kept_values), cfg
+    ):
+        d = _make(
+            {"all": [_leaf_json(bk, bv), {"kind": "text_contains", "value": value}]},
+            f"conjunction:{bk}:{bv}+substring:{value}",
+            spam,
+            ham,
+        )
+        if d is not None:
+            best.setdefault((bk, bv), []).append(((-d.lower_bound, -spam, "text_contains", value), d))
     drafts = dict(singles)
     for k in sorted(best):
         for _, d in sorted(best[k], key=lambda x: x[0])[: cfg.max_partners_per_base]:

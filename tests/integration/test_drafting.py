@@ -405,3 +405,44 @@ def test_phrases_that_spell_part_of_a_link_are_not_drafted(conn: psycopg.Connect
         and drafting.spells_link("www")
         and not drafting.spells_link("lin ee")
     )
+
+
+def test_a_conjunction_base_gets_a_substring_partner_in_unspaced_text(conn: psycopg.Connection) -> None:
+    """A link shortener that ham uses too is only a conjunction base, and Thai text gives it no
+    word partner (its n-grams are whole clauses): the partner is a substring of its own spam.
+    "เครดิตฟรี" ("free credit") alone is in two ham, so no rule on its own; with the shortener it is
+    in six spam and no ham."""
+    conn.execute(FIXTURE_DDL)
+    spam = [
+        "รับเครดิตฟรีวันนี้",
+        "แจกเครดิตฟรีทุกวัน",
+        "สมัครรับเครดิตฟรีเลย",
+        "เครดิตฟรีไม่ต้องฝาก",
+        "กดรับเครดิตฟรีด่วน",
+        "โปรเครดิตฟรีห้าร้อย",
+    ]
+    ham = ["ติดตามพัสดุของคุณ", "ดูรายละเอียดในแอป", "อ่านข่าววันนี้", "ลงทะเบียนงานสัมมนา"]
+    ham_credit = ["บัตรเครดิตฟรีค่าธรรมเนียม", "เครดิตฟรีค่าส่งสำหรับสมาชิก"]
+    _load_texts(conn, spam, ham + ham_credit)
+    shortener = range(1, len(spam) + len(ham) + 1)  # every spam and the first four ham
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into intermediate.int_message_signals_extracted values (%s, 'domain', 'bit.ly')",
+            [(m,) for m in shortener],
+        )
+        cur.execute(
+            "insert into marts.stage1_candidates values ('domain', 'bit.ly', 1, 'top_fraction', 6, 4, 0, 0.6, 0, 0)"
+        )
+    drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
+    pairs = [d for d in drafts if "all" in d.rule_json]
+    assert [d.rule_json for d in pairs] == [
+        {
+            "all": [
+                {"kind": "domain", "op": "eq", "value": "bit.ly"},
+                {"kind": "text_contains", "value": "เครดิตฟรี"},
+            ]
+        }
+    ], [d.description for d in drafts]
+    assert (pairs[0].spam_count, pairs[0].ham_count, pairs[0].evaluation_kind) == (6, 0, "predicate")
+    assert not any(d.rule_json == {"kind": "text_contains", "value": "เครดิตฟรี"} for d in drafts)
+    assert drafting.draft_rules(conn, run_id="r2", max_rules=MAX_RULES) == drafts  # deterministic
