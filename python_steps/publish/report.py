@@ -327,7 +327,8 @@ def render_summary(summary: dict) -> str:
             for k in ("rule_count", "precision", "recall", "false_positive_rate", "f1")
             if k in rs
         )
-        lines.append(f"ruleset {name}: {figures}")
+        window = f" ({rs['window_name']} window)" if rs.get("window_name") else ""
+        lines.append(f"ruleset {name}{window}: {figures}")
     if summary.get("active_rules_preview"):
         lines.append("active rules (first 10):")
         lines.extend(

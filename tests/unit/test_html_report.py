@@ -89,3 +89,27 @@ def test_an_evaluation_gate_block_and_the_data_docs_links_show():
     assert "nothing downstream of the batch ran" not in html
     text = render_summary(summary)
     assert "BLOCKED:         a critical evaluation gate failed" in text
+
+
+def test_the_text_summary_names_the_window_of_each_ruleset_line() -> None:
+    """marts.ruleset_evaluation has a row per ruleset and window: the two lines must not look like
+    the same ruleset measured twice."""
+    rows = [
+        {
+            "ruleset_name": "active",
+            "window_name": "evaluation",
+            "rule_count": 3,
+            "precision": 1.0,
+            "recall": 0.9,
+        },
+        {
+            "ruleset_name": "active",
+            "window_name": "mining",
+            "rule_count": 3,
+            "precision": 1.0,
+            "recall": 0.95,
+        },
+    ]
+    text = render_summary({**SUMMARY, "rulesets": rows})
+    assert "ruleset active (evaluation window): rule_count 3, precision 1.0000, recall 0.9000" in text
+    assert "ruleset active (mining window): rule_count 3, precision 1.0000, recall 0.9500" in text
