@@ -654,3 +654,26 @@ def migrate(conn: psycopg.Connection) -> list[int]:
 def ensure_all(conn: psycopg.Connection) -> None:
     """Every table PATAS writes from Python, at the latest schema version."""
     migrate(conn)
+
+
+def write_step_state(
+    conn: psycopg.Connection,
+    run_id: str,
+    step: str,
+    input_state: str,
+    output_state: str,
+    *,
+    skipped: bool,
+    reason: str,
+) -> None:
+    """Upsert one ``patas.run_step_states`` row (one per run and step: drafting, the quality gates)."""
+    conn.execute(
+        """
+        insert into patas.run_step_states (run_id, step, input_state, output_state, skipped, reason)
+        values (%s, %s, %s, %s, %s, %s)
+        on conflict (run_id, step) do update set input_state = excluded.input_state,
+            output_state = excluded.output_state, skipped = excluded.skipped, reason = excluded.reason,
+            recorded_at = now()
+        """,
+        (run_id, step, input_state, output_state, skipped, reason),
+    )

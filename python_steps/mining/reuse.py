@@ -163,13 +163,4 @@ def record(
 ) -> None:
     """Record a step's input state and the rule state it left (idempotent per run and step)."""
     tables.ensure_all(conn)
-    conn.execute(
-        """
-        insert into patas.run_step_states (run_id, step, input_state, output_state, skipped, reason)
-        values (%s, %s, %s, %s, %s, %s)
-        on conflict (run_id, step) do update set input_state = excluded.input_state,
-            output_state = excluded.output_state, skipped = excluded.skipped, reason = excluded.reason,
-            recorded_at = now()
-        """,
-        (run_id, step, input_state, rule_state(conn), skipped, reason),
-    )
+    tables.write_step_state(conn, run_id, step, input_state, rule_state(conn), skipped=skipped, reason=reason)

@@ -395,15 +395,8 @@ def _record_state(
     if run_id is None:
         return
     reason = f"batch {batch_id} " + ("validated in an earlier run, unchanged" if skipped else "validated")
-    conn.execute(
-        """
-        insert into patas.run_step_states (run_id, step, input_state, output_state, skipped, reason)
-        values (%s, %s, %s, %s, %s, %s)
-        on conflict (run_id, step) do update set input_state = excluded.input_state,
-            output_state = excluded.output_state, skipped = excluded.skipped, reason = excluded.reason,
-            recorded_at = now()
-        """,
-        (run_id, STEP, state, _results_state(conn, batch_id), skipped, reason),
+    tables.write_step_state(
+        conn, run_id, STEP, state, _results_state(conn, batch_id), skipped=skipped, reason=reason
     )
 
 
