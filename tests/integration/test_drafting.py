@@ -73,7 +73,13 @@ def _messages() -> list[tuple[int, bool | None, list[tuple[str, str]]]]:
 
 
 def _load(conn: psycopg.Connection) -> list[tuple[int, bool | None, list[tuple[str, str]]]]:
-    rows = _messages()
+    return _load_rows(conn, _messages())
+
+
+def _load_rows(
+    conn: psycopg.Connection, rows: list[tuple[int, bool | None, list[tuple[str, str]]]]
+) -> list[tuple[int, bool | None, list[tuple[str, str]]]]:
+    """The fixture tables with these (id, is_spam, signals) messages and their stage-1 candidates."""
     conn.execute(FIXTURE_DDL)
     with conn.cursor() as cur:
         cur.executemany(
@@ -369,7 +375,6 @@ def test_phrases_that_spell_part_of_a_link_are_not_drafted(conn: psycopg.Connect
     """ "https lin" from https://lin.ee/... is the link shortener's domain, which the domain signal
     judges; as a phrase it would pass for rare words. No phrase or conjunction partner holding a
     word of a link's own syntax is drafted; the same counts on ordinary words are."""
-    conn.execute(FIXTURE_DDL)
     sigs = [
         ("ngram", "https lin"),
         ("ngram", "https"),
@@ -378,24 +383,7 @@ def test_phrases_that_spell_part_of_a_link_are_not_drafted(conn: psycopg.Connect
         ("domain", "lin.ee"),
     ]
     rows = [(i + 1, True, sigs) for i in range(5)] + [(6, False, [("domain", "lin.ee"), ("ngram", "lin")])]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into intermediate.int_messages_enriched values (%s, %s)", [(m, s) for m, s, _ in rows]
-        )
-        cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
-        )
-        cur.executemany(
-            "insert into intermediate.int_message_signals_extracted values (%s, %s, %s)",
-            [(m, k, v) for m, _, ss in rows for k, v in ss],
-        )
-        cur.executemany(
-            "insert into marts.stage1_candidates values (%s, %s, %s, 'top_fraction', %s, %s, 0, %s, 0, 0)",
-            [
-                (k, v, i, 5, 1 if (k, v) in rows[-1][2] else 0, 5 / (6 if (k, v) in rows[-1][2] else 5))
-                for i, (k, v) in enumerate(sigs)
-            ],
-        )
+    _load_rows(conn, rows)
     drafts = drafting.draft_rules(conn, run_id="r1", max_rules=MAX_RULES)
     described = [d.description for d in drafts]
     assert not any("https" in d for d in described), described
