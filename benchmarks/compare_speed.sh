@@ -40,15 +40,15 @@ for round in $(seq 1 "$rounds"); do
   for side in old new; do
     ck="$work/$side"
     [ "$bench" = 0 ] || (cd "$ck" && PATAS_DATABASE_URL="$server" PATAS_HOME="$work/bench_home" \
-      .venv/bin/python -m patas.cli.main bench speed --rows "$rows" --seed 42 \
+      .venv/bin/patas bench speed --rows "$rows" --seed 42 \
       --statement-timeout 300 --out "$out/${side}_speed_r${round}.json" >/dev/null)
     db="${prefix}_${side}_${round}"
     psql_admin "drop database if exists $db with (force)"; psql_admin "create database $db template template0 encoding 'UTF8'"
     home="$work/home_${side}_${round}"
     export PATAS_DATABASE_URL="$(db_url "$db")" PATAS_HOME="$home"
-    (cd "$ck" && .venv/bin/python -m patas.cli.main ingest "$corpus" >/dev/null)
-    t0=$(now); (cd "$ck" && .venv/bin/python -m patas.cli.main run >"$out/${side}_run1_r${round}.txt" 2>&1); t1=$(now)
-    (cd "$ck" && .venv/bin/python -m patas.cli.main run >"$out/${side}_run2_r${round}.txt" 2>&1); t2=$(now)
+    (cd "$ck" && .venv/bin/patas ingest "$corpus" >/dev/null)
+    t0=$(now); (cd "$ck" && .venv/bin/patas run >"$out/${side}_run1_r${round}.txt" 2>&1); t1=$(now)
+    (cd "$ck" && .venv/bin/patas run >"$out/${side}_run2_r${round}.txt" 2>&1); t2=$(now)
     unset PATAS_DATABASE_URL PATAS_HOME
     psql_admin "drop database if exists $db with (force)"
     python3 -c "import json,sys; json.dump({'first_run_s': round($t1-$t0, 2), 'fixed_cost_s': round($t2-$t1, 2)}, open(sys.argv[1], 'w'))" \
