@@ -94,11 +94,18 @@ class InProcessDbtResource(dg.ConfigurableResource):
     profiles_dir: str
 
     def build(
-        self, args: Sequence[str], *, context: dg.AssetExecutionContext, target_root: Path | None = None
+        self,
+        args: Sequence[str],
+        *,
+        context: dg.AssetExecutionContext,
+        target_root: Path | None = None,
+        node_statuses: dict[str, str] | None = None,
     ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckResult]:
         """Run ``dbt <args>`` on the step's selection; yield its Dagster events as nodes finish.
 
-        Raises after the last event when dbt failed (a model error, a failing error-severity test)."""
+        ``node_statuses``, when given, gets each node's outcome (unique id -> 'success', 'pass',
+        'warn', 'fail', 'error', ...). Raises after the last event when dbt failed (a model error, a
+        failing error-severity test)."""
         from dbt.cli.main import dbtRunner
         from dbt_common.events.functions import msg_to_dict
 
@@ -149,6 +156,11 @@ class InProcessDbtResource(dg.ConfigurableResource):
         worker = threading.Thread(target=invoke, name=f"dbt-{context.op.name}", daemon=True)
         worker.start()
         while (raw := events.get()) is not done:
+            if node_statuses is not None:
+                data = raw.get("data", {})
+                info = data.get("node_info", {})
+                status = info.get("node_status") or str(data.get("status", ""))
+                node_statuses[info.get("unique_id", "")] = status.lower()
             event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
             yield from event.to_default_asset_events(
                 manifest=manifest_json,

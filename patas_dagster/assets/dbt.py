@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -12,11 +13,13 @@ from dagster_dbt import (
     dbt_assets,
     get_asset_key_for_model,
 )
+from dagster_dbt.asset_utils import get_manifest_and_translator_from_dbt_assets
 
 from patas_dagster.dbt_inprocess import InProcessDbtResource
 from patas_dagster.project import patas_dbt_project
 from patas_dagster.resources import RunSpecResource, WarehouseResource
 from python_steps import runs
+from python_steps.mining import reuse
 
 GROUP_BY_FOLDER = {"staging": "stage1", "intermediate": "stage1"}
 RAW_MESSAGES = dg.AssetKey(["raw", "messages"])
@@ -74,10 +77,109 @@ def patas_dbt_models(
     with warehouse.connect() as conn:
         windows = spec.resolve_windows(conn)
         runs.record_run(conn, context.run_id, windows)
+        dbt_vars = spec.dbt_vars(windows, context.run_id)
+        step = _reusable_step(context, conn, dbt_vars)
+        if step is not None and step.previous.reusable:
+            reuse.restamp_run_id(conn, step.relations, context.run_id)
+            reuse.record(conn, context.run_id, step.name, step.input_state, skipped=True,
+                         reason=step.previous.reason, output_state=step.output_state)  # fmt: skip
+            conn.commit()
+            yield from _reused_step(context, step)
+            return
     context.log.info(f"windows: {windows.describe()}")
-    yield from dbt.build(
-        ["build", "--vars", json.dumps(spec.dbt_vars(windows, context.run_id))], context=context
-    )
+    statuses: dict[str, str] = {}
+    yield from dbt.build(["build", "--vars", json.dumps(dbt_vars)], context=context, node_statuses=statuses)
+    if step is not None:
+        failed = sorted(uid for uid, status in statuses.items() if status in NOT_OK_STATUSES)
+        with warehouse.connect() as conn:
+            # A step whose data tests warned is computed again next time (its checks must run).
+            reuse.record(conn, context.run_id, step.name, "" if failed else step.input_state, skipped=False,
+                         reason=step.previous.reason, output_state=reuse.relations_state(conn, step.relations))  # fmt: skip
+        context.log.info(
+            f"{step.name}: computed ({step.previous.reason})"
+            + (f"; not re-usable, these nodes did not pass: {', '.join(failed)}" if failed else "")
+        )
+
+
+# The dbt steps a run may re-use, named (in patas.run_step_states and the run summary) by a model
+# each builds. The step's input state covers the sources its models derive from
+# (python_steps.mining.reuse.REUSABLE_SOURCES); a step deriving from others (active rules: the
+# lifecycle, written every run) always runs.
+REUSABLE_STEPS = {"model.patas.stg_raw__messages": "stage_1", "model.patas.rule_hits": "shadow_evaluation"}
+NOT_OK_STATUSES = frozenset({"warn", "fail", "error", "runtime error", "skipped", "partial success"})
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    input_state: str
+    output_state: str
+    relations: list[str]
+    keys: list[dg.AssetKey]  # parents first
+    previous: reuse.Reuse
+
+
+def _reusable_step(context: dg.AssetExecutionContext, conn, dbt_vars: dict[str, Any]) -> _Step | None:
+    """The step's re-use record when it is one of REUSABLE_STEPS and its inputs' state is known."""
+    manifest, translator, _ = get_manifest_and_translator_from_dbt_assets([context.assets_def])
+    selected = context.selected_asset_keys
+    nodes = {
+        uid: f"{props['schema']}.{props['alias'] or props['name']}"
+        for uid, props in manifest["nodes"].items()
+        if props["resource_type"] in ("model", "seed") and translator.get_asset_key(props) in selected
+    }
+    names = [REUSABLE_STEPS[uid] for uid in REUSABLE_STEPS if uid in nodes]
+    if len(names) != 1:
+        return None
+    parents, sources, todo = manifest["parent_map"], set(), list(nodes)
+    seen = set(todo)
+    while todo:
+        for parent in parents.get(todo.pop(), []):
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    for uid in seen:
+        if uid.startswith("source."):
+            src = manifest["sources"][uid]
+            sources.add(f"{src['schema']}.{src['identifier']}")
+    state = reuse.dbt_step_input_state(conn, sorted(nodes), sorted(sources), dbt_vars)
+    if state is None:
+        return None
+    relations = sorted(nodes.values())
+    output = reuse.relations_state(conn, relations)
+    keys = [translator.get_asset_key(manifest["nodes"][uid]) for uid in _topological(nodes, parents)]
+    return _Step(names[0], state, output, relations, keys, reuse.check(conn, names[0], state, output))
+
+
+def _topological(nodes: Mapping[str, str], parents: Mapping[str, list[str]]) -> list[str]:
+    """``nodes`` ordered parents first (Dagster takes a multi-asset's outputs in that order)."""
+    order: list[str] = []
+    placed: set[str] = set()
+
+    def visit(uid: str) -> None:
+        if uid in placed:
+            return
+        placed.add(uid)
+        for parent in sorted(parents.get(uid, [])):
+            if parent in nodes:
+                visit(parent)
+        order.append(uid)
+
+    for uid in sorted(nodes):
+        visit(uid)
+    return order
+
+
+def _reused_step(context: dg.AssetExecutionContext, step: _Step):
+    """A dbt step skipped: its tables and its tests' results are those of the run that computed them."""
+    context.log.info(f"{step.name}: skipped, the stored tables re-used ({step.previous.reason})")
+    meta = {"skipped": True, "skip_reason": step.previous.reason}
+    for key in step.keys:
+        yield dg.MaterializeResult(asset_key=key, metadata=meta)
+    for check in sorted(context.selected_asset_check_keys, key=str):
+        yield dg.AssetCheckResult(
+            asset_key=check.asset_key, check_name=check.name, passed=True, metadata={"reused": True, **meta}
+        )
 
 
 PYTHON_TABLE_KINDS = {"python", "postgres"}  # the kinds of a Python step writing a Postgres table

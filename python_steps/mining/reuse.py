@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 from python_steps import tables
 
@@ -136,9 +137,10 @@ class Reuse:
     previous_run_id: str | None = None
 
 
-def check(conn: psycopg.Connection, step: str, input_state: str) -> Reuse:
+def check(conn: psycopg.Connection, step: str, input_state: str, output_state: str | None = None) -> Reuse:
     """May ``step`` re-use its latest computed result? Only when its input state is unchanged and
-    the tables it writes still hold what that run left."""
+    the tables it writes still hold what that run left (``output_state``; drafting's rule tables
+    when not given)."""
     tables.ensure_all(conn)
     row = conn.execute(
         """
@@ -153,14 +155,99 @@ def check(conn: psycopg.Connection, step: str, input_state: str) -> Reuse:
     run_id, previous_state, previous_output = row
     if previous_state != input_state:
         return Reuse(False, f"inputs changed since run {run_id}", run_id)
-    if previous_output != rule_state(conn):
+    if previous_output != (rule_state(conn) if output_state is None else output_state):
         return Reuse(False, f"its tables changed since run {run_id}", run_id)
     return Reuse(True, f"inputs unchanged since run {run_id}", run_id)
 
 
 def record(
-    conn: psycopg.Connection, run_id: str, step: str, input_state: str, *, skipped: bool, reason: str
+    conn: psycopg.Connection,
+    run_id: str,
+    step: str,
+    input_state: str,
+    *,
+    skipped: bool,
+    reason: str,
+    output_state: str | None = None,
 ) -> None:
-    """Record a step's input state and the rule state it left (idempotent per run and step)."""
+    """Record a step's input state and the state of the tables it left (``output_state``; drafting's
+    rule tables when not given), idempotent per run and step."""
     tables.ensure_all(conn)
-    tables.write_step_state(conn, run_id, step, input_state, rule_state(conn), skipped=skipped, reason=reason)
+    output = rule_state(conn) if output_state is None else output_state
+    tables.write_step_state(conn, run_id, step, input_state, output, skipped=skipped, reason=reason)
+
+
+# ---- dbt steps -----------------------------------------------------------------------------------
+# A dbt step (stage 1, shadow evaluation) is a function of the sources its models derive from, the
+# run's vars without the run id, the code and the nodes it builds. Sources other than these are read
+# nowhere in a re-usable step: a step whose models derive from any other source always runs.
+SOURCES_IN_WAREHOUSE_STATE = frozenset(
+    {tables.RAW_MESSAGES, tables.RAW_INGEST_BATCHES, tables.LABEL_FEEDBACK}
+)
+SOURCES_DIGESTED = frozenset({tables.RULE_DRAFTS, tables.RULE_SIGNAL_CLAUSES})
+REUSABLE_SOURCES = SOURCES_IN_WAREHOUSE_STATE | SOURCES_DIGESTED
+# The column a dbt model fills with the run id (var patas_run_id): re-stamped on re-use, so the
+# re-used rows say this run measured them, as a recompute would.
+RUN_ID_COLUMN = "evaluated_run_id"
+
+
+def table_digest(conn: psycopg.Connection, relation: str) -> str:
+    """md5 over every row of a small table (as JSON, in text order), '' when it does not exist."""
+    return _digest(conn, relation, "to_jsonb(t)", "to_jsonb(t)::text")
+
+
+def dbt_step_input_state(
+    conn: psycopg.Connection,
+    nodes: list[str],
+    sources: list[str],
+    dbt_vars: dict[str, Any],
+    code: str | None = None,
+) -> str | None:
+    """The input state of a dbt step building ``nodes`` (dbt unique ids) from ``sources`` (the
+    relations its models derive from, transitively); None when a source is not one whose state is
+    known here (the step then always runs)."""
+    if not set(sources) <= REUSABLE_SOURCES:
+        return None
+    payload = {
+        "warehouse": warehouse_state(conn),
+        "sources": {s: table_digest(conn, s) for s in sorted(set(sources) & SOURCES_DIGESTED)},
+        "nodes": sorted(nodes),
+        "dbt_vars": {k: v for k, v in dbt_vars.items() if k != "patas_run_id"},
+        "code": code if code is not None else code_version(),
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def relations_state(conn: psycopg.Connection, relations: list[str]) -> str:
+    """Each relation's identity as the catalog has it (oid and file node): dbt rebuilds a table or
+    view under a new oid, a truncate gives a new file node; an absent relation counts too. An
+    incremental model's rows are not read: only a dbt build appends to them."""
+    out = []
+    for rel in sorted(relations):
+        row = conn.execute(
+            "select c.oid::int8, c.relfilenode::int8 from pg_class as c where c.oid = to_regclass(%s)", (rel,)
+        ).fetchone()
+        out.append(f"{rel}:{row[0]}:{row[1]}" if row else f"{rel}:absent")
+    return "|".join(out)
+
+
+def restamp_run_id(conn: psycopg.Connection, relations: list[str], run_id: str) -> list[str]:
+    """Set the run-id column of the re-used relations that have one to ``run_id``; return them."""
+    stamped = []
+    for rel in sorted(relations):
+        has = conn.execute(
+            "select 1 from pg_attribute where attrelid = to_regclass(%s) and attname = %s and not attisdropped",
+            (rel, RUN_ID_COLUMN),
+        ).fetchone()
+        if has:
+            schema, name = rel.split(".", 1)
+            conn.execute(
+                psycopg.sql.SQL("update {} set {} = %s where {} is distinct from %s").format(
+                    psycopg.sql.Identifier(schema, name),
+                    psycopg.sql.Identifier(RUN_ID_COLUMN),
+                    psycopg.sql.Identifier(RUN_ID_COLUMN),
+                ),
+                (run_id, run_id),
+            )
+            stamped.append(rel)
+    return stamped

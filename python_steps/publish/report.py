@@ -304,7 +304,7 @@ def render_summary(summary: dict) -> str:
             lines.append(f"{label + ':':<17}{summary[key]:,}")
     for step, how in (summary.get("steps") or {}).items():
         verb = "skipped, earlier result re-used" if how["skipped"] else "computed"
-        lines.append(f"{step.replace('_', ' ') + ':':<17}{verb} ({how['reason']})")
+        lines.append(f"{(step.replace('_', ' ') + ':').ljust(16)} {verb} ({how['reason']})")
     if summary.get("rules_by_status"):
         lines.append(
             "rules by status: " + ", ".join(f"{k} {v}" for k, v in summary["rules_by_status"].items())
