@@ -64,6 +64,11 @@ class Settings:
         return self.home / "exports"
 
     @property
+    def cache_dir(self) -> Path:
+        """Results that depend only on the code (the raw-text regexes of exported rules)."""
+        return self.home / "cache"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

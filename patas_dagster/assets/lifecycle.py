@@ -144,9 +144,9 @@ def rule_lifecycle(
     ],
 )
 def rule_exports(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    out_dir = load_settings().exports_dir
+    settings = load_settings()
     with warehouse.connect() as conn:
-        written = exports.write_exports(conn, out_dir)
+        written = exports.write_exports(conn, settings.exports_dir, cache_dir=settings.cache_dir)
     return dg.MaterializeResult(
         metadata={fmt: dg.MetadataValue.path(str(p)) for fmt, p in sorted(written.items())}
     )

@@ -45,7 +45,13 @@ compiler's ``quote_literal``; descriptions in SQL comments are flattened to one 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
+import os
+import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -202,12 +208,66 @@ def _created_at(rules: Sequence[Mapping[str, Any]], given: str | None) -> str | 
     return _iso(max(stamps)) if stamps else None
 
 
-def rol_pattern(rule_json: Mapping[str, Any], regex: str | None) -> tuple[str, str] | None:
+# The raw-text regex of a rule depends only on the rule and on this code: the rule modules, the
+# normalizer's tables and Unicode's database. Building the character tables behind it costs
+# seconds per process (python_steps.rules.raw_text._tables), so exports keep the patterns they
+# rendered in a file per code version (``cache_dir``) and a run whose active set is unchanged
+# renders none.
+RAW_REGEX_CODE = ("python_steps/rules", "python_steps/text")
+
+
+@functools.lru_cache(maxsize=1)
+def raw_regex_code_version() -> str:
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.md5(f"{unicodedata.unidata_version}|{sys.version_info[:2]}".encode())
+    for path in sorted(p for folder in RAW_REGEX_CODE for p in (root / folder).glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class RawRegexCache:
+    """``{canonical rule JSON: raw-text pattern or None}``, loaded from and saved to ``cache_dir``
+    (one JSON file per code version; None: no file, every pattern is rendered)."""
+
+    def __init__(self, cache_dir: Path | None):
+        self.path = cache_dir / f"raw_regex-{raw_regex_code_version()}.json" if cache_dir else None
+        self.patterns: dict[str, str | None] = {}
+        self.dirty = False
+        if self.path is not None and self.path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+                if isinstance(loaded, dict):
+                    self.patterns = loaded
+
+    def raw_regex(self, rule_json: Mapping[str, Any]) -> str | None:
+        key = json.dumps(rule_json, sort_keys=True, ensure_ascii=False)
+        if key not in self.patterns:
+            self.patterns[key] = raw_text.raw_regex(rl.parse_rule(rule_json))
+            self.dirty = True
+        return self.patterns[key]
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for old in self.path.parent.glob("raw_regex-*.json"):
+                if old != self.path:
+                    old.unlink(missing_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.patterns, sort_keys=True, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(self.path)
+        self.dirty = False
+
+
+def rol_pattern(
+    rule_json: Mapping[str, Any], regex: str | None, cache: RawRegexCache | None = None
+) -> tuple[str, str] | None:
     """``(pattern, applies_to)`` of one rule for a regex engine that searches RAW text with
     IGNORECASE: the raw-text form where one exists, else the compiler's regex over normalized
     text (``regex``), else None."""
     if "raw_sql" not in rule_json:
-        raw = raw_text.raw_regex(rl.parse_rule(rule_json))
+        raw = (cache or RawRegexCache(None)).raw_regex(rule_json)
         if raw is not None:
             return raw, "raw_text"
     if regex:
@@ -215,10 +275,15 @@ def rol_pattern(rule_json: Mapping[str, Any], regex: str | None) -> tuple[str, s
     return None
 
 
-def _rol(rules: Sequence[Mapping[str, Any]], status: str, created_at: str | None) -> str:
+def _rol(
+    rules: Sequence[Mapping[str, Any]],
+    status: str,
+    created_at: str | None,
+    cache: RawRegexCache | None = None,
+) -> str:
     entries, skipped = [], []
     for r in rules:
-        form = rol_pattern(r["rule_json"], r["regex"])
+        form = rol_pattern(r["rule_json"], r["regex"], cache)
         if form is None:
             skipped.append(
                 {"id": r["rule_id"], "reason": "no faithful regex form (entity, signature or meta rule)"}
@@ -332,16 +397,22 @@ def export_rules(
     return _json(rules, status)
 
 
-def render_exports(conn: psycopg.Connection, status: str = "active") -> dict[str, str]:
+def render_exports(
+    conn: psycopg.Connection, status: str = "active", *, cache_dir: Path | None = None
+) -> dict[str, str]:
     """Every format as text, ``{fmt: text}``, read in the caller's transaction; plus ``features``:
-    the FEATURE_ONLY rules, exported as features (never as blocking rules)."""
+    the FEATURE_ONLY rules, exported as features (never as blocking rules). ``cache_dir``: where
+    the raw-text regexes already rendered by this code are kept (:class:`RawRegexCache`)."""
     rules = load_rules(conn, status)
-    return {
+    cache = RawRegexCache(cache_dir)
+    texts = {
         "sql": _sql(rules, status),
-        "rol": _rol(rules, status, None),
+        "rol": _rol(rules, status, None, cache),
         "json": _json(rules, status),
         "features": _features(load_rules(conn, "all")),
     }
+    cache.save()
+    return texts
 
 
 def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Path]:
@@ -360,9 +431,11 @@ def write_export_texts(texts: Mapping[str, str], out_dir: Path) -> dict[str, Pat
     return written
 
 
-def write_exports(conn: psycopg.Connection, out_dir: Path, status: str = "active") -> dict[str, Path]:
+def write_exports(
+    conn: psycopg.Connection, out_dir: Path, status: str = "active", *, cache_dir: Path | None = None
+) -> dict[str, Path]:
     """Write every format to ``out_dir`` (rules.sql, rules.rol.json, rules.json); return the paths."""
-    return write_export_texts(render_exports(conn, status), out_dir)
+    return write_export_texts(render_exports(conn, status, cache_dir=cache_dir), out_dir)
 
 
 MANUAL_ACTIONS = {
