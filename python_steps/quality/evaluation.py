@@ -24,13 +24,17 @@ stays unchanged, and the run report says why. :func:`check_then_apply` is that s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from python_steps import tables
+from python_steps.quality import gates as gates_module
 from python_steps.quality.gates import (
     EVALUATION_GATES,
     GateConfig,
@@ -150,7 +154,9 @@ def validate_evaluation(
     profile = profile_evaluation(conn, run_id, hits_relation)
     previous = _previous(conn, run_id)
     data_docs: dict[str, str] = {}
-    results = _run_suite(config, profile, previous, data_docs)
+    state = _input_state(profile, previous, config)
+    reused = _reuse_results(conn, profile["batch_id"], state, run_id, profile, previous, config)
+    results = reused if reused is not None else _run_suite(config, profile, previous, data_docs)
     blocked = any(r.status == "failed" and r.severity == "critical" for r in results)
     with conn.transaction():
         conn.execute(
@@ -170,24 +176,118 @@ def validate_evaluation(
             """,
             {**profile, "blocked": blocked},
         )
-        conn.execute(
-            "delete from patas.quality_gate_results where batch_id = %s and gate = any(%s)",
-            (profile["batch_id"], list(EVALUATION_GATES)),
-        )
-        with conn.cursor() as c:
-            c.executemany(
-                """
-                insert into patas.quality_gate_results
-                    (batch_id, gate, severity, status, observed, expected, detail, run_id)
-                values (%s, %s, %s, %s, %s, %s, %s, %s)
-                """,
-                [
-                    (profile["batch_id"], r.gate, r.severity, r.status,
-                     None if r.observed is None else _fmt(r.observed), r.expected, r.detail, run_id)
-                    for r in results
-                ],
-            )  # fmt: skip
+        if reused is None:
+            conn.execute(
+                "delete from patas.quality_gate_results where batch_id = %s and gate = any(%s)",
+                (profile["batch_id"], list(EVALUATION_GATES)),
+            )
+            with conn.cursor() as c:
+                c.executemany(
+                    """
+                    insert into patas.quality_gate_results
+                        (batch_id, gate, severity, status, observed, expected, detail, run_id)
+                    values (%s, %s, %s, %s, %s, %s, %s, %s)
+                    """,
+                    [
+                        (profile["batch_id"], r.gate, r.severity, r.status,
+                         None if r.observed is None else _fmt(r.observed), r.expected, r.detail, run_id)
+                        for r in results
+                    ],
+                )  # fmt: skip
+        _record_state(conn, profile["batch_id"], state, run_id, skipped=reused is not None)
     return EvaluationValidation(run_id, profile["batch_id"], profile, results, data_docs)
+
+
+# -- re-use: the same figures give the same verdicts ---------------------------------------------
+# The gates are a function of this run's profile, the previous run's (its baseline), the thresholds
+# and this code. Recorded per run in patas.run_step_states (step 'evaluation_gates'), as the batch
+# gates do: a run whose state equals the latest validating run's, with that run's results still
+# stored, re-stamps them with its run id instead of running great-expectations (nor importing it).
+# A run with nothing new reaches that state from its third run on (the second still compares with
+# the first run's baseline, which had none).
+STEP = "evaluation_gates"
+# What the gates read of the previous run's profile (its run id only names it in a detail text,
+# which a re-use writes anew).
+PREVIOUS_FIGURES = ("active_spam_hits", "active_ham_hits", "active_precision")
+_CODE = (Path(__file__), Path(gates_module.__file__), gates_module.DEFAULT_CONFIG)
+
+
+def _input_state(profile: Mapping[str, Any], previous: Mapping[str, Any] | None, config: GateConfig) -> str:
+    payload = {
+        "profile": {k: v for k, v in profile.items() if k != "run_id"},
+        "previous": None if previous is None else {k: previous[k] for k in PREVIOUS_FIGURES},
+        "config": repr(config),
+        "code": [hashlib.md5(p.read_bytes()).hexdigest() for p in _CODE],
+    }  # fmt: skip
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _results_state(conn: psycopg.Connection, batch_id: int) -> str:
+    """The stored verdicts (their detail texts name the previous run, so they are left out)."""
+    return conn.execute(
+        """
+        select md5(coalesce(string_agg(concat_ws(chr(31), gate, severity, status, observed, expected),
+                                       chr(30) order by gate), ''))
+        from patas.quality_gate_results where batch_id = %s and gate = any(%s)
+        """,
+        (batch_id, list(EVALUATION_GATES)),
+    ).fetchone()[0]
+
+
+def _record_state(conn: psycopg.Connection, batch_id: int, state: str, run_id: str, *, skipped: bool) -> None:
+    reason = "the same figures and baseline as an earlier run" if skipped else "validated"
+    tables.write_step_state(
+        conn, run_id, STEP, state, _results_state(conn, batch_id), skipped=skipped, reason=reason
+    )
+
+
+def _reuse_results(
+    conn: psycopg.Connection,
+    batch_id: int,
+    state: str,
+    run_id: str,
+    profile: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    config: GateConfig,
+) -> list[GateResult] | None:
+    """The stored results of the latest validation when it had the same inputs, or None. The
+    active-precision detail names this run's previous run, as a validation would."""
+    row = conn.execute(
+        """
+        select input_state, output_state from patas.run_step_states
+        where step = %s and not skipped and run_id <> %s order by recorded_at desc, run_id desc limit 1
+        """,
+        (STEP, run_id),
+    ).fetchone()
+    if row is None or row[0] != state or row[1] != _results_state(conn, batch_id):
+        return None
+    rows = conn.execute(
+        """
+        update patas.quality_gate_results set run_id = %s where batch_id = %s and gate = any(%s)
+        returning gate, severity, status, detail, observed, expected
+        """,
+        (run_id, batch_id, list(EVALUATION_GATES)),
+    ).fetchall()
+    results = []
+    for gate, severity, status, detail, observed, expected in rows:
+        if gate == "active_precision" and status != "skipped" and previous is not None:
+            detail = _precision_detail(
+                float(profile["active_precision"]), float(previous["active_precision"]), previous["run_id"],
+                status == "passed", config.gates[gate]["max_drop"],
+            )  # fmt: skip
+            conn.execute(
+                "update patas.quality_gate_results set detail = %s where batch_id = %s and gate = %s",
+                (detail, batch_id, gate),
+            )
+        results.append(GateResult(gate, severity, status, detail, observed, expected))
+    return sorted(results, key=lambda r: EVALUATION_GATES.index(r.gate))
+
+
+def _precision_detail(observed: float, previous: float, previous_run: str, ok: bool, max_drop: Any) -> str:
+    return (
+        f"active-set precision {observed:.3f} on this evaluation window, previous run"
+        f" {previous:.3f} ({previous_run}): " + ("within" if ok else f"dropped by more than {max_drop}")
+    )
 
 
 def _run_suite(
@@ -278,10 +378,8 @@ def _run_suite(
             else:
                 _, kwargs, meta = checks[0]
                 observed, expected = row["active_precision"], _expected(kwargs)
-                detail = (
-                    f"active-set precision {observed:.3f} on this evaluation window, previous run"
-                    f" {meta['previous']:.3f} ({meta['previous_run']}): "
-                    + ("within" if ok else f"dropped by more than {g[gate]['max_drop']}")
+                detail = _precision_detail(
+                    observed, meta["previous"], meta["previous_run"], ok, g[gate]["max_drop"]
                 )
             results.append(
                 GateResult(
