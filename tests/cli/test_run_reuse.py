@@ -1,5 +1,5 @@
-"""A run with nothing new re-uses drafting's and the batch gates' earlier results, and says so; new
-data makes it compute them again.
+"""A run with nothing new re-uses the earlier results of stage 1, drafting, shadow evaluation and the
+batch gates, and says so; new data, a manual rule edit or a verdict makes it compute them again.
 
 Typed as a user types it: real ``patas`` processes, a real Postgres, assertions on output and exit
 code, and on the rule tables the skipped step would have written.
@@ -7,12 +7,14 @@ code, and on the rule tables the skipped step would have written.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 
 from patas.bench.harness import fresh_database
@@ -44,6 +46,11 @@ def _tables(url: str) -> dict[str, list]:
         return {name: conn.execute(sql).fetchall() for name, sql in DRAFT_TABLES.items()}
 
 
+def _rol_patterns(tmp_path: Path) -> list[tuple[str, str]]:
+    doc = json.loads((tmp_path / "home" / "exports" / "rules.rol.json").read_text())
+    return [(r["id"], r["pattern"]) for r in doc["rules"]]
+
+
 def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
     server_url: str, tmp_path: Path
 ):
@@ -62,6 +69,7 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         run1 = _patas(env, tmp_path, "run").stdout
         assert "drafting:        computed (no earlier run computed it)" in run1, run1
         after1 = _tables(url)
+        rol1 = _rol_patterns(tmp_path)
         assert after1["rule_drafts"] and after1["evaluations"]
 
         run2 = _patas(env, tmp_path, "run").stdout
@@ -72,7 +80,41 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         # The batch gates: the same batch, history and thresholds; the stored results are this run's.
         assert "quality gates:   skipped, earlier result re-used (batch 1 validated in an earlier run" in run2
         assert re.search(r"^quality gates:   batch 1: \d+ passed", run2, re.M), run2
+        assert (
+            f"stage 1:         skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
+            in run2
+        )
+        assert (
+            f"shadow evaluation: skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
+            in run2
+        ), run2
         assert _tables(url) == after1  # the same drafts and the same shadow evaluation
+        with psycopg.connect(url) as conn:  # re-stamped: promotion reads this run's evaluation
+            stamped = conn.execute("select distinct evaluated_run_id from marts.rule_evaluations").fetchall()
+        assert stamped == [(_run_id(run2),)]
+        # The raw-text regexes of the second run's ROL export came from the file kept by code version.
+        assert _rol_patterns(tmp_path) == rol1 and rol1
+        assert list(
+            (tmp_path / "home" / "cache").glob("raw_regex-*.json")
+        )  # the patterns kept by code version
+        # Dagster sees the re-use: the skipped dbt step's models carry skipped/skip_reason.
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+        for key in (["intermediate", "int_messages_normalized"], ["marts", "rule_evaluations"]):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event.run_id == _run_id(run2), key
+            assert event.asset_materialization.metadata["skipped"].value is True, key
+        assert "evaluation gates: computed (validated)" in run2, run2  # compared with run 1's baseline
+        # A third run with nothing new: the same figures and baseline, the gates' verdicts re-used.
+        run2b = _patas(env, tmp_path, "run").stdout
+        assert "evaluation gates: skipped, earlier result re-used (the same figures and baseline" in run2b, (
+            run2b
+        )
+        with psycopg.connect(url) as conn:
+            gate_runs = conn.execute(
+                "select distinct run_id from patas.quality_gate_results where gate in ('evaluation_window', 'active_precision')"
+            ).fetchall()
+        assert gate_runs == [(_run_id(run2b),)]
+
         assert re.search(r"^rules drafted:\s+" + re.escape(f"{len({r[0] for r in after1['rule_drafts']}):,}"),
                          run2, re.M), run2  # fmt: skip
 
@@ -81,6 +123,8 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         run3 = _patas(env, tmp_path, "run").stdout
         assert f"drafting:        computed (inputs changed since run {_run_id(run1)})" in run3, run3
         assert "quality gates:   computed (batch 2 validated)" in run3, run3
+        assert f"stage 1:         computed (inputs changed since run {_run_id(run1)})" in run3, run3
+        assert f"shadow evaluation: computed (inputs changed since run {_run_id(run1)})" in run3, run3
 
         # A manual edit of a drafted rule between two runs: nothing is re-used over it.
         with psycopg.connect(url) as conn:
@@ -93,5 +137,23 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
             )
         run4 = _patas(env, tmp_path, "run").stdout
         assert f"drafting:        computed (its tables changed since run {_run_id(run3)})" in run4, run4
+        # Stage 1 does not read the drafts; shadow evaluation does.
+        assert (
+            f"stage 1:         skipped, earlier result re-used (inputs unchanged since run {_run_id(run3)})"
+            in run4
+        )
+        assert f"shadow evaluation: computed (inputs changed since run {_run_id(run3)})" in run4, run4
         run5 = _patas(env, tmp_path, "run").stdout
         assert f"skipped, earlier result re-used (inputs unchanged since run {_run_id(run4)})" in run5, run5
+        assert (
+            f"shadow evaluation: skipped, earlier result re-used (inputs unchanged since run {_run_id(run4)})"
+            in run5
+        )
+
+        # A verdict on a message: stage 1 (the effective labels) and shadow evaluation compute again.
+        with psycopg.connect(url) as conn:
+            message_id = conn.execute("select min(external_id) from raw.messages").fetchone()[0]
+        _patas(env, tmp_path, "feedback", str(message_id), "--verdict", "ham")
+        run6 = _patas(env, tmp_path, "run").stdout
+        assert f"stage 1:         computed (inputs changed since run {_run_id(run3)})" in run6, run6
+        assert f"shadow evaluation: computed (inputs changed since run {_run_id(run4)})" in run6, run6
