@@ -1,7 +1,8 @@
 {#- Phone numbers as rows of canonical digits (python_steps.text.normalize.extract_phones):
     national and international formats, separators, brackets, '+' (and '+44 (0)...' trunk zeros),
     look-alike digits o->0, l/i->1 inside the number, a leading '00' dropped; 7-15 digits only,
-    so a short run of digits is never a phone. Arguments: prepared - prepare_text output. 
+    so a short run of digits is never a phone. A number may touch letters (glued to a word or a
+    price, 'call09050000327', '0871277810910p'); only an adjacent digit ends it. Arguments: prepared - prepare_text output. 
     Emits a SELECT of rows (entity_value), possibly repeated: use it in a lateral join, or wrap
     it in entity_array() for the sorted distinct array. -#}
 {% macro extract_phones(prepared) -%}

@@ -291,9 +291,18 @@ HANDLE_PATTERN = "(?<![a-z0-9._@-])@([a-z0-9_]{3,32})(?![a-z0-9_@])"
 TME_PATTERN = "(?<![a-z0-9.-])(?:t|telegram)\\.me/([a-z0-9_]{3,32})(?![a-z0-9_])"
 TME_RESERVED = ("joinchat", "share", "addstickers", "proxy", "socks", "iv")
 
-PHONE_PATTERN = "(?<![0-9a-z+])(?:\\+|\\()?[0-9][0-9oli() .-]{5,20}[0-9](?![0-9a-z])"
+# A phone may touch letters (`call09050000327`, `08452810075ove`, `08700621170150p`): messages glue a
+# number to a word or a price as freely as unspaced scripts glue it to their letters (which never
+# stopped a match). An adjacent digit (or '+') ends it: a longer run of digits is not this phone;
+# and a lone look-alike letter opening a word (`o8oo 123 4567`) is the number's own first digit
+# written as a letter, not a glued word, so the number does not start after it.
+PHONE_PATTERN = "(?<![0-9+])(?<![^a-z][oli])(?<!^[oli])(?:\\+|\\()?[0-9][0-9oli() .-]{5,20}[0-9](?![0-9])"
 PHONE_NON_DIGIT_PATTERN = "[^0-9]"
-SHORT_CODE_PATTERN = "(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{0,30} (?:to|2) ([0-9]{4,6})(?![0-9])"
+# "to" may carry a colon and a number label: `txt CLAIM to No: 81010`, `text GO to: 69988`.
+_SHORT_CODE_TO = " (?:to|2):?(?: (?:no|number)[.:]?)? "
+SHORT_CODE_PATTERN = (
+    f"(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{{0,30}}{_SHORT_CODE_TO}([0-9]{{4,6}})(?![0-9])"
+)
 
 _AMOUNT = "[0-9]+(?:,[0-9]{3})*(?:\\.[0-9]{1,2})?(?![0-9])"
 MONEY_PREFIX_PATTERN = f"(?<![a-z0-9])(?:[$£€₽¥]|usd|eur|gbp|rub) ?{_AMOUNT}"
@@ -525,7 +534,7 @@ SQL_TEXT_PATTERNS: dict[str, str] = {
     "spaced_tld_check": f"\\. (?:{_TLD_ALT})",
     "url_check": "\\.[a-z\\u0430-\\u044f\\u0451][a-z\\u0430-\\u044f\\u0451]",
     "phone_check": "[0-9]" + "[0-9oli() .-]" * 5,
-    "short_code_check": " (?:to|2) [0-9][0-9][0-9][0-9]",
+    "short_code_check": f"{_SHORT_CODE_TO}[0-9][0-9][0-9][0-9]",
     "money_check": "[$£€₽¥]|usd|eur|gbp|rub|руб|dollars|pounds|euro",
     "hxxp": HXXP_PATTERN,
     "obfuscated_dot": OBFUSCATED_DOT_PATTERN,
