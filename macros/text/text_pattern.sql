@@ -95,7 +95,7 @@
 {%- do patterns.update({'url_check': p}) -%}
 {%- set p %}'[0-9][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-]'{% endset -%}
 {%- do patterns.update({'phone_check': p}) -%}
-{%- set p %}' (?:to|2):?(?: (?:no|number)[.:]?)? [0-9][0-9][0-9][0-9]'{% endset -%}
+{%- set p %}' (?:to|2) [0-9][0-9][0-9][0-9]'{% endset -%}
 {%- do patterns.update({'short_code_check': p}) -%}
 {%- set p %}'[$£€₽¥]|usd|eur|gbp|rub|руб|dollars|pounds|euro'{% endset -%}
 {%- do patterns.update({'money_check': p}) -%}
@@ -127,7 +127,7 @@
 {%- do patterns.update({'phone': p}) -%}
 {%- set p %}'[^0-9]'{% endset -%}
 {%- do patterns.update({'non_digit': p}) -%}
-{%- set p %}'(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{0,30} (?:to|2):?(?: (?:no|number)[.:]?)? ([0-9]{4,6})(?![0-9])'{% endset -%}
+{%- set p %}'(?<![a-z])(?:text|txt|send|sms|reply)[^0-9.!?]{0,30} (?:to|2) ([0-9]{4,6})(?![0-9])'{% endset -%}
 {%- do patterns.update({'short_code': p}) -%}
 {%- set p %}'(?<![a-z0-9])(?:[$£€₽¥]|usd|eur|gbp|rub) ?[0-9]+(?:,[0-9]{3})*(?:\.[0-9]{1,2})?(?![0-9])'{% endset -%}
 {%- do patterns.update({'money_prefix': p}) -%}

@@ -74,7 +74,6 @@ ADVERSARIAL = [
     "Call +44 (0)7700 900123 or 0800-123-4567 or (555) 123.4567 or 12 34",
     "phone O8OO l23 4567 and +7 9l2 345 67 89",
     "claim 0871277810910p/min, call09050000327, Help08714742804 o8oo l23 4567 lo8001234567",
-    "Txt the word: CLAIM to No: 81010, text GO to: 69988, send STOP to number 12345, reply to no 1234",
     "£1,000.50 or $ 20 or 500 euros or 100 руб or 5 pounds or usd 3",
     "zero\u200bwidth\u200d joiner\ufeff bom \u202eright-to-left\u202c",
     "\uff26\uff32\uff25\uff25 fullwidth \u2160 roman \u212a kelvin \ufb01 ligature",
