@@ -14,6 +14,7 @@ from typing import Any
 
 from python_steps.mining.clustering import parse_slice
 from python_steps.mining.privacy import DEFAULT_PRIVACY, PRIVACY_MODES
+from python_steps.mining.reuse import stage1_code_version
 from python_steps.mining.windows import SPLIT_MODES, RunWindows, resolve_windows
 
 DEFAULT_PROFILE = "conservative"
@@ -129,6 +130,7 @@ class RunSpec:
             "patas_suspiciousness_threshold": self.suspiciousness_threshold,
             "patas_min_spam_count": self.min_spam_count,
             "patas_shadow_windows": shadow_windows(self.crossfit_folds),
+            "patas_stage1_code": stage1_code_version(),
         }
 
 

@@ -1,11 +1,12 @@
 {{
     config(
-        pre_hook=["{{ prefer_parallel_plans() }}", "set join_collapse_limit = 1"],
+        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}", "set join_collapse_limit = 1"],
         post_hook=[
             "{{ prefer_parallel_plans(reset=true) }}",
             "reset join_collapse_limit",
             "create unique index if not exists {{ this.identifier }}__signal_key
                 on {{ this }} (message_id, signal_kind, signal_value)",
+            "{{ record_code_version() }}",
         ],
         materialized='incremental',
         incremental_strategy='append',

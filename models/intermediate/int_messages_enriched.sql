@@ -2,6 +2,8 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
+        pre_hook="{{ rebuild_when_code_changes() }}",
+        post_hook="{{ record_code_version() }}",
         on_schema_change='fail',
         indexes=[
             {'columns': ['message_id'], 'unique': True},

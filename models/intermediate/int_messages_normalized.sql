@@ -1,7 +1,7 @@
 {{
     config(
-        pre_hook="{{ prefer_parallel_plans() }}",
-        post_hook="{{ prefer_parallel_plans(reset=true) }}",
+        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}"],
+        post_hook=["{{ prefer_parallel_plans(reset=true) }}", "{{ record_code_version() }}"],
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',

@@ -41,11 +41,27 @@ CODE_GLOBS = (
 CODE_FILES = ("dbt_project.yml",)
 
 
-def code_version(root: Path = PROJECT_ROOT) -> str:
+# What the batch-incremental stage-1 models compute for a message: their SQL and the text and
+# extraction macros they call (dbt var patas_stage1_code; macro rebuild_when_code_changes rebuilds
+# them when it changes, so a warehouse never holds two extractions side by side).
+STAGE1_CODE_GLOBS = (("macros/text", "*.sql"), ("macros/extraction", "*.sql"))
+STAGE1_CODE_FILES = (
+    "models/staging/stg_raw__messages.sql",
+    "models/intermediate/int_messages_normalized.sql",
+    "models/intermediate/int_message_signals_extracted.sql",
+    "models/intermediate/int_messages_enriched.sql",
+)
+
+
+def code_version(
+    root: Path = PROJECT_ROOT,
+    globs: tuple[tuple[str, str], ...] = CODE_GLOBS,
+    files: tuple[str, ...] = CODE_FILES,
+) -> str:
     """An md5 over the logic's source files and the dbt project (paths and contents, sorted)."""
     paths = sorted(
-        {p for folder, pattern in CODE_GLOBS for p in (root / folder).glob(pattern) if p.is_file()}
-        | {root / f for f in CODE_FILES if (root / f).is_file()}
+        {p for folder, pattern in globs for p in (root / folder).glob(pattern) if p.is_file()}
+        | {root / f for f in files if (root / f).is_file()}
     )
     h = hashlib.md5()
     for p in paths:
@@ -53,6 +69,11 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
             continue
         h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def stage1_code_version(root: Path = PROJECT_ROOT) -> str:
+    """The code version of the batch-incremental stage-1 models (STAGE1_CODE_GLOBS, STAGE1_CODE_FILES)."""
+    return code_version(root, STAGE1_CODE_GLOBS, STAGE1_CODE_FILES)
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
