@@ -68,11 +68,14 @@ def messages_batch_passes_quality_gates(
     blocking=True,
     description="Every drafted rule recompiles to its stored SQL and that SQL passes the safety validator.",
 )
-def rule_drafts_are_safe_sql(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def rule_drafts_are_safe_sql(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
-        problems = drafting.audit_stored_drafts(conn)
+        problems, reused = drafting.audit_stored_drafts_once(conn, context.run.run_id)
+    reuse = {"reused": True, "skip_reason": reused} if reused else {"reused": False}
     return dg.AssetCheckResult(
-        passed=not problems, metadata={"problems": len(problems), "first": str(problems[:10])}
+        passed=not problems, metadata={"problems": len(problems), "first": str(problems[:10]), **reuse}
     )
 
 

@@ -48,6 +48,7 @@ from psycopg.types.json import Jsonb
 from python_steps import rules as rl
 from python_steps import tables
 from python_steps.metrics import wilson_lower_bound
+from python_steps.mining import reuse
 from python_steps.rules.compiler import ENTITY_COLUMNS
 from python_steps.text import substrings as subs
 from python_steps.text.common_words import phrase_is_common
@@ -1102,6 +1103,26 @@ def draft_with_stage2(
         info["llm_budget_state"] = outcome.budget_state
         info["llm_warnings"] = list(outcome.warnings)
     return [drafts[k] for k in sorted(drafts)], info
+
+
+AUDIT_STEP, AUDIT_PASSED = "drafts_audit", "passed"
+
+
+def audit_stored_drafts_once(conn: psycopg.Connection, run_id: str) -> tuple[list[str], str | None]:
+    """:func:`audit_stored_drafts`, or the verdict of an earlier run when it audited exactly these
+    drafts with this code and found nothing (``patas.run_step_states``, step ``drafts_audit``; a
+    failed audit is never re-used). Returns (problems, why it was re-used, or None when audited)."""
+    state = reuse.drafts_audit_state(conn)
+    previous = reuse.check(conn, AUDIT_STEP, state, output_state=AUDIT_PASSED)
+    if previous.reusable:
+        reuse.record(
+            conn, run_id, AUDIT_STEP, state, skipped=True, reason=previous.reason, output_state=AUDIT_PASSED
+        )
+        return [], previous.reason
+    problems = audit_stored_drafts(conn)
+    reuse.record(conn, run_id, AUDIT_STEP, "" if problems else state, skipped=False, reason=previous.reason,
+                 output_state="failed" if problems else AUDIT_PASSED)  # fmt: skip
+    return problems, None
 
 
 def audit_stored_drafts(conn: psycopg.Connection) -> list[str]:

@@ -106,6 +106,18 @@ def rule_state(conn: psycopg.Connection) -> str:
     )
 
 
+def drafts_audit_state(conn: psycopg.Connection) -> str:
+    """What the audit of the stored drafts reads (drafting.audit_stored_drafts): every stored draft's
+    rule and SQL, and the code that recompiles and validates them."""
+    drafts = _digest(
+        conn,
+        tables.RULE_DRAFTS,
+        "concat_ws(chr(31), t.rule_id, t.version, t.rule_json::text, t.sql_expression)",
+        "t.rule_id, t.version",
+    )
+    return hashlib.md5(f"{drafts}|{code_version()}".encode()).hexdigest()
+
+
 def warehouse_state(conn: psycopg.Connection) -> dict[str, Any]:
     """The inputs every stage-1 table derives from (raw messages, batches, label feedback)."""
     state: dict[str, Any] = {}

@@ -77,6 +77,11 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
             f"drafting:        skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
         )
         assert line in run2, run2
+        # The blocking audit of the stored drafts: the same drafts and code as run 1 audited and passed.
+        audit = (
+            f"drafts audit:    skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
+        )
+        assert audit in run2, run2
         # The batch gates: the same batch, history and thresholds; the stored results are this run's.
         assert "quality gates:   skipped, earlier result re-used (batch 1 validated in an earlier run" in run2
         assert re.search(r"^quality gates:   batch 1: \d+ passed", run2, re.M), run2

@@ -44,3 +44,29 @@ def test_compiled_drafts_pass_and_tampering_is_caught(fresh_db):
     assert any(p.startswith("r_tampered v1: unsafe SQL") for p in problems)
     assert any(p.startswith("r_rawbad v1: unsafe SQL") for p in problems)
     assert not any(p.startswith("r_rawok") for p in problems)
+
+
+def test_a_passed_audit_is_reused_for_the_same_drafts_and_a_failed_one_never(fresh_db):
+    good = drafting.make_draft(
+        {"kind": "domain", "op": "eq", "value": "win.example"}, origin="manual", pattern_id="t"
+    )
+    with psycopg.connect(fresh_db) as conn:
+        drafting.ensure_schema(conn)
+        _insert(conn, good.rule_id, good.rule_json, good.sql_expression)
+        assert drafting.audit_stored_drafts_once(conn, "run-1") == ([], None)  # audited
+        problems, reused = drafting.audit_stored_drafts_once(conn, "run-2")
+        assert problems == [] and reused == "inputs unchanged since run run-1"
+        # A draft changed after the audit that passed: audited again, and the problem is found.
+        conn.execute(
+            "update patas.rule_drafts set sql_expression = 'pg_sleep(10) is not null' where rule_id = %s",
+            (good.rule_id,),
+        )
+        problems, reused = drafting.audit_stored_drafts_once(conn, "run-3")
+        assert reused is None and any("unsafe SQL" in p for p in problems)
+        # The same unsafe drafts again: a failed audit is never re-used, the problems stay visible.
+        problems, reused = drafting.audit_stored_drafts_once(conn, "run-4")
+        assert reused is None and any("unsafe SQL" in p for p in problems)
+        steps = conn.execute(
+            "select run_id, skipped from patas.run_step_states where step = 'drafts_audit' order by run_id"
+        ).fetchall()
+    assert steps == [("run-1", False), ("run-2", True), ("run-3", False), ("run-4", False)]
