@@ -656,6 +656,21 @@ def ensure_all(conn: psycopg.Connection) -> None:
     migrate(conn)
 
 
+def latest_computed_step_state(
+    conn: psycopg.Connection, step: str, *, other_than_run: str | None = None
+) -> tuple[str, str, str] | None:
+    """(run_id, input_state, output_state) of the latest run that computed ``step`` (did not re-use
+    it), other than ``other_than_run``; None when there is none."""
+    return conn.execute(
+        """
+        select run_id, input_state, output_state from patas.run_step_states
+        where step = %s and not skipped and run_id is distinct from %s
+        order by recorded_at desc, run_id desc limit 1
+        """,
+        (step, other_than_run),
+    ).fetchone()
+
+
 def write_step_state(
     conn: psycopg.Connection,
     run_id: str,

@@ -175,14 +175,7 @@ def check(conn: psycopg.Connection, step: str, input_state: str, output_state: s
     the tables it writes still hold what that run left (``output_state``; drafting's rule tables
     when not given)."""
     tables.ensure_all(conn)
-    row = conn.execute(
-        """
-        select run_id, input_state, output_state from patas.run_step_states
-        where step = %s and not skipped
-        order by recorded_at desc, run_id desc limit 1
-        """,
-        (step,),
-    ).fetchone()
+    row = tables.latest_computed_step_state(conn, step)
     if row is None:
         return Reuse(False, "no earlier run computed it")
     run_id, previous_state, previous_output = row

@@ -406,14 +406,8 @@ def _reuse_results(
     """The stored results of an earlier validation of the same inputs, or None (validate again)."""
     if run_id is None:
         return None
-    row = conn.execute(
-        """
-        select input_state, output_state from patas.run_step_states
-        where step = %s and not skipped and run_id <> %s order by recorded_at desc, run_id desc limit 1
-        """,
-        (STEP, run_id),
-    ).fetchone()
-    if row is None or row[0] != state or row[1] != _results_state(conn, batch_id):
+    row = tables.latest_computed_step_state(conn, STEP, other_than_run=run_id)
+    if row is None or row[1] != state or row[2] != _results_state(conn, batch_id):
         return None
     with conn.transaction():
         rows = conn.execute(
