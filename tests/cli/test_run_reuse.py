@@ -25,8 +25,12 @@ DRAFT_TABLES = {
     "rule_drafts": "select rule_id, version, rule_canonical, sql_expression, regex, drafted_run_id"
     " from patas.rule_drafts order by 1, 2",
     "clauses": "select * from patas.rule_signal_clauses order by 1, 2, 3, 4",
-    "counterexamples": "select to_jsonb(t) - 'run_id' from patas.rule_counterexamples as t order by 1::text",
-    "evaluations": "select to_jsonb(t) - 'evaluated_run_id' from marts.rule_evaluations as t order by 1::text",
+    # Ordered by the row itself ("order by 1::text" would order by the constant '1': heap order,
+    # which the re-stamping update of a re-used evaluation may change).
+    "counterexamples": "select to_jsonb(t) - 'run_id' from patas.rule_counterexamples as t"
+    " order by (to_jsonb(t) - 'run_id')::text",
+    "evaluations": "select to_jsonb(t) - 'evaluated_run_id' from marts.rule_evaluations as t"
+    " order by (to_jsonb(t) - 'evaluated_run_id')::text",
 }
 
 
