@@ -20,13 +20,19 @@ def _insert(conn, rule_id, rule_json, sql):
     )
 
 
-def test_compiled_drafts_pass_and_tampering_is_caught(fresh_db):
+def _store_compiled_draft(conn):
+    """The schema and one draft exactly as the compiler emits it."""
     good = drafting.make_draft(
         {"kind": "domain", "op": "eq", "value": "win.example"}, origin="manual", pattern_id="t"
     )
+    drafting.ensure_schema(conn)
+    _insert(conn, good.rule_id, good.rule_json, good.sql_expression)
+    return good
+
+
+def test_compiled_drafts_pass_and_tampering_is_caught(fresh_db):
     with psycopg.connect(fresh_db) as conn:
-        drafting.ensure_schema(conn)
-        _insert(conn, good.rule_id, good.rule_json, good.sql_expression)
+        good = _store_compiled_draft(conn)
         assert drafting.audit_stored_drafts(conn) == []
         # A tampered predicate (no longer what the compiler emits, and unsafe).
         _insert(conn, "r_tampered", good.rule_json, "pg_sleep(10) is not null")
@@ -47,12 +53,8 @@ def test_compiled_drafts_pass_and_tampering_is_caught(fresh_db):
 
 
 def test_a_passed_audit_is_reused_for_the_same_drafts_and_a_failed_one_never(fresh_db):
-    good = drafting.make_draft(
-        {"kind": "domain", "op": "eq", "value": "win.example"}, origin="manual", pattern_id="t"
-    )
     with psycopg.connect(fresh_db) as conn:
-        drafting.ensure_schema(conn)
-        _insert(conn, good.rule_id, good.rule_json, good.sql_expression)
+        good = _store_compiled_draft(conn)
         assert drafting.audit_stored_drafts_once(conn, "run-1") == ([], None)  # audited
         problems, reused = drafting.audit_stored_drafts_once(conn, "run-2")
         assert problems == [] and reused == "inputs unchanged since run run-1"
