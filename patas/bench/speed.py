@@ -335,7 +335,7 @@ def staged_run(
     from python_steps import runs
     from python_steps.ingest.load import ingest_file
     from python_steps.lifecycle import store
-    from python_steps.mining import clustering, drafting
+    from python_steps.mining import clustering, drafting, signal_matrix
     from python_steps.mining.windows import resolve_windows
     from python_steps.publish import exports
 
@@ -378,8 +378,11 @@ def staged_run(
 
     def draft() -> dict[str, Any]:
         with connect() as conn:
-            drafts, info = drafting.draft_with_stage2(conn, run_id=run_id, max_rules=DRAFT_MAX_RULES)
-            drafting.write_drafts(conn, drafts, run_id)
+            signals = signal_matrix.load(conn)  # as the drafting asset: the window read once
+            drafts, info = drafting.draft_with_stage2(
+                conn, run_id=run_id, max_rules=DRAFT_MAX_RULES, signals=signals
+            )
+            drafting.write_drafts(conn, drafts, run_id, signals=signals)
             conn.commit()
         return info
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS, model_key
 from patas_dagster.resources import RunSpecResource, WarehouseResource
-from python_steps.mining import clustering, drafting, library, reuse
+from python_steps.mining import clustering, drafting, library, reuse, signal_matrix
 from python_steps.mining.embeddings import EmbeddingConfig
 from python_steps.mining.llm import LlmConfig
 from python_steps.settings import load_settings
@@ -187,10 +187,12 @@ def rule_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             conn.commit()
             yield from _reused_drafts(context, previous.reason)
             return
+        signals = signal_matrix.load(conn)  # the labelled mining window, read once for both steps
         drafts, info = drafting.draft_with_stage2(
-            conn, run_id=context.run_id, max_rules=spec.max_rules, config=config, llm_config=llm_config
-        )
-        written = drafting.write_drafts(conn, drafts, context.run_id)
+            conn, run_id=context.run_id, max_rules=spec.max_rules, config=config, llm_config=llm_config,
+            signals=signals,
+        )  # fmt: skip
+        written = drafting.write_drafts(conn, drafts, context.run_id, signals=signals)
         reason = "the LLM drafts in every run" if previous is None else previous.reason
         reuse.record(conn, context.run_id, "drafting", state, skipped=False, reason=reason)
         conn.commit()

@@ -48,7 +48,7 @@ from psycopg.types.json import Jsonb
 from python_steps import rules as rl
 from python_steps import tables
 from python_steps.metrics import wilson_lower_bound
-from python_steps.mining import reuse
+from python_steps.mining import reuse, signal_matrix
 from python_steps.rules.compiler import ENTITY_COLUMNS
 from python_steps.text import substrings as subs
 from python_steps.text.common_words import phrase_is_common
@@ -161,108 +161,44 @@ def _read_candidates(conn: psycopg.Connection) -> list[tuple[str, str, int, int]
 
 
 def _conjunction_pairs(
-    conn: psycopg.Connection, bases: list[tuple[str, str]], cfg: DraftingConfig
+    sm: signal_matrix.MiningSignals, bases: list[tuple[str, str]], cfg: DraftingConfig
 ) -> list[tuple[str, str, str, str, int, int]]:
     """(base kind, base value, partner kind, partner value, spam, ham) on the mining window, for
     every base signal and co-occurring partner with at least ``min_spam_count`` joint spam.
 
     Counted as sparse products (bases x messages) @ (messages x partner signals), spam and ham
-    apart: each mining message a base hits has its signal rows read once, however many bases it
-    carries (the set-based join made one row per base hit and partner, about 1.5x slower at 100k)."""
+    apart, on the labelled mining window read once (:mod:`python_steps.mining.signal_matrix`)."""
     import numpy as np
     from scipy import sparse
 
     if not bases:
         return []
-    drop = (
-        "drop table if exists pg_temp.cj_bases, pg_temp.cj_hits, pg_temp.cj_messages, pg_temp.cj_signals,"
-        " pg_temp.cj_partners"
-    )
-    conn.execute(drop)
-    conn.execute("create temp table cj_bases (base_no int, signal_kind text, signal_value text)")
-    with (
-        conn.cursor() as cur,
-        cur.copy("copy cj_bases (base_no, signal_kind, signal_value) from stdin") as cp,
-    ):
-        for i, (k, v) in enumerate(bases):
-            cp.write_row((i, k, v))
-    for sql in (
-        "analyze cj_bases",
-        f"""
-        create temp table cj_hits as
-        select b.base_no, s.message_id
-        from cj_bases as b
-        inner join {SIGNALS} as s on s.signal_kind = b.signal_kind and s.signal_value = b.signal_value
-        """,
-        f"""
-        create temp table cj_messages as
-        select m.message_id, m.is_spam, (row_number() over (order by m.message_id) - 1)::int as message_no
-        from {MESSAGES} as m
-        inner join {WINDOWED} as w on w.message_id = m.message_id
-        where w.window_name = 'mining' and m.is_spam is not null
-            and m.message_id in (select message_id from cj_hits)
-        """,
-        "create unique index on cj_messages (message_id)",
-        "analyze cj_messages",
-        f"""
-        create temp table cj_signals as
-        select mn.message_no, s.signal_kind, s.signal_value
-        from {SIGNALS} as s
-        inner join cj_messages as mn on mn.message_id = s.message_id
-        where s.signal_kind = any(%(partners)s::text[])
-        """,
-        """
-        create temp table cj_partners as
-        select signal_kind, signal_value, (row_number() over (order by signal_kind, signal_value) - 1)::int as signal_no
-        from (select distinct signal_kind, signal_value from cj_signals) as s
-        """,
-        "create unique index on cj_partners (signal_kind, signal_value)",
-        "analyze cj_partners",
-    ):
-        conn.execute(sql, {"partners": list(cfg.partner_kinds)} if "%(partners)s" in sql else None)
-    n_messages = conn.execute("select count(*) from cj_messages").fetchone()[0]
-    names = conn.execute("select signal_kind, signal_value from cj_partners order by signal_no").fetchall()
-    spam_flags = np.zeros(n_messages, dtype=bool)
-    for no, is_spam in conn.execute("select message_no, is_spam from cj_messages"):
-        spam_flags[no] = is_spam
-    h_base, h_msg = _stream_pairs(
-        conn,
-        "select h.base_no, mn.message_no from cj_hits as h inner join cj_messages as mn on mn.message_id = h.message_id",
-        "cj_base_hits",
-    )
-    s_msg, s_sig = _stream_pairs(
-        conn,
-        """
-        select cs.message_no, p.signal_no
-        from cj_signals as cs
-        inner join cj_partners as p on p.signal_kind = cs.signal_kind and p.signal_value = cs.signal_value
-        """,
-        "cj_partner_pairs",
-    )
-    conn.execute(drop)
-    if not len(h_base) or not names:
+    cols = [sm.numbers.get(b, -1) for b in bases]
+    known = [(i, c) for i, c in enumerate(cols) if c >= 0]
+    if not known or not sm.names:
         return []
-    carried = sparse.csr_matrix(
-        (np.ones(len(s_msg), dtype=np.int64), (s_msg, s_sig)), shape=(n_messages, len(names))
-    )  # duplicate rows add up, as join rows counted
+    by_signal = sm.matrix.tocsc()
+    picked = by_signal[:, [c for _, c in known]].T.tocoo()  # (known bases x messages)
+    base_no = np.array([i for i, _ in known], dtype=np.int64)[picked.row]
+    partner = np.array([k in cfg.partner_kinds for k in sm.kinds], dtype=bool)
+    carried = _nonzero(sm.matrix @ sparse.diags(partner.astype(np.int64), dtype=np.int64))
 
     def product(spam: bool) -> Any:
-        sel = spam_flags[h_msg] == spam
+        sel = sm.is_spam[picked.col] == spam
         hits = sparse.csr_matrix(
-            (np.ones(int(sel.sum()), dtype=np.int64), (h_base[sel], h_msg[sel])),
-            shape=(len(bases), n_messages),
+            (picked.data[sel], (base_no[sel], picked.col[sel])), shape=(len(bases), len(sm.message_ids))
         )
         return (hits @ carried).tocsr()
 
     spam_counts, ham_counts = product(True), product(False)
     coo = spam_counts.tocoo()
     keep = coo.data >= cfg.min_spam_count
-    rows, cols, spam = coo.row[keep], coo.col[keep], coo.data[keep]
-    ham = np.asarray(ham_counts[rows, cols]).ravel() if len(rows) else np.zeros(0, dtype=np.int64)
+    rows, cols_, spam = coo.row[keep], coo.col[keep], coo.data[keep]
+    ham = np.asarray(ham_counts[rows, cols_]).ravel() if len(rows) else np.zeros(0, dtype=np.int64)
     out = []
-    for b, c, sp, hm in zip(rows.tolist(), cols.tolist(), spam.tolist(), ham.tolist(), strict=True):
+    for b, c, sp, hm in zip(rows.tolist(), cols_.tolist(), spam.tolist(), ham.tolist(), strict=True):
         bk, bv = bases[b]
-        pk, pv = names[c]
+        pk, pv = sm.names[c]
         if (pk, pv) != (bk, bv):
             out.append((bk, bv, pk, pv, int(sp), int(hm)))
     return sorted(out)  # code-point order
@@ -452,8 +388,10 @@ def draft_rules(
     run_id: str,
     max_rules: int,
     config: DraftingConfig | None = None,
+    signals: signal_matrix.MiningSignals | None = None,
 ) -> list[DraftedRule]:
-    """Draft typed rules from the stage-1 candidates; sorted by rule id."""
+    """Draft typed rules from the stage-1 candidates; sorted by rule id. ``signals``: the labelled
+    mining window as :func:`signal_matrix.load` reads it (read here when not given and needed)."""
     cfg = config or DraftingConfig()
     _ = run_id  # recorded by write_drafts; drafting itself depends only on the data and config
     singles: dict[str, DraftedRule] = {}
@@ -538,7 +476,9 @@ def draft_rules(
             return True
         return kind == "ngram" and any(p in phrase_values for p in _sub_phrases(value.split(" ")))
 
-    for bk, bv, pk, pv, spam, ham in _conjunction_pairs(conn, bases, cfg):
+    if bases and signals is None:
+        signals = signal_matrix.load(conn)
+    for bk, bv, pk, pv, spam, ham in _conjunction_pairs(signals, bases, cfg) if signals is not None else ():
         if (
             (pk == "ngram" and spells_link(pv))
             or covered(pk, pv)
@@ -635,9 +575,15 @@ def _vocabulary_checked(conn: psycopg.Connection, drafts: list[DraftedRule]) -> 
 
 
 def write_drafts(
-    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, *, config: DraftingConfig | None = None
+    conn: psycopg.Connection,
+    drafts: list[DraftedRule],
+    run_id: str,
+    *,
+    config: DraftingConfig | None = None,
+    signals: signal_matrix.MiningSignals | None = None,
 ) -> dict[str, int]:
-    """Upsert drafts, their signal clauses and counter-examples; returns counts.
+    """Upsert drafts, their signal clauses and counter-examples; returns counts. ``signals``: as
+    for :func:`draft_rules` (the drafting step reads the window once and passes it to both).
 
     A draft whose phrases are not all in the n-gram vocabulary is stored as a predicate rule
     (:func:`ngram_vocabulary`)."""
@@ -688,7 +634,7 @@ def write_drafts(
                 "values (%s, %s, %s, %s)",
                 clause_rows,
             )
-        examples = store_counterexamples(conn, drafts, run_id, cfg)
+        examples = store_counterexamples(conn, drafts, run_id, cfg, signals)
     return {
         "drafts": len(drafts),
         "versions_inserted": inserted,
@@ -698,359 +644,191 @@ def write_drafts(
 
 
 def store_counterexamples(
-    conn: psycopg.Connection, drafts: list[DraftedRule], run_id: str, cfg: DraftingConfig
+    conn: psycopg.Connection,
+    drafts: list[DraftedRule],
+    run_id: str,
+    cfg: DraftingConfig,
+    signals: signal_matrix.MiningSignals | None = None,
 ) -> int:
     """Per signal-evaluable rule, on the mining window: the ham it matches (lowest ids first) and
     the nearest ham it does not match (most signals shared with its spam hits' typical signals).
 
-    Built in a few set-based steps over small, indexed and analyzed temporary tables: one big CTE
-    left the planner guessing (rows=1) and cost minutes on 20k messages."""
+    Counted in memory on the labelled mining window read once (:mod:`python_steps.mining.signal_matrix`):
+    a rule's hits are the messages where one of its clauses has all its signals, (messages x
+    signals) @ (signals x clauses); its profile (:func:`_profile_signals`) and its nearest ham
+    (:func:`_rank_nearest_ham`) are sparse products too. Each used to read the signal rows of the
+    messages it needed again (at 1M messages, 4.5M index probes for the hits alone)."""
+    import numpy as np
+    from scipy import sparse
+
     ids = [d.rule_id for d in drafts]
     conn.execute("delete from patas.rule_counterexamples where rule_id = any(%s)", (ids,))
     clause_rows = sorted((d.rule_id, *c) for d in drafts if d.clauses for c in d.clauses)
     if not clause_rows:
         return 0
-    steps = [
-        "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
-        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids, pg_temp.ce_profile_signals,"
-        " pg_temp.ce_rule_nos, pg_temp.ce_spam_messages, pg_temp.ce_spam_signals",
-        "create temp table ce_clauses (rule_id text, clause_no int, signal_kind text, signal_value text)",
-    ]
-    for sql in steps:
-        conn.execute(sql)
+    sm = signal_matrix.load(conn) if signals is None else signals
+    rule_ids = sorted({r for r, _, _, _ in clause_rows})  # code-point order; only an index here
+    rule_no = {r: i for i, r in enumerate(rule_ids)}
+    clause_keys = sorted({(r, c) for r, c, _, _ in clause_rows})
+    clause_no = {key: i for i, key in enumerate(clause_keys)}
+    clause_rule = np.array([rule_no[r] for r, _ in clause_keys], dtype=np.int64)
+    size = np.zeros(len(clause_keys), dtype=np.int64)
+    k_rows, k_cols = [], []
+    for r, c, kind, value in clause_rows:
+        size[clause_no[(r, c)]] += 1
+        if (kind, value) in sm.numbers:  # a signal the window never carries: its clause never matches
+            k_rows.append(sm.numbers[(kind, value)])
+            k_cols.append(clause_no[(r, c)])
+    n_messages, n_signals = len(sm.message_ids), len(sm.names)
+    clause_signals = sparse.csr_matrix(
+        (np.ones(len(k_rows), dtype=np.int64), (k_rows, k_cols)), shape=(n_signals, len(clause_keys))
+    )
+    matched = (sm.matrix @ clause_signals).tocoo()  # per message and clause: signal rows matched
+    full = matched.data == size[matched.col]
+    keys = np.unique(clause_rule[matched.col[full]] * n_messages + matched.row[full])
+    hit_rule, hit_msg = keys // max(n_messages, 1), keys % max(n_messages, 1)  # by rule, then message
+    hits = sparse.csr_matrix(
+        (np.ones(len(keys), dtype=np.int64), (hit_rule, hit_msg)), shape=(len(rule_ids), n_messages)
+    )
+    spam_hits = _nonzero(hits @ sparse.diags(sm.is_spam.astype(np.int64), dtype=np.int64))
+    profile = _profile_signals(spam_hits, sm, clause_signals, clause_rule, cfg.profile_signals)
+    ham_hits = _nonzero(hits @ sparse.diags((~sm.is_spam).astype(np.int64), dtype=np.int64))
+    nearest = _rank_nearest_ham(profile, ham_hits, sm, cfg.counterexamples)
+
+    k = cfg.counterexamples
+    rows: list[tuple[str, str, int, int, int | None]] = []
+    ham_coo = ham_hits.tocoo()
+    order = np.lexsort((ham_coo.col, ham_coo.row))
+    last, rank = -1, 0
+    for r, m in zip(ham_coo.row[order].tolist(), ham_coo.col[order].tolist(), strict=True):
+        rank = rank + 1 if r == last else 1
+        last = r
+        if rank <= k:
+            rows.append((rule_ids[r], "matched_ham", rank, int(sm.message_ids[m]), None))
+    rows.extend((rule_ids[r], "nearest_unmatched_ham", rk, mid, sh) for r, rk, mid, sh in nearest if rk <= k)
+    conn.execute("drop table if exists pg_temp.ce_rows")
+    conn.execute(
+        "create temp table ce_rows (rule_id text, example_kind text, rank bigint, message_id bigint,"
+        " shared_signal_count int)"
+    )
     with (
         conn.cursor() as cur,
-        cur.copy("copy ce_clauses (rule_id, clause_no, signal_kind, signal_value) from stdin") as cp,
+        cur.copy(
+            "copy ce_rows (rule_id, example_kind, rank, message_id, shared_signal_count) from stdin"
+        ) as cp,
     ):
-        for row in clause_rows:
+        for row in rows:
             cp.write_row(row)
-    for sql in (
-        "analyze ce_clauses",
-        f"""
-        create temp table ce_mining as
-        select m.message_id, m.is_spam
-        from {MESSAGES} as m
-        inner join {WINDOWED} as w on w.message_id = m.message_id
-        where w.window_name = 'mining' and m.is_spam is not null
-        """,
-        "create unique index on ce_mining (message_id)",
-        "analyze ce_mining",
-        f"""
-        create temp table ce_hits as
-        with clause_sizes as (
-            select rule_id, clause_no, count(*) as size from ce_clauses group by 1, 2
-        ),
-        clause_hits as (
-            select c.rule_id, c.clause_no, s.message_id, count(*) as matched
-            from ce_clauses as c
-            inner join {SIGNALS} as s on s.signal_kind = c.signal_kind and s.signal_value = c.signal_value
-            inner join ce_mining as mn on mn.message_id = s.message_id
-            group by 1, 2, 3
-        )
-        select distinct h.rule_id, h.message_id, mn.is_spam
-        from clause_hits as h
-        inner join clause_sizes as z on z.rule_id = h.rule_id and z.clause_no = h.clause_no
-        inner join ce_mining as mn on mn.message_id = h.message_id
-        where h.matched = z.size
-        """,
-        "create index on ce_hits (rule_id, message_id)",
-        "analyze ce_hits",
-    ):
-        conn.execute(sql)
-    _profile_signals(conn, cfg.profile_signals)
-    for sql in (
-        "analyze ce_profile",
-        # The mining-window ham rows of the profile signals: the only signal rows the nearest-ham
-        # ranking reads (joining the profile to the whole signal table first, then dropping spam
-        # and other windows, made about five times as many join rows).
-        f"""
-        create temp table ce_ham_signals as
-        select s.signal_kind, s.signal_value, s.message_id
-        from {SIGNALS} as s
-        inner join ce_mining as mn on mn.message_id = s.message_id and not mn.is_spam
-        where exists (
-            select 1 from ce_profile as p
-            where p.signal_kind = s.signal_kind and p.signal_value = s.signal_value
-        )
-        """,
-    ):
-        conn.execute(sql)
-    _rank_nearest_ham(conn, cfg.counterexamples)
     cur = conn.execute(
         """
         insert into patas.rule_counterexamples
             (rule_id, example_kind, rank, message_id, shared_signal_count, drafted_run_id)
-        with matched_ham as (
-            select rule_id, 'matched_ham' as example_kind,
-                row_number() over (partition by rule_id order by message_id) as rank,
-                message_id, null::int as shared_signal_count
-            from ce_hits where not is_spam
-        ),
-        nearest_ranked as (
-            select rule_id, 'nearest_unmatched_ham' as example_kind, rank, message_id,
-                shared::int as shared_signal_count
-            from ce_nearest
-        )
-        select *, %(run)s from matched_ham where rank <= %(k_examples)s
-        union all
-        select *, %(run)s from nearest_ranked where rank <= %(k_examples)s
+        select rule_id, example_kind, rank, message_id, shared_signal_count, %(run)s
+        from ce_rows
         order by 1, 2, 3
         """,
-        {"k_examples": cfg.counterexamples, "run": run_id},
+        {"run": run_id},
     )
     inserted = cur.rowcount
-    conn.execute(
-        "drop table if exists pg_temp.ce_clauses, pg_temp.ce_mining, pg_temp.ce_hits, pg_temp.ce_profile,"
-        " pg_temp.ce_ham_signals, pg_temp.ce_nearest, pg_temp.ce_signal_ids, pg_temp.ce_profile_signals,"
-        " pg_temp.ce_rule_nos, pg_temp.ce_spam_messages, pg_temp.ce_spam_signals"
-    )
+    conn.execute("drop table if exists pg_temp.ce_rows")
     return inserted
 
 
-def _stream_pairs(conn: psycopg.Connection, sql: str, name: str) -> tuple[Any, Any]:
-    """Two integer columns of ``sql`` as two int64 arrays, streamed from a server-side cursor."""
-    import numpy as np
-
-    firsts: list[Any] = []
-    seconds: list[Any] = []
-    with conn.transaction(), conn.cursor(name=name) as cur:
-        cur.itersize = NEAREST_FETCH_ROWS
-        cur.execute(sql)
-        while chunk := cur.fetchmany(NEAREST_FETCH_ROWS):
-            pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
-            firsts.append(pairs[:, 0].copy())
-            seconds.append(pairs[:, 1].copy())
-    if not firsts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def _profile_signals(conn: psycopg.Connection, k: int) -> None:
-    """``ce_profile``: per rule, the ``k`` signals most frequent among its mining-window spam hits,
-    its own clause signals left out (ties: signal kind, then value, in code-point order).
+def _profile_signals(spam_hits: Any, sm: signal_matrix.MiningSignals, clause_signals: Any,
+                     clause_rule: Any, k: int) -> Any:  # fmt: skip
+    """Per rule, the ``k`` signals most frequent among its mining-window spam hits, its own clause
+    signals left out (ties: signal kind, then value, in code-point order = signal number), as a
+    (rules x signals) matrix of ones.
 
     Counted as a sparse product (rules x spam messages) @ (spam messages x signals): each spam
-    message's signals are read once, however many rules hit it. The set-based query joined every
-    rule's spam hits to their signal rows (3M join rows at 100k messages, sorted on disk) and grew
-    with rules x hits."""
+    message's signals are read once, however many rules hit it."""
     import numpy as np
     from scipy import sparse
 
-    conn.execute("create temp table ce_profile (rule_id text, signal_kind text, signal_value text)")
+    n_rules, n_signals = spam_hits.shape[0], len(sm.names)
+    empty = sparse.csr_matrix((n_rules, n_signals), dtype=np.int64)
     if k <= 0:
-        return
-    rule_ids = [r for (r,) in conn.execute("select distinct rule_id from ce_hits where is_spam")]
-    if not rule_ids:
-        return
-    rule_ids.sort()  # code-point order; only an index here
-    conn.execute("create temp table ce_rule_nos (rule_id text, rule_no int)")
-    with conn.cursor() as cur, cur.copy("copy ce_rule_nos (rule_id, rule_no) from stdin") as cp:
-        for i, r in enumerate(rule_ids):
-            cp.write_row((r, i))
-    # The spam messages some rule hits, numbered, and the distinct signals they carry, numbered in
-    # (kind, value) code-point order, so a lower number breaks a tie as the order by did.
-    for sql in (
-        """
-        create temp table ce_spam_messages as
-        select message_id, (row_number() over (order by message_id) - 1)::int as message_no
-        from (select distinct message_id from ce_hits where is_spam) as m
-        """,
-        "create unique index on ce_spam_messages (message_id)",
-        "analyze ce_spam_messages",
-        f"""
-        create temp table ce_spam_signals as
-        select sm.message_no, s.signal_kind, s.signal_value
-        from {SIGNALS} as s
-        inner join ce_spam_messages as sm on sm.message_id = s.message_id
-        """,
-        """
-        create temp table ce_profile_signals as
-        select signal_kind, signal_value,
-            (row_number() over (order by signal_kind collate "C", signal_value collate "C") - 1)::int as signal_no
-        from (select distinct signal_kind, signal_value from ce_spam_signals) as s
-        """,
-        "create unique index on ce_profile_signals (signal_kind, signal_value)",
-        "analyze ce_profile_signals",
-    ):
-        conn.execute(sql)
-    n_messages = conn.execute("select count(*) from ce_spam_messages").fetchone()[0]
-    names = conn.execute(
-        "select signal_no, signal_kind, signal_value from ce_profile_signals order by signal_no"
-    ).fetchall()
-    h_rule, h_msg = _stream_pairs(
-        conn,
-        """
-        select r.rule_no, sm.message_no
-        from ce_hits as h
-        inner join ce_rule_nos as r on r.rule_id = h.rule_id
-        inner join ce_spam_messages as sm on sm.message_id = h.message_id
-        where h.is_spam
-        """,
-        "ce_spam_hits",
-    )
-    s_msg, s_sig = _stream_pairs(
-        conn,
-        """
-        select ss.message_no, ps.signal_no
-        from ce_spam_signals as ss
-        inner join ce_profile_signals as ps
-            on ps.signal_kind = ss.signal_kind and ps.signal_value = ss.signal_value
-        """,
-        "ce_spam_signal_pairs",
-    )
-    own_rule, own_sig = _stream_pairs(
-        conn,
-        """
-        select distinct r.rule_no, ps.signal_no
-        from ce_clauses as c
-        inner join ce_rule_nos as r on r.rule_id = c.rule_id
-        inner join ce_profile_signals as ps
-            on ps.signal_kind = c.signal_kind and ps.signal_value = c.signal_value
-        """,
-        "ce_own_signals",
-    )
-    conn.execute(
-        "drop table if exists pg_temp.ce_rule_nos, pg_temp.ce_spam_messages, pg_temp.ce_spam_signals"
-    )
-    n_rules, n_signals = len(rule_ids), len(names)
-    hits = sparse.csr_matrix(
-        (np.ones(len(h_rule), dtype=np.int64), (h_rule, h_msg)), shape=(n_rules, n_messages)
-    )
-    carried = sparse.csr_matrix(
-        (np.ones(len(s_msg), dtype=np.int64), (s_msg, s_sig)), shape=(n_messages, n_signals)
-    )  # duplicate rows add up, as join rows counted
-    counts = (hits @ carried).tocoo()
+        return empty
+    counts = (spam_hits @ sm.matrix).tocoo()
     rows, cols, count = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data.astype(np.int64)
+    own = clause_signals.tocoo()
+    own_keys = clause_rule[own.col] * n_signals + own.row
     keep = count > 0
-    if len(own_rule):
-        keep &= ~np.isin(rows * n_signals + cols, own_rule * n_signals + own_sig)
+    if len(own_keys):
+        keep &= ~np.isin(rows * n_signals + cols, own_keys)
     rows, cols, count = rows[keep], cols[keep], count[keep]
+    if not len(rows):
+        return empty
     order = np.lexsort((cols, -count, rows))  # by rule, count desc, then (kind, value)
     rows, cols = rows[order], cols[order]
-    if not len(rows):
-        return
+    top = _ranks(rows) <= k
+    return sparse.csr_matrix(
+        (np.ones(int(top.sum()), dtype=np.int64), (rows[top], cols[top])), shape=(n_rules, n_signals)
+    )
+
+
+def _nonzero(matrix: Any) -> Any:
+    """``matrix`` as CSR without stored zeros (a product with a 0/1 diagonal keeps them)."""
+    out = matrix.tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def _ranks(rows: Any) -> Any:
+    """1, 2, ... within each run of equal values of the sorted ``rows``."""
+    import numpy as np
+
     starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
-    top = rank <= k
-    with (
-        conn.cursor() as cur,
-        cur.copy("copy ce_profile (rule_id, signal_kind, signal_value) from stdin") as cp,
-    ):
-        for r, c in zip(rows[top].tolist(), cols[top].tolist(), strict=True):
-            cp.write_row((rule_ids[r], names[c][1], names[c][2]))
+    return np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
 
 
-NEAREST_FETCH_ROWS = 200_000  # ham signal rows per fetch from the server-side cursor
 NEAREST_RULE_BLOCK = 64  # rules per sparse product: bounds the product's memory
 
 
-def _rank_nearest_ham(conn: psycopg.Connection, k: int) -> None:
-    """``ce_nearest``: per rule, the ``k`` mining-window ham messages it does not hit that share the
-    most of its profile signals (ties: lowest message id), with ``rank`` and ``shared``.
+def _rank_nearest_ham(
+    profile: Any, ham_hits: Any, sm: signal_matrix.MiningSignals, k: int
+) -> list[tuple[int, int, int, int]]:
+    """(rule number, rank, message id, shared): per rule, the ``k`` mining-window ham messages it
+    does not hit that share the most of its profile signals (ties: lowest message id).
 
-    The same figures as the set-based query (per rule and ham message not hit: the count of
-    profile x signal rows; ranked by that count descending, then message id), counted as a sparse
-    product (rules x signals) @ (signals x ham messages): the join has millions of rows (1.9M rule
-    and message pairs at 100k messages) and grouping and sorting them in Postgres took seconds.
-
-    Memory stays bounded at scale: signals are numbered in SQL, the (signal, message) pairs are
-    streamed from a server-side cursor into integer arrays (16 bytes a row, no Python tuple per
-    row), and the product is taken for ``NEAREST_RULE_BLOCK`` rules at a time."""
+    Counted as a sparse product (rules x signals) @ (signals x ham messages), ``NEAREST_RULE_BLOCK``
+    rules at a time."""
     import numpy as np
     from scipy import sparse
 
-    conn.execute("create temp table ce_nearest (rule_id text, rank int, message_id bigint, shared bigint)")
-    if k <= 0:
-        return
-    conn.execute(
-        """
-        create temp table ce_signal_ids as
-        select signal_kind, signal_value, (row_number() over (order by signal_kind, signal_value) - 1)::int as signal_no
-        from (select distinct signal_kind, signal_value from ce_profile) as s
-        """
-    )
-    profile = conn.execute(
-        """
-        select p.rule_id, i.signal_no
-        from ce_profile as p
-        inner join ce_signal_ids as i on i.signal_kind = p.signal_kind and i.signal_value = p.signal_value
-        """
-    ).fetchall()
-    n_signals = conn.execute("select count(*) from ce_signal_ids").fetchone()[0]
-    if not profile:
-        return
-    rule_ids = sorted({r for r, _ in profile})
-    rule_no = {r: i for i, r in enumerate(rule_ids)}
-    p = sparse.csr_matrix(
-        (
-            np.ones(len(profile), dtype=np.int64),
-            (np.array([rule_no[r] for r, _ in profile], dtype=np.int64), np.array([s for _, s in profile])),
-        ),
-        shape=(len(rule_ids), n_signals),
-    )
-    sig_parts: list[np.ndarray] = []
-    msg_parts: list[np.ndarray] = []
-    with conn.transaction(), conn.cursor(name="ce_ham_pairs") as cur:
-        cur.itersize = NEAREST_FETCH_ROWS
-        cur.execute(
-            """
-            select i.signal_no, h.message_id
-            from ce_ham_signals as h
-            inner join ce_signal_ids as i on i.signal_kind = h.signal_kind and i.signal_value = h.signal_value
-            """
-        )
-        while chunk := cur.fetchmany(NEAREST_FETCH_ROWS):
-            pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
-            sig_parts.append(pairs[:, 0].copy())
-            msg_parts.append(pairs[:, 1].copy())
-    conn.execute("drop table if exists pg_temp.ce_signal_ids")
-    if not sig_parts:
-        return
-    h_sig = np.concatenate(sig_parts)
-    messages, h_msg = np.unique(np.concatenate(msg_parts), return_inverse=True)
-    del sig_parts, msg_parts
-    m = sparse.csr_matrix(
-        (np.ones(len(h_sig), dtype=np.int64), (h_sig, h_msg)), shape=(n_signals, len(messages))
-    )  # duplicate (signal, message) rows add up, as join rows do
-    del h_sig, h_msg
-    msg_no = {int(v): i for i, v in enumerate(messages)}
-    hit_keys = np.array(
-        sorted(
-            rule_no[r] * len(messages) + msg_no[mid]
-            for r, mid in conn.execute("select rule_id, message_id from ce_hits where not is_spam")
-            if r in rule_no and mid in msg_no
-        ),
-        dtype=np.int64,
-    )
-    with (
-        conn.cursor() as cur,
-        cur.copy("copy ce_nearest (rule_id, rank, message_id, shared) from stdin") as cp,
-    ):
-        for first in range(0, len(rule_ids), NEAREST_RULE_BLOCK):
-            counts = (p[first : first + NEAREST_RULE_BLOCK] @ m).tocoo()
-            rows = counts.row.astype(np.int64) + first
-            cols = counts.col.astype(np.int64)
-            shared = counts.data.astype(np.int64)
-            keep = shared > 0
-            if len(hit_keys):
-                keep &= ~np.isin(rows * len(messages) + cols, hit_keys)
-            rows, cols, shared = rows[keep], cols[keep], shared[keep]
-            message_ids = messages[cols]
-            order = np.lexsort((message_ids, -shared, rows))  # by rule, shared desc, message id
-            rows, message_ids, shared = rows[order], message_ids[order], shared[order]
-            if not len(rows):
-                continue
-            starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-            rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
-            top = rank <= k
-            for r, rk, mid, sh in zip(
+    if k <= 0 or not profile.nnz:
+        return []
+    ham = _nonzero(sparse.diags((~sm.is_spam).astype(np.int64), dtype=np.int64) @ sm.matrix)
+    by_message = ham.T.tocsc()  # (signals x messages)
+    n_messages = len(sm.message_ids)
+    hit = ham_hits.tocoo()
+    hit_keys = np.sort(hit.row.astype(np.int64) * n_messages + hit.col)
+    out: list[tuple[int, int, int, int]] = []
+    for first in range(0, profile.shape[0], NEAREST_RULE_BLOCK):
+        counts = (profile[first : first + NEAREST_RULE_BLOCK] @ by_message).tocoo()
+        rows = counts.row.astype(np.int64) + first
+        cols = counts.col.astype(np.int64)
+        shared = counts.data.astype(np.int64)
+        keep = shared > 0
+        if len(hit_keys):
+            keep &= ~np.isin(rows * n_messages + cols, hit_keys)
+        rows, cols, shared = rows[keep], cols[keep], shared[keep]
+        if not len(rows):
+            continue
+        order = np.lexsort((cols, -shared, rows))  # by rule, shared desc, message id (number order)
+        rows, cols, shared = rows[order], cols[order], shared[order]
+        rank = _ranks(rows)
+        top = rank <= k
+        out.extend(
+            zip(
                 rows[top].tolist(),
                 rank[top].tolist(),
-                message_ids[top].tolist(),
+                sm.message_ids[cols[top]].tolist(),
                 shared[top].tolist(),
                 strict=True,
-            ):
-                cp.write_row((rule_ids[r], rk, mid, sh))
+            )
+        )
+    return out
 
 
 def make_draft(
@@ -1069,13 +847,17 @@ def draft_with_stage2(
     max_rules: int,
     config: DraftingConfig | None = None,
     llm_config: Any = None,
+    signals: signal_matrix.MiningSignals | None = None,
 ) -> tuple[list[DraftedRule], dict[str, Any]]:
     """Deterministic drafts from stage 1, plus rules proposed from the stage-2 clusters and,
     when ``llm_config`` is given, by the LLM from the clusters' aggregated signals. A proposal
     equal to a deterministic draft keeps the deterministic origin. Sorted by rule id."""
     from python_steps.mining import clustering
 
-    drafts = {d.rule_id: d for d in draft_rules(conn, run_id=run_id, max_rules=max_rules, config=config)}
+    drafts = {
+        d.rule_id: d
+        for d in draft_rules(conn, run_id=run_id, max_rules=max_rules, config=config, signals=signals)
+    }
     info: dict[str, Any] = {"pattern_mining": len(drafts), "semantic": 0, "llm": 0}
     clusters = clustering.load_clusters(conn)
     proposals = clustering.cluster_rules(clusters)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import Collection
 from functools import lru_cache
 
@@ -38,6 +39,7 @@ SIGNAL_KINDS = (*ENTITY_COLUMNS, "signature")
 MAX_SIGNAL_CLAUSES = 32
 MAX_NGRAM_WORDS = 3
 STOP_WORDS_SEED = PROJECT_ROOT / "seeds" / "stop_words.csv"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def quote_literal(value: str) -> str:
@@ -50,7 +52,7 @@ def quote_literal(value: str) -> str:
         raise TypeError(f"quote_literal takes a str, got {type(value).__name__}")
     if "\x00" in value:
         raise ValueError("SQL literal must not contain NUL")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if _LONE_SURROGATE.search(value):
         raise ValueError("SQL literal must not contain lone surrogates")
     return "'" + value.replace("'", "''") + "'"
 

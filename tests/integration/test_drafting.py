@@ -7,7 +7,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from python_steps.mining import drafting
+from python_steps.mining import drafting, signal_matrix
 from python_steps.rules import evaluate, parse_rule
 from python_steps.rules.sql_safety import validate_sql
 from python_steps.runspec import RunSpec
@@ -32,6 +32,15 @@ create table marts.stage1_candidates (
     spam_count bigint, ham_count bigint, unlabelled_count bigint, spam_share float8,
     log_odds float8, spam_share_lower_bound float8
 );
+-- stage 1's per-signal counts over the mining window (the columns drafting reads)
+create view marts.signal_label_counts as
+select s.signal_kind, s.signal_value,
+    count(*) filter (where m.is_spam) as spam_count, count(*) filter (where not m.is_spam) as ham_count
+from intermediate.int_message_signals_extracted as s
+inner join intermediate.int_messages_enriched as m on m.message_id = s.message_id
+inner join intermediate.int_messages_windowed as w on w.message_id = s.message_id
+where w.window_name = 'mining'
+group by 1, 2;
 """
 
 
@@ -219,6 +228,35 @@ def test_counterexamples(conn: psycopg.Connection) -> None:
         (rid['text has phrase "claim"'],),
     ).fetchall()
     assert phrase_rows == [("nearest_unmatched_ham", 20)]  # shares 'prize'
+
+
+def test_the_window_read_once_gives_the_same_drafts_and_counterexamples(conn: psycopg.Connection) -> None:
+    """The drafting step reads the labelled mining window once (signal_matrix.load) and hands it to
+    drafting and to the counter-examples: the same rows as when each reads it itself."""
+    _load(conn)
+    drafts = drafting.draft_rules(conn, run_id="run-1", max_rules=MAX_RULES)
+    drafting.write_drafts(conn, drafts, "run-1")
+    query = "select rule_id, example_kind, rank, message_id, shared_signal_count from patas.rule_counterexamples order by 1, 2, 3"
+    alone = conn.execute(query).fetchall()
+    signals = signal_matrix.load(conn)
+    assert [m for m in signals.message_ids.tolist()] == sorted(m for m, s, _ in _messages() if s is not None)
+    shared = drafting.draft_rules(conn, run_id="run-2", max_rules=MAX_RULES, signals=signals)
+    assert shared == drafts
+    drafting.write_drafts(conn, shared, "run-2", signals=signals)
+    assert conn.execute(query).fetchall() == alone and alone
+
+
+def test_signals_missing_from_stage_1_counts_are_an_error(conn: psycopg.Connection) -> None:
+    """A signal of the mining window that stage 1's counts lack (stage 1 built on other windows or
+    data) stops drafting instead of silently dropping its co-occurrences."""
+    _load(conn)
+    conn.execute("create table marts.counts_kept as select * from marts.signal_label_counts")
+    conn.execute("drop view marts.signal_label_counts")
+    conn.execute(
+        "create view marts.signal_label_counts as select * from marts.counts_kept where signal_value <> 'lunch'"
+    )
+    with pytest.raises(RuntimeError, match="lacks signals of the mining window"):
+        signal_matrix.load(conn)
 
 
 def test_max_rules_and_complexity_budget(conn: psycopg.Connection) -> None:
