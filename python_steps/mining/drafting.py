@@ -746,24 +746,16 @@ def _profile_signals(spam_hits: Any, sm: signal_matrix.MiningSignals, clause_sig
     from scipy import sparse
 
     n_rules, n_signals = spam_hits.shape[0], len(sm.names)
-    empty = sparse.csr_matrix((n_rules, n_signals), dtype=np.int64)
     if k <= 0:
-        return empty
-    counts = (spam_hits @ sm.matrix).tocoo()
-    rows, cols, count = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data.astype(np.int64)
+        return sparse.csr_matrix((n_rules, n_signals), dtype=np.int64)
     own = clause_signals.tocoo()
-    own_keys = clause_rule[own.col] * n_signals + own.row
-    keep = count > 0
-    if len(own_keys):
-        keep &= ~np.isin(rows * n_signals + cols, own_keys)
-    rows, cols, count = rows[keep], cols[keep], count[keep]
-    if not len(rows):
-        return empty
-    order = np.lexsort((cols, -count, rows))  # by rule, count desc, then (kind, value)
-    rows, cols = rows[order], cols[order]
-    top = _ranks(rows) <= k
+    own_rows = [[] for _ in range(n_rules)]
+    for r, c in zip(clause_rule[own.col].tolist(), own.row.tolist(), strict=True):
+        own_rows[r].append(c)
+    top = _top_per_row(_nonzero(spam_hits @ sm.matrix), k, own_rows)
     return sparse.csr_matrix(
-        (np.ones(int(top.sum()), dtype=np.int64), (rows[top], cols[top])), shape=(n_rules, n_signals)
+        (np.ones(len(top), dtype=np.int64), ([r for r, _, _, _ in top], [c for _, _, c, _ in top])),
+        shape=(n_rules, n_signals),
     )
 
 
@@ -774,15 +766,33 @@ def _nonzero(matrix: Any) -> Any:
     return out
 
 
-def _ranks(rows: Any) -> Any:
-    """1, 2, ... within each run of equal values of the sorted ``rows``."""
+def _top_per_row(
+    counts: Any, k: int, excluded: list[list[int]], first_row: int = 0
+) -> list[tuple[int, int, int, int]]:
+    """(row, rank, column, count): per row of the CSR ``counts``, the ``k`` largest counts (ties:
+    the lower column first), leaving out the columns ``excluded[first_row + row]``. A partial
+    selection per row (the row's top ``k`` plus as many as may be excluded), not a sort of all."""
     import numpy as np
 
-    starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-    return np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+    out: list[tuple[int, int, int, int]] = []
+    width = counts.shape[1]
+    for i in range(counts.shape[0]):
+        lo, hi = counts.indptr[i], counts.indptr[i + 1]
+        if lo == hi:
+            continue
+        cols = counts.indices[lo:hi].astype(np.int64)
+        values = counts.data[lo:hi].astype(np.int64)
+        key = values * width - cols  # larger count first, then the lower column; unique in a row
+        skip = set(excluded[first_row + i])
+        m = min(len(key), k + len(skip))
+        pick = np.argpartition(-key, m - 1)[:m] if len(key) > m else np.arange(len(key))
+        pick = pick[np.argsort(-key[pick])]
+        ranked = [j for j in pick.tolist() if cols[j] not in skip][:k]
+        out.extend((i, rank, int(cols[j]), int(values[j])) for rank, j in enumerate(ranked, start=1))
+    return out
 
 
-NEAREST_RULE_BLOCK = 64  # rules per sparse product: bounds the product's memory
+NEAREST_RULE_BLOCK = 32  # rules per sparse product: bounds the product's memory
 
 
 def _rank_nearest_ham(
@@ -792,41 +802,23 @@ def _rank_nearest_ham(
     does not hit that share the most of its profile signals (ties: lowest message id).
 
     Counted as a sparse product (rules x signals) @ (signals x ham messages), ``NEAREST_RULE_BLOCK``
-    rules at a time."""
+    rules at a time; each rule's top ``k`` is a partial selection of its row, not a sort."""
     import numpy as np
     from scipy import sparse
 
     if k <= 0 or not profile.nnz:
         return []
     ham = _nonzero(sparse.diags((~sm.is_spam).astype(np.int64), dtype=np.int64) @ sm.matrix)
-    by_message = ham.T.tocsc()  # (signals x messages)
-    n_messages = len(sm.message_ids)
-    hit = ham_hits.tocoo()
-    hit_keys = np.sort(hit.row.astype(np.int64) * n_messages + hit.col)
+    by_signal = ham.T.tocsr()  # (signals x messages)
+    hits = ham_hits.tocsr()
+    hit_cols = [hits.indices[hits.indptr[r] : hits.indptr[r + 1]].tolist() for r in range(hits.shape[0])]
     out: list[tuple[int, int, int, int]] = []
     for first in range(0, profile.shape[0], NEAREST_RULE_BLOCK):
-        counts = (profile[first : first + NEAREST_RULE_BLOCK] @ by_message).tocoo()
-        rows = counts.row.astype(np.int64) + first
-        cols = counts.col.astype(np.int64)
-        shared = counts.data.astype(np.int64)
-        keep = shared > 0
-        if len(hit_keys):
-            keep &= ~np.isin(rows * n_messages + cols, hit_keys)
-        rows, cols, shared = rows[keep], cols[keep], shared[keep]
-        if not len(rows):
-            continue
-        order = np.lexsort((cols, -shared, rows))  # by rule, shared desc, message id (number order)
-        rows, cols, shared = rows[order], cols[order], shared[order]
-        rank = _ranks(rows)
-        top = rank <= k
+        counts = (profile[first : first + NEAREST_RULE_BLOCK] @ by_signal).tocsr()
+        counts.eliminate_zeros()
         out.extend(
-            zip(
-                rows[top].tolist(),
-                rank[top].tolist(),
-                sm.message_ids[cols[top]].tolist(),
-                shared[top].tolist(),
-                strict=True,
-            )
+            (first + i, rank, int(sm.message_ids[col]), shared)
+            for i, rank, col, shared in _top_per_row(counts, k, hit_cols, first)
         )
     return out
 
