@@ -103,9 +103,14 @@ def patas_dbt_models(
 
 # The dbt steps a run may re-use, named (in patas.run_step_states and the run summary) by a model
 # each builds. The step's input state covers the sources its models derive from
-# (python_steps.mining.reuse.REUSABLE_SOURCES); a step deriving from others (active rules: the
-# lifecycle, written every run) always runs.
-REUSABLE_STEPS = {"model.patas.stg_raw__messages": "stage_1", "model.patas.rule_hits": "shadow_evaluation"}
+# (python_steps.mining.reuse.REUSABLE_SOURCES; the active-rules step's include the lifecycle and
+# the would-be rulesets that promotion writes, unchanged when promotion changed nothing); a step
+# storing a table derived from any other source always runs.
+REUSABLE_STEPS = {
+    "model.patas.stg_raw__messages": "stage_1",
+    "model.patas.rule_hits": "shadow_evaluation",
+    "model.patas.active_rules": "active_rules",
+}
 NOT_OK_STATUSES = frozenset({"warn", "fail", "error", "runtime error", "skipped", "partial success"})
 
 
@@ -131,24 +136,34 @@ def _reusable_step(context: dg.AssetExecutionContext, conn, dbt_vars: dict[str, 
     names = [REUSABLE_STEPS[uid] for uid in REUSABLE_STEPS if uid in nodes]
     if len(names) != 1:
         return None
-    parents, sources, todo = manifest["parent_map"], set(), list(nodes)
-    seen = set(todo)
-    while todo:
-        for parent in parents.get(todo.pop(), []):
-            if parent not in seen:
-                seen.add(parent)
-                todo.append(parent)
-    for uid in seen:
-        if uid.startswith("source."):
-            src = manifest["sources"][uid]
-            sources.add(f"{src['schema']}.{src['identifier']}")
-    state = reuse.dbt_step_input_state(conn, sorted(nodes), sorted(sources), dbt_vars)
+    parents = manifest["parent_map"]
+    stored = [uid for uid in nodes if manifest["nodes"][uid]["config"].get("materialized") != "view"]
+    sources, stored_sources = _sources(manifest, nodes), _sources(manifest, stored)
+    if stored_sources & reuse.LIVE_SOURCES:
+        return None
+    state = reuse.dbt_step_input_state(conn, sorted(nodes), sorted(sources - reuse.LIVE_SOURCES), dbt_vars)
     if state is None:
         return None
     relations = sorted(nodes.values())
     output = reuse.relations_state(conn, relations)
     keys = [translator.get_asset_key(manifest["nodes"][uid]) for uid in _topological(nodes, parents)]
     return _Step(names[0], state, output, relations, keys, reuse.check(conn, names[0], state, output))
+
+
+def _sources(manifest: Mapping[str, Any], uids: Any) -> set[str]:
+    """The relations of the dbt sources ``uids`` derive from, transitively."""
+    parents, todo = manifest["parent_map"], list(uids)
+    seen = set(todo)
+    while todo:
+        for parent in parents.get(todo.pop(), []):
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return {
+        f"{manifest['sources'][uid]['schema']}.{manifest['sources'][uid]['identifier']}"
+        for uid in seen
+        if uid.startswith("source.")
+    }
 
 
 def _topological(nodes: Mapping[str, str], parents: Mapping[str, list[str]]) -> list[str]:

@@ -6,7 +6,7 @@ import dagster as dg
 
 from patas_dagster.assets.dbt import PYTHON_TABLE_KINDS, model_key
 from patas_dagster.resources import RunSpecResource, WarehouseResource
-from python_steps.lifecycle import store
+from python_steps.lifecycle import replay
 from python_steps.lifecycle.profiles import load_profiles
 from python_steps.mining import library
 from python_steps.mining.embeddings import EmbeddingConfig
@@ -87,7 +87,7 @@ def rule_lifecycle(
         summary, checked = evaluation.check_then_apply(
             conn,
             functools.partial(
-                store.apply_lifecycle,
+                replay.apply_lifecycle,  # replays an earlier run's promotion when its inputs are unchanged
                 conn,
                 run_id=context.run_id,
                 profile=profile,
@@ -106,6 +106,8 @@ def rule_lifecycle(
         patterns.update(library.record_pattern_stats(conn, context.run_id))
         conn.commit()
     gates.write_data_docs(checked.data_docs, settings.home / "reports", context.run_id)  # GE's pages
+    verb = "skipped, earlier result replayed" if summary["skipped"] else "computed"
+    context.log.info(f"promotion: {verb} ({summary['skip_reason']})")
     for reason in summary["blocked_by"]:
         context.log.warning(f"promotion blocked by a critical evaluation gate: {reason}")
     for warning in patterns.get("embeddings", {}).get("warnings", []):

@@ -75,9 +75,22 @@ def semantic_clusters(
         min_samples=spec.stage2_min_samples,
         drafting=drafting.DraftingConfig(languages=load_settings().languages),
     )
+    settings = load_settings()
+    slice_meta = {}
     with warehouse.connect() as conn:
         if spec.two_stage:
-            result = clustering.build_clusters(conn, cfg, EmbeddingConfig.from_settings(load_settings()))
+            # The slice query scans the mining window's signals: re-used when its inputs are unchanged.
+            state = clustering.slice_input_state(conn, cfg, spec.dbt_vars(spec.resolve_windows(conn), ""))
+            *sliced, how = clustering.reuse_or_load_slice(
+                conn, cfg, state, settings.cache_dir, context.run_id
+            )
+            conn.commit()
+            verb = "skipped, earlier result re-used" if how.reusable else "computed"
+            context.log.info(f"stage 2 slice: {verb} ({how.reason})")
+            slice_meta = {"slice_skipped": how.reusable, "slice_skip_reason": how.reason}
+            result = clustering.build_clusters(
+                conn, cfg, EmbeddingConfig.from_settings(settings), tuple(sliced)
+            )
         else:
             result = clustering.Stage2Result([], {"method": "off", "stage2_messages": 0, "stage2_share": 0.0})
         clustering.write_clusters(conn, result.clusters, context.run_id, cfg.sample_size, result.record)
@@ -109,6 +122,7 @@ def semantic_clusters(
             "rules_reused": int(record.get("rules_reused", 0)),
             "warnings": dg.MetadataValue.json(record.get("warnings", [])),
             "preview": dg.MetadataValue.md(preview or "(none)"),
+            **slice_meta,
         },
     )
     yield dg.MaterializeResult(

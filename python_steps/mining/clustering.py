@@ -43,14 +43,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from python_steps import tables
-from python_steps.mining import embeddings, privacy
+from python_steps.mining import embeddings, privacy, reuse
 from python_steps.mining.drafting import DraftingConfig
 from python_steps.text.common_words import phrase_is_common
 
@@ -239,6 +241,67 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
     return sample, figures
 
 
+# What the slice query reads: stage 1's tables (each a function of the stage-1 step's inputs; their
+# catalog identity says whether dbt rebuilt them since).
+SLICE_RELATIONS = (
+    tables.STAGE1_CANDIDATES,
+    "marts.signal_label_counts",
+    "marts.stage1_uncovered_spam",
+    "intermediate.int_messages_enriched",
+    "intermediate.int_messages_windowed",
+    "intermediate.int_message_signals_extracted",
+)
+SLICE_STEP = "stage2_slice"
+SLICE_CACHE_FILE = "stage2_slice.json"
+
+
+def slice_input_state(conn: psycopg.Connection, cfg: ClusterConfig, dbt_vars: dict) -> str:
+    """The input state of the slice query: stage 1's inputs (messages, batches, label feedback, the
+    run's dbt vars without the run id), the identity of the stage-1 tables it reads, the database,
+    the slice's configuration and the code (python_steps.mining.reuse)."""
+    database = conn.execute(
+        "select current_database(), inet_server_addr()::text, inet_server_port()"
+    ).fetchone()
+    payload = {
+        "warehouse": reuse.warehouse_state(conn),
+        "relations": reuse.relations_state(conn, list(SLICE_RELATIONS)),
+        "database": list(database),
+        "dbt_vars": {k: v for k, v in dbt_vars.items() if k != "patas_run_id"},
+        "config": [cfg.slice_percent, cfg.sample_size, repr(cfg.drafting)],
+        "code": reuse.code_version(),
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reuse_or_load_slice(
+    conn: psycopg.Connection, cfg: ClusterConfig, state: str, cache_dir: Path, run_id: str
+) -> tuple[list[SliceMessage], dict, reuse.Reuse]:
+    """The slice (:func:`load_slice`), or the one an earlier run computed from the same input state
+    (``state``), kept in ``cache_dir``. Recorded in patas.run_step_states as step ``stage2_slice``
+    with the md5 of the kept file as its output state: a missing or edited file computes again."""
+    path = cache_dir / SLICE_CACHE_FILE
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    kept = hashlib.md5(text.encode()).hexdigest() if text else "absent"
+    previous = reuse.check(conn, SLICE_STEP, state, kept)
+    if previous.reusable:
+        stored = json.loads(text)
+        sample = [SliceMessage(*m) for m in stored["sample"]]
+        reuse.record(conn, run_id, SLICE_STEP, state, skipped=True, reason=previous.reason, output_state=kept)
+        return sample, stored["figures"], previous
+    sample, figures = load_slice(conn, cfg)
+    text = json.dumps(
+        {"input_state": state, "sample": [list(astuple(m)) for m in sample], "figures": figures},
+        sort_keys=True,
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    reuse.record(conn, run_id, SLICE_STEP, state, skipped=False, reason=previous.reason,
+                 output_state=hashlib.md5(text.encode()).hexdigest())  # fmt: skip
+    return sample, figures, previous
+
+
 def _window_count(conn: psycopg.Connection) -> int:
     return conn.execute(
         "select count(*) from intermediate.int_messages_windowed where window_name = 'mining'"
@@ -371,13 +434,16 @@ def build_clusters(
     conn: psycopg.Connection,
     cfg: ClusterConfig | None = None,
     embedding: embeddings.EmbeddingConfig | None = None,
+    sliced: tuple[list[SliceMessage], dict] | None = None,
 ) -> Stage2Result:
-    """Stage 2 on the warehouse: the slice, its embeddings, clusters with identity and summaries."""
+    """Stage 2 on the warehouse: the slice (``sliced`` when given: the slice and its figures, as
+    :func:`load_slice` returns them), its embeddings, clusters with identity and summaries."""
     from python_steps.mining import library
 
     cfg = cfg or ClusterConfig()
     embedding = embedding or embeddings.EmbeddingConfig()
-    sample, record = load_slice(conn, cfg)
+    sample, record = sliced if sliced is not None else load_slice(conn, cfg)
+    record = dict(record)
     if not sample:
         record.update(method="none", clusters=0)
         return Stage2Result([], record)

@@ -210,16 +210,30 @@ def record(
 SOURCES_IN_WAREHOUSE_STATE = frozenset(
     {tables.RAW_MESSAGES, tables.RAW_INGEST_BATCHES, tables.LABEL_FEEDBACK}
 )
-SOURCES_DIGESTED = frozenset({tables.RULE_DRAFTS, tables.RULE_SIGNAL_CLAUSES})
-REUSABLE_SOURCES = SOURCES_IN_WAREHOUSE_STATE | SOURCES_DIGESTED
+# The sources digested row by row (every row, as JSON in text order), with the columns left out
+# that no stored table of a dbt step derives from: the run id promotion stamps on every would-be
+# ruleset member each run (ruleset_evaluation reads the members, not who wrote them).
+SOURCES_DIGESTED = {
+    tables.RULE_DRAFTS: "to_jsonb(t)",
+    tables.RULE_SIGNAL_CLAUSES: "to_jsonb(t)",
+    tables.RULE_LIFECYCLE: "to_jsonb(t)",
+    tables.RULESET_MEMBERS: "to_jsonb(t) - 'run_id'",
+}
+REUSABLE_SOURCES = SOURCES_IN_WAREHOUSE_STATE | frozenset(SOURCES_DIGESTED)
+# Sources a dbt step reads only through views (nothing of them is stored by the step, a view reads
+# them live): not part of the step's input state. Promotion appends to the metrics history every
+# run; the tests on the view over it (rule_history: unique and not null on rule, run and window)
+# hold by the table's own primary key. A step storing a table derived from one of these always runs.
+LIVE_SOURCES = frozenset({tables.RULE_METRICS_HISTORY})
 # The column a dbt model fills with the run id (var patas_run_id): re-stamped on re-use, so the
 # re-used rows say this run measured them, as a recompute would.
 RUN_ID_COLUMN = "evaluated_run_id"
 
 
-def table_digest(conn: psycopg.Connection, relation: str) -> str:
-    """md5 over every row of a small table (as JSON, in text order), '' when it does not exist."""
-    return _digest(conn, relation, "to_jsonb(t)", "to_jsonb(t)::text")
+def table_digest(conn: psycopg.Connection, relation: str, row_expression: str = "to_jsonb(t)") -> str:
+    """md5 over every row of a small table (``row_expression``, JSON, in text order), '' when it
+    does not exist."""
+    return _digest(conn, relation, row_expression, f"({row_expression})::text")
 
 
 def dbt_step_input_state(
@@ -236,7 +250,10 @@ def dbt_step_input_state(
         return None
     payload = {
         "warehouse": warehouse_state(conn),
-        "sources": {s: table_digest(conn, s) for s in sorted(set(sources) & SOURCES_DIGESTED)},
+        "sources": {
+            s: table_digest(conn, s, SOURCES_DIGESTED[s])
+            for s in sorted(set(sources) & set(SOURCES_DIGESTED))
+        },
         "nodes": sorted(nodes),
         "dbt_vars": {k: v for k, v in dbt_vars.items() if k != "patas_run_id"},
         "code": code if code is not None else code_version(),

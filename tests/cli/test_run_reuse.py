@@ -166,3 +166,132 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         run6 = _patas(env, tmp_path, "run").stdout
         assert f"stage 1:         computed (inputs changed since run {_run_id(run3)})" in run6, run6
         assert f"shadow evaluation: computed (inputs changed since run {_run_id(run4)})" in run6, run6
+
+
+LATER_TABLES = {
+    "lifecycle": "select to_jsonb(t) from patas.rule_lifecycle as t order by rule_id",
+    "evidence": "select to_jsonb(t) - 'run_id' - 'recorded_at' from patas.rule_evidence as t order by rule_id",
+    "members": "select ruleset_name, rule_id from patas.ruleset_members order by 1, 2",
+    "active_rules": "select to_jsonb(t) - 'evaluated_run_id' from marts.active_rules as t order by rule_id",
+    "ruleset_evaluation": "select to_jsonb(t) - 'evaluated_run_id' from marts.ruleset_evaluation as t"
+    " order by ruleset_name, window_name",
+    "clusters": "select to_jsonb(t) - 'run_id' - 'matched_similarity' from patas.semantic_clusters as t order by cluster_id",
+    "members_of_clusters": "select * from patas.semantic_cluster_members order by 1, 2",
+}
+
+
+def _later_tables(url: str) -> dict[str, list]:
+    with psycopg.connect(url) as conn:
+        return {name: conn.execute(sql).fetchall() for name, sql in LATER_TABLES.items()}
+
+
+def _history(url: str, run_id: str) -> list:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select to_jsonb(t) - 'run_id' - 'run_seq' - 'recorded_at' from patas.rule_metrics_history as t"
+            " where run_id = %s order by rule_id, window_name",
+            (run_id,),
+        ).fetchall()
+
+
+def _said(out: str, step: str, how: str, run_id: str) -> bool:
+    verb = "skipped, earlier result re-used" if how == "skipped" else "computed"
+    changed = "unchanged" if how == "skipped" else "changed"
+    return f"{(step + ':').ljust(16)} {verb} (inputs {changed} since run {run_id})" in out
+
+
+def test_nothing_new_reuses_the_slice_promotion_and_active_rules_and_a_change_computes_them(
+    server_url: str, tmp_path: Path
+):
+    corpus = tmp_path / "corpus.jsonl"
+    with fresh_database(server_url, f"patas_runreuse2_{os.getpid()}") as url:
+        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home"),
+               "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}  # fmt: skip
+        env.pop("PATAS_PROFILE", None)
+        _patas(env, tmp_path, "generate", "--rows", "3000", "--seed", "7", "--out", str(corpus))
+        lines = corpus.read_text().splitlines(keepends=True)
+        first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
+        first.write_text("".join(lines[:2900]))
+        later.write_text("".join(lines[2900:]))
+        _patas(env, tmp_path, "ingest", str(first))
+
+        run1 = _patas(env, tmp_path, "run").stdout
+        r1 = _run_id(run1)
+        for step in ("stage2 slice", "promotion", "active rules"):
+            assert f"{(step + ':').ljust(16)} computed (no earlier run computed it)" in run1, run1
+        after1 = _later_tables(url)
+
+        # Run 1 promoted rules: promotion's input (the lifecycle) changed, so run 2 computes it; it
+        # decides nothing, so the active-rules step's inputs (the lifecycle and the would-be sets,
+        # without run ids) are those of run 1.
+        run2 = _patas(env, tmp_path, "run").stdout
+        r2 = _run_id(run2)
+        assert _said(run2, "stage2 slice", "skipped", r1), run2
+        assert _said(run2, "promotion", "computed", r1), run2
+        assert _said(run2, "active rules", "skipped", r1), run2
+        after2 = _later_tables(url)
+        assert after2 == {**after1, "lifecycle": after2["lifecycle"]}
+        assert not re.search(r"^transitions:", run2, re.M), run2
+
+        # Run 3: promotion replays run 2 (the same rows a recompute writes, with this run's id).
+        run3 = _patas(env, tmp_path, "run").stdout
+        r3 = _run_id(run3)
+        assert _said(run3, "promotion", "skipped", r2), run3
+        assert _said(run3, "active rules", "skipped", r1), run3
+        assert _said(run3, "stage2 slice", "skipped", r1), run3
+        assert _later_tables(url) == after2
+        assert _history(url, r3) == _history(url, r2) and _history(url, r2)
+        with psycopg.connect(url) as conn:
+            seqs = dict(
+                conn.execute("select run_id, max(run_seq) from patas.rule_metrics_history group by 1")
+            )
+            stamps = {
+                rel: conn.execute(f"select distinct evaluated_run_id from {rel}").fetchall()
+                for rel in ("marts.active_rules", "marts.ruleset_evaluation")
+            }
+            (evidence_runs,) = conn.execute(
+                "select array_agg(distinct run_id) from patas.rule_evidence"
+            ).fetchone()
+            (member_runs,) = conn.execute(
+                "select array_agg(distinct run_id) from patas.ruleset_members"
+            ).fetchone()
+            rule_id = conn.execute(
+                "select rule_id from marts.active_rules order by rule_id limit 1"
+            ).fetchone()[0]
+        assert seqs[r3] == seqs[r2] + 1
+        assert stamps == {rel: [(r3,)] for rel in stamps}
+        assert evidence_runs == [r3] and member_runs == [r3]
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+        event = instance.get_latest_materialization_event(dg.AssetKey(["marts", "active_rules"]))
+        assert event.run_id == r3 and event.asset_materialization.metadata["skipped"].value is True
+        event = instance.get_latest_materialization_event(dg.AssetKey(["patas", "rule_lifecycle"]))
+        assert event.asset_materialization.metadata["skipped"].value is True
+        event = instance.get_latest_materialization_event(dg.AssetKey(["patas", "semantic_clusters"]))
+        assert event.asset_materialization.metadata["slice_skipped"].value is True
+
+        # A review decision (a rule deprecated by hand): promotion and the active-rules step compute.
+        _patas(env, tmp_path, "rules", "deprecate", rule_id, "--reason", "test: reviewed")
+        run4 = _patas(env, tmp_path, "run").stdout
+        r4 = _run_id(run4)
+        assert _said(run4, "promotion", "computed", r2), run4
+        assert _said(run4, "active rules", "computed", r1), run4
+        assert _said(run4, "stage2 slice", "skipped", r1), run4
+
+        # Another profile: promotion computes (the active-rules step follows what it decides).
+        run5 = _patas(env, tmp_path, "run", "--profile", "aggressive").stdout
+        assert _said(run5, "promotion", "computed", r4), run5
+
+        # A verdict on a message: the slice (stage 1's labels), promotion and the active rules compute.
+        with psycopg.connect(url) as conn:
+            message_id = conn.execute("select min(external_id) from raw.messages").fetchone()[0]
+        _patas(env, tmp_path, "feedback", str(message_id), "--verdict", "ham")
+        run6 = _patas(env, tmp_path, "run", "--profile", "aggressive").stdout
+        assert re.search(r"^stage2 slice:\s+computed \(inputs changed since run", run6, re.M), run6
+        assert re.search(r"^promotion:\s+computed \(inputs changed since run", run6, re.M), run6
+        assert re.search(r"^active rules:\s+computed \(inputs changed since run", run6, re.M), run6
+
+        # New messages: the slice computes again.
+        _patas(env, tmp_path, "ingest", str(later))
+        run7 = _patas(env, tmp_path, "run", "--profile", "aggressive").stdout
+        assert _said(run7, "stage2 slice", "computed", _run_id(run6)), run7
+        assert re.search(r"^promotion:\s+computed \(inputs changed since run", run7, re.M), run7
