@@ -4,17 +4,31 @@
     Two set-based paths, one per evaluation kind (python_steps.rules decides the kind):
     - signal rules: patas.rule_signal_clauses (the rule in disjunctive normal form over extracted
       signals) joined to int_message_signals_extracted; a message hits a rule when it carries every
-      signal of one of its clauses (group by rule, clause, message having count = clause size);
+      signal of one of its clauses. A rule of a single signal (most rules) hits exactly the messages
+      carrying it, once each (the signal key is unique), so only the other rules are aggregated
+      (group by clause and message having count = clause size, then by rule and message);
     - predicate rules: one scan of int_messages_enriched per batch of predicates
       (macro rule_predicate_hits), the predicates read from patas.rule_drafts (via stg_patas__rule_drafts) at compile time.
 
     Every rule in patas.rule_drafts (its latest version) is evaluated, whatever its status, so
     this model does not depend on the lifecycle that reads it.
 
-    parallel_tuple_cost is lowered for this one statement: the planner cannot see that
-    "unnest(array[case ...]) where rule_id is not null" keeps few rows, so it expects tens of
-    millions of rows through Gather and picks a serial plan; with parallel workers the predicate
-    scans run about twice as fast on 2 cores (docs/benchmarks.md).
+    The windows come from macro window_predicate on the messages' own columns, not from a join
+    with the view int_messages_windowed: the view's CASE hides the windows' sizes from the planner
+    (1% of the messages expected, all of them read) and reading it joins the messages to
+    themselves. The planner still sees the rules side blind (a distinct on over a staging view:
+    a few rows expected, about a thousand clauses and millions of matches read), so the plan is
+    pinned for this one statement: the joins in the order written (join_collapse_limit; the
+    messages' windows hashed, then the clauses), no nested loops (with a few rows expected it
+    would probe a million rows once per match), and work_mem for the hash tables and the clause
+    aggregate (about 300 MB at 1M messages) instead of sorts on disk. JIT is off: disabling nested
+    loops adds a huge cost to the plan (the predicate scans' lateral unnest can only be a nested
+    loop), which would make Postgres compile and optimize it with JIT, about 10 s for nothing. Aggregates group by integer
+    keys (clause_key, rule_key): a sort on rule_id compares text through the collation, the slowest
+    part of the former plan (docs/benchmarks.md, 2026-12-06). parallel_tuple_cost is lowered:
+    the planner cannot see that "unnest(array[case ...]) where rule_id is not null" keeps few
+    rows, so it expects tens of millions of rows through Gather and picks a serial plan; with
+    parallel workers the predicate scans run about twice as fast on 2 cores.
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 {%- for w in windows -%}
@@ -28,6 +42,10 @@
     pre_hook=[
         "set local statement_timeout = '" ~ (var('patas_shadow_timeout_seconds', 900) | int) ~ "s'",
         "set local parallel_tuple_cost = 0.001",
+        "set local join_collapse_limit = 1",
+        "set local enable_nestloop = off",
+        "set local work_mem = '256MB'",
+        "set local jit = off",
     ],
     post_hook="analyze {{ this }}",
     indexes=[{'columns': ['rule_id', 'window_name']}, {'columns': ['message_id']}],
@@ -53,8 +71,16 @@ latest_rules as (
 
 windowed as (
 
-    select * from {{ ref('int_messages_windowed') }}
-    where window_name in ({% for w in windows %}'{{ w }}'{{ ', ' if not loop.last }}{% endfor %})
+    -- int_messages_windowed restricted to the evaluated windows, from the same predicates (the
+    -- two windows are disjoint: a message in both belongs to mining).
+    select
+        message_id,
+        case
+            when {{ window_predicate('mining') }} then 'mining'
+            else 'evaluation'
+        end as window_name
+    from {{ ref('int_messages_enriched') }}
+    where {% for w in windows %}{{ window_predicate(w) }}{{ ' or ' if not loop.last }}{% endfor %}
 
 ),
 
@@ -74,38 +100,88 @@ signal_clauses as (
 
 clause_signals as (
 
-    -- Every CTE here is referenced once, so Postgres inlines it and keeps the plan parallel
-    -- (a CTE referenced twice is materialized, and a CTE scan forces a serial plan).
     select
         rule_id,
-        clause_no,
         signal_kind,
         signal_value,
-        count(*) over (partition by rule_id, clause_no) as signal_count
+        count(*) over (partition by rule_id, clause_no) as signal_count,
+        count(*) over (partition by rule_id) as rule_signal_count,
+        dense_rank() over (order by rule_id, clause_no) as clause_key,
+        dense_rank() over (order by rule_id) as rule_key
     from signal_clauses
+
+),
+
+signal_matches as (
+
+    -- One row per message and clause signal it carries, with the message's window.
+    select
+        clause_signals.rule_id,
+        clause_signals.rule_key,
+        clause_signals.clause_key,
+        clause_signals.signal_count,
+        clause_signals.rule_signal_count,
+        signals.message_id,
+        windowed.window_name
+    from {{ ref('int_message_signals_extracted') }} as signals
+    inner join windowed
+        on signals.message_id = windowed.message_id
+    inner join clause_signals
+        on
+            signals.signal_kind = clause_signals.signal_kind
+            and signals.signal_value = clause_signals.signal_value
+
+),
+
+clause_hits as (
+
+    -- Rules of several signals: a clause hits a message carrying all of its signals.
+    select
+        rule_key,
+        message_id,
+        window_name
+    from signal_matches
+    where rule_signal_count > 1
+    group by clause_key, rule_key, signal_count, message_id, window_name
+    having count(*) = signal_count
+
+),
+
+rule_keys as (
+
+    select distinct
+        rule_key,
+        rule_id
+    from clause_signals
 
 ),
 
 signal_hits as (
 
-    select distinct
-        clause_signals.rule_id,
-        signals.message_id,
-        windowed.window_name
-    from clause_signals
-    inner join {{ ref('int_message_signals_extracted') }} as signals
-        on
-            clause_signals.signal_kind = signals.signal_kind
-            and clause_signals.signal_value = signals.signal_value
-    inner join windowed
-        on signals.message_id = windowed.message_id
-    group by
-        clause_signals.rule_id,
-        clause_signals.clause_no,
-        clause_signals.signal_count,
-        signals.message_id,
-        windowed.window_name
-    having count(*) = clause_signals.signal_count
+    select
+        rule_id,
+        message_id,
+        window_name
+    from signal_matches
+    where rule_signal_count = 1
+
+    union all
+
+    -- a message hit by several clauses of one rule counts once
+    select
+        rule_keys.rule_id,
+        rule_messages.message_id,
+        rule_messages.window_name
+    from (
+        select
+            rule_key,
+            message_id,
+            window_name
+        from clause_hits
+        group by rule_key, message_id, window_name
+    ) as rule_messages
+    inner join rule_keys
+        on rule_messages.rule_key = rule_keys.rule_key
 
 ),
 
@@ -114,7 +190,6 @@ predicate_hits as (
     {{ rule_predicate_hits(
         predicate_rules,
         ref('int_messages_enriched'),
-        ref('int_messages_windowed'),
         windows,
         var('patas_predicates_per_scan', 250),
         var('patas_regexes_per_scan', 30),
