@@ -177,16 +177,18 @@ def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
         else None
     )
     by_time = row is not None and row[0] == "time"
-    fold = (
-        f"(ntile({int(folds)}) over (order by m.event_at, m.message_id) - 1)"
-        if by_time
-        else f"(coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})"
-    )
     # Effective labels, as shadow evaluation counts them: label feedback and moderator reversals
     # (int_message_labels_overridden) override the ingested label.
     overridden = relation_exists(conn, LABELS_OVERRIDDEN)
     label = "coalesce(o.is_spam, m.is_spam)" if overridden else "m.is_spam"
     join = f"left join {LABELS_OVERRIDDEN} as o on o.message_id = m.message_id" if overridden else ""
+    # One read of the windows (both windows' labelled messages at once); the time folds are
+    # numbered over the mining window alone, as its own partition.
+    fold = (
+        f"(ntile({int(folds)}) over (partition by w.window_name = 'mining' order by m.event_at, m.message_id) - 1)"
+        if by_time
+        else f"(coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})"
+    )
     conn.execute("drop table if exists pg_temp.lc_folds")
     conn.execute(
         f"""
@@ -196,13 +198,7 @@ def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
         from intermediate.int_messages_windowed as w
         inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
         {join}
-        where {label} is not null and w.window_name = 'mining'
-        union all
-        select m.message_id, {label}, -1
-        from intermediate.int_messages_windowed as w
-        inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
-        {join}
-        where {label} is not null and w.window_name = 'evaluation'
+        where {label} is not null and w.window_name in ('mining', 'evaluation')
         """
     )
     conn.execute("create index on lc_folds (message_id)")
@@ -237,20 +233,31 @@ def rule_evidence(
         for rid in rule_ids
     }
     origins = {rid: drafts.get(rid, {}).get("origin", "") for rid in rule_ids}
+    # work_mem for the folds' sort and the hits' hash aggregate below (set local: this transaction
+    # only, and reset after them).
+    conn.execute("set local work_mem = '256MB'")
     _fold_table(conn, run_id, max(folds, 1))
+    # One read of the held-out hits: per rule, fold and label, the message ids. Their counts are
+    # the evidence of every rule; the ids themselves are kept only for the rules the set choice
+    # may read (below). A hit is one row of rule_hits (unique per rule, message and window) and a
+    # message has one fold, so a list's length is the count of that rule's hits in that fold.
     counts: dict[str, dict[int, tuple[int, int]]] = {}
-    for rid, fold, spam, ham in conn.execute(
+    fold_ids: dict[tuple[str, int, bool], list[int]] = {}
+    for rid, fold, is_spam, mids in conn.execute(
         f"""
-        select h.rule_id, f.fold, count(*) filter (where f.is_spam), count(*) filter (where not f.is_spam)
+        select h.rule_id, f.fold, f.is_spam, array_agg(h.message_id)
         from {hits_relation} as h
         inner join lc_folds as f on f.message_id = h.message_id
         where h.rule_id = any(%s)
             and ((h.window_name = 'evaluation' and f.fold = -1) or (h.window_name = 'mining' and f.fold >= 0))
-        group by 1, 2
+        group by 1, 2, 3
         """,
         (list(rule_ids),),
     ):
-        counts.setdefault(rid, {})[int(fold)] = (int(spam), int(ham))
+        spam, ham = counts.setdefault(rid, {}).get(int(fold), (0, 0))
+        counts[rid][int(fold)] = (spam + len(mids), ham) if is_spam else (spam, ham + len(mids))
+        fold_ids[(rid, int(fold), bool(is_spam))] = mids
+    conn.execute("set local work_mem to default")
     ham_by_fold = {
         int(f): int(n)
         for f, n in conn.execute("select fold, count(*) from lc_folds where not is_spam group by fold")
@@ -278,18 +285,10 @@ def rule_evidence(
     )
     spam_ids: dict[str, set[int]] = {}
     ham_ids: dict[str, set[int]] = {}
-    for rid, mid, is_spam, fold in conn.execute(
-        f"""
-        select h.rule_id, h.message_id, f.is_spam, f.fold
-        from {hits_relation} as h
-        inner join lc_folds as f on f.message_id = h.message_id
-        where h.rule_id = any(%s)
-            and ((h.window_name = 'evaluation' and f.fold = -1) or (h.window_name = 'mining' and f.fold >= 0))
-        """,
-        (choosable,),
-    ):
-        if fold == -1 or fold in evidence[rid].folds_used:
-            (spam_ids if is_spam else ham_ids).setdefault(rid, set()).add(mid)
+    chosen = set(choosable)
+    for (rid, fold, is_spam), mids in fold_ids.items():
+        if rid in chosen and (fold == -1 or fold in evidence[rid].folds_used):
+            (spam_ids if is_spam else ham_ids).setdefault(rid, set()).update(mids)
     conn.execute("drop table if exists pg_temp.lc_folds")
     hit_sets = {
         rid: HitSets(frozenset(spam_ids.get(rid, ())), frozenset(ham_ids.get(rid, ()))) for rid in choosable
