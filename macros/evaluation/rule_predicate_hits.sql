@@ -14,13 +14,12 @@
     Arguments:
         rules: list of (rule_id, sql_expression), from evaluated_predicate_rules()
         messages: the message relation (ref('int_messages_enriched'))
-        windows: list of window names to evaluate on; each message's window comes from macro
-            window_predicate on its own columns (one scan, no join with the view
-            int_messages_windowed, which would read the messages a second time)
+        windowed: the window assignment relation (ref('int_messages_windowed'))
+        windows: list of window names to evaluate on
         batch_size: predicates per scan
         max_regexes: regex matches per scan (keep below Postgres's cache of 32 compiled regexes)
 -#}
-{% macro rule_predicate_hits(rules, messages, windows, batch_size=250, max_regexes=30) -%}
+{% macro rule_predicate_hits(rules, messages, windowed, windows, batch_size=250, max_regexes=30) -%}
     {%- set plain, regex = [], [] -%}
     {%- for rule_id, predicate in rules -%}
         {%- set n = predicate.count(' ~ ') + predicate.count(' ~* ') + predicate.count('regexp_') -%}
@@ -56,18 +55,17 @@
         select
             hit.rule_id,
             m.message_id,
-            case
-                when {{ window_predicate('mining', 'm') }} then 'mining'
-                else 'evaluation'
-            end as window_name
+            w.window_name
         from {{ messages }} as m
+        inner join {{ windowed }} as w
+            on m.message_id = w.message_id
         cross join lateral unnest(array[
             {%- for rule_id, predicate in batch %}
             case when ({{ predicate }}) then '{{ rule_id }}' end{{ ',' if not loop.last }}
             {%- endfor %}
         ]::text[]) as hit (rule_id)
         where
-            ({% for w in windows %}{{ window_predicate(w, 'm') }}{{ ' or ' if not loop.last }}{% endfor %})
+            w.window_name in ({% for w in windows %}'{{ w }}'{{ ', ' if not loop.last }}{% endfor %})
             and hit.rule_id is not null
         {%- endfor %}
     {%- endif %}

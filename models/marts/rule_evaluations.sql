@@ -5,13 +5,24 @@
     Labels are the effective ones (int_message_labels_overridden); reversed_hit_count: hits on
     messages a verdict or moderator outcome reversed to ham (the lifecycle's feedback deprecation).
 
-    work_mem is raised for this one statement: the per-message rule counts and the per-rule
-    counts over every hit (2.4M at 1M messages with the mining window) stay in memory as hash
-    aggregates instead of spilling and sorting on disk.
+    Planned for this one statement: the view int_messages_windowed hides the windows' sizes
+    behind a CASE (1% of the messages expected, all of them read), so the planner would read it
+    and then probe the messages and the hits once per message (nested loops); with nested loops
+    off every join is a hash join; with sorts off (where an alternative exists) and work_mem, the
+    per-message rule counts and the per-rule counts over every hit (2.4M at 1M messages with the
+    mining window) are hash aggregates in memory, not a sort of every hit on rule_id (text,
+    compared through the collation: 20 s at 1M). JIT off: the disabled plan types inflate the
+    plan's cost past the JIT thresholds, and compiling it costs seconds (docs/benchmarks.md,
+    2026-12-06).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 
-{{ config(pre_hook=["set local work_mem = '256MB'"]) }}
+{{ config(pre_hook=[
+    "set local enable_nestloop = off",
+    "set local enable_sort = off",
+    "set local work_mem = '256MB'",
+    "set local jit = off",
+]) }}
 
 with
 
@@ -48,28 +59,19 @@ evaluated_windows as (
 
 messages as (
 
-    -- Effective labels: a verdict or moderator reversal overrides the ingested label. The window
-    -- from macro window_predicate on the message's own columns (as int_messages_windowed, whose
-    -- CASE the planner cannot estimate: it expected 1% of the messages and probed the hits with a
-    -- nested loop per message; and reading the view joined the messages to themselves). The two
-    -- windows are disjoint (a message in both belongs to mining).
+    -- Effective labels: a verdict or moderator reversal overrides the ingested label.
     select
-        case
-            when {{ window_predicate('mining', 'enriched') }} then 'mining'
-            else 'evaluation'
-        end as window_name,
+        windowed.window_name,
         enriched.message_id,
         coalesce(overridden.is_spam, enriched.is_spam) as is_spam,
         coalesce(overridden.is_reversal, false) as is_reversal
-    from {{ ref('int_messages_enriched') }} as enriched
+    from {{ ref('int_messages_windowed') }} as windowed
+    inner join {{ ref('int_messages_enriched') }} as enriched
+        on windowed.message_id = enriched.message_id
+    inner join evaluated_windows
+        on windowed.window_name = evaluated_windows.window_name
     left join {{ ref('int_message_labels_overridden') }} as overridden
         on enriched.message_id = overridden.message_id
-    where
-        {%- for w in windows if w in ('mining', 'evaluation') %}
-        {{ 'or ' if not loop.first }}{{ window_predicate(w, 'enriched') }}
-        {%- else %}
-        false
-        {%- endfor %}
 
 ),
 

@@ -13,19 +13,19 @@
     Every rule in patas.rule_drafts (its latest version) is evaluated, whatever its status, so
     this model does not depend on the lifecycle that reads it.
 
-    The windows come from macro window_predicate on the messages' own columns, not from a join
-    with the view int_messages_windowed: the view's CASE hides the windows' sizes from the planner
-    (1% of the messages expected, all of them read) and reading it joins the messages to
-    themselves. The planner still sees the rules side blind (a distinct on over a staging view:
-    a few rows expected, about a thousand clauses and millions of matches read), so the plan is
-    pinned for this one statement: the joins in the order written (join_collapse_limit; the
-    messages' windows hashed, then the clauses), no nested loops (with a few rows expected it
-    would probe a million rows once per match), and work_mem for the hash tables and the clause
+    The planner sees both sides blind: the rules side is a distinct on over a staging view (a few
+    rows expected, about a thousand clauses and millions of matches read) and the view
+    int_messages_windowed hides the windows' sizes behind a CASE (1% of the messages expected, all
+    of them read). So the plan is pinned for this one statement: the joins in the order written
+    (join_collapse_limit: the signals joined to the messages' windows, hashed, then to the
+    clauses), no nested loops (with a few rows expected the planner probes a million rows once per
+    match, or the messages once per hit), and work_mem for the hash tables and the clause
     aggregate (about 300 MB at 1M messages) instead of sorts on disk. JIT is off: disabling nested
     loops adds a huge cost to the plan (the predicate scans' lateral unnest can only be a nested
-    loop), which would make Postgres compile and optimize it with JIT, about 10 s for nothing. Aggregates group by integer
-    keys (clause_key, rule_key): a sort on rule_id compares text through the collation, the slowest
-    part of the former plan (docs/benchmarks.md, 2026-12-06). parallel_tuple_cost is lowered:
+    loop), which would make Postgres compile and optimize it with JIT, about 10 s for nothing.
+    Aggregates group by integer keys (clause_key, rule_key): a sort on rule_id compares text
+    through the collation, the slowest part of the former plan (docs/benchmarks.md, 2026-12-06).
+    parallel_tuple_cost is lowered:
     the planner cannot see that "unnest(array[case ...]) where rule_id is not null" keeps few
     rows, so it expects tens of millions of rows through Gather and picks a serial plan; with
     parallel workers the predicate scans run about twice as fast on 2 cores.
@@ -71,16 +71,8 @@ latest_rules as (
 
 windowed as (
 
-    -- int_messages_windowed restricted to the evaluated windows, from the same predicates (the
-    -- two windows are disjoint: a message in both belongs to mining).
-    select
-        message_id,
-        case
-            when {{ window_predicate('mining') }} then 'mining'
-            else 'evaluation'
-        end as window_name
-    from {{ ref('int_messages_enriched') }}
-    where {% for w in windows %}{{ window_predicate(w) }}{{ ' or ' if not loop.last }}{% endfor %}
+    select * from {{ ref('int_messages_windowed') }}
+    where window_name in ({% for w in windows %}'{{ w }}'{{ ', ' if not loop.last }}{% endfor %})
 
 ),
 
@@ -190,6 +182,7 @@ predicate_hits as (
     {{ rule_predicate_hits(
         predicate_rules,
         ref('int_messages_enriched'),
+        ref('int_messages_windowed'),
         windows,
         var('patas_predicates_per_scan', 250),
         var('patas_regexes_per_scan', 30),
