@@ -361,10 +361,6 @@ RULES = {
     "code_or_handle": {
         "any": [{"kind": "short_code", "value": "87121"}, {"kind": "handle", "value": "bonus_bot"}]
     },
-    # message 4 carries both signals (two clauses hit it: one hit), message 5 the phone only
-    "phone_or_handle": {
-        "any": [{"kind": "phone", "value": "447700900123"}, {"kind": "handle", "value": "promo_bot"}]
-    },
     "free_entry": {"kind": "text_contains", "value": "free entry"},
     "win_regex": {"kind": "text_regex", "value": "win (a|cash)"},
     "call_not_bot": {
