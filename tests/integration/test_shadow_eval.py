@@ -257,3 +257,59 @@ def test_effective_labels_override_and_reversals_are_counted(shadow_db) -> None:
             conn.execute("delete from intermediate.int_message_labels_overridden")
             conn.commit()
         run_shadow_evaluation(project, url, RUN_ID)
+
+
+def test_evidence_counts_equal_a_count_per_fold(shadow_db) -> None:
+    """Promotion's evidence reads the held-out hits once (ids per rule, fold and label): its counts
+    and hit sets equal a plain count per rule and fold and the hit rows of the folds it uses."""
+    from python_steps.lifecycle import store
+
+    url, project, ids = shadow_db
+    run_shadow_evaluation(project, url, RUN_ID, extra_vars={"patas_shadow_windows": ["mining", "evaluation"]})
+    try:
+        with psycopg.connect(url) as conn:
+            drafts = store.latest_drafts(conn)
+            rule_ids = sorted(ids.values())
+            with conn.transaction():
+                metrics, hit_sets = store.rule_evidence(
+                    conn,
+                    RUN_ID,
+                    drafts,
+                    rule_ids,
+                    folds=2,
+                    languages=("en",),
+                    hits_relation="marts.rule_hits",
+                )
+            with conn.transaction():
+                store._fold_table(conn, RUN_ID, 2)
+                rows = conn.execute(
+                    """
+                    select h.rule_id, f.fold, h.message_id, f.is_spam
+                    from marts.rule_hits as h
+                    inner join lc_folds as f on f.message_id = h.message_id
+                    where (h.window_name = 'evaluation' and f.fold = -1)
+                        or (h.window_name = 'mining' and f.fold >= 0)
+                    """
+                ).fetchall()
+        counts: dict[str, dict[int, tuple[int, int]]] = {}
+        for rid, fold, _, is_spam in rows:
+            spam, ham = counts.setdefault(rid, {}).get(fold, (0, 0))
+            counts[rid][fold] = (spam + 1, ham) if is_spam else (spam, ham + 1)
+        assert any(fold >= 0 for by_fold in counts.values() for fold in by_fold)  # mining hits counted
+        for rid in rule_ids:
+            by_fold = counts.get(rid, {})
+            used = range(2) if metrics[rid]["evidence_folds_used"] == 2 else ()
+            spam = by_fold.get(-1, (0, 0))[0] + sum(by_fold.get(f, (0, 0))[0] for f in used)
+            ham = by_fold.get(-1, (0, 0))[1] + sum(by_fold.get(f, (0, 0))[1] for f in used)
+            if metrics[rid]["evidence_folds_used"] in (0, 2):  # with one fold used, which one is not said
+                assert (metrics[rid]["evidence_spam_hits"], metrics[rid]["evidence_ham_hits"]) == (
+                    spam,
+                    ham,
+                ), rid
+        for rid, h in hit_sets.items():
+            assert h.spam | h.ham <= {m for r, _, m, _ in rows if r == rid}, rid
+            assert len(h.spam) + len(h.ham) >= sum(
+                by_fold for by_fold in counts.get(rid, {}).get(-1, (0, 0))
+            ), rid
+    finally:
+        run_shadow_evaluation(project, url, RUN_ID)
