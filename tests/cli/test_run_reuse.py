@@ -7,11 +7,13 @@ code, and on the rule tables the skipped step would have written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -41,6 +43,26 @@ def _patas(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedPr
     return res
 
 
+@contextlib.contextmanager
+def _first_part_ingested(
+    server_url: str, tmp_path: Path, database: str, *, first_lines: int
+) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A fresh database with the first ``first_lines`` of a generated 3,000-message corpus ingested;
+    yields its url, the environment of a user's ``patas`` and the file of the remaining lines."""
+    corpus = tmp_path / "corpus.jsonl"
+    with fresh_database(server_url, f"{database}_{os.getpid()}") as url:
+        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home"),
+               "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}  # fmt: skip
+        env.pop("PATAS_PROFILE", None)
+        _patas(env, tmp_path, "generate", "--rows", "3000", "--seed", "7", "--out", str(corpus))
+        lines = corpus.read_text().splitlines(keepends=True)
+        first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
+        first.write_text("".join(lines[:first_lines]))
+        later.write_text("".join(lines[first_lines:]))
+        _patas(env, tmp_path, "ingest", str(first))
+        yield url, env, later
+
+
 def _run_id(out: str) -> str:
     return re.search(rf"run time:.*\(run ({RUN_ID})\)", out).group(1)
 
@@ -58,18 +80,7 @@ def _rol_patterns(tmp_path: Path) -> list[tuple[str, str]]:
 def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
     server_url: str, tmp_path: Path
 ):
-    corpus = tmp_path / "corpus.jsonl"
-    with fresh_database(server_url, f"patas_runreuse_{os.getpid()}") as url:
-        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home"),
-               "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}  # fmt: skip
-        env.pop("PATAS_PROFILE", None)
-        _patas(env, tmp_path, "generate", "--rows", "3000", "--seed", "7", "--out", str(corpus))
-        lines = corpus.read_text().splitlines(keepends=True)
-        first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
-        first.write_text("".join(lines[:2400]))
-        later.write_text("".join(lines[2400:]))
-        _patas(env, tmp_path, "ingest", str(first))
-
+    with _first_part_ingested(server_url, tmp_path, "patas_runreuse", first_lines=2400) as (url, env, later):
         run1 = _patas(env, tmp_path, "run").stdout
         assert "drafting:        computed (no earlier run computed it)" in run1, run1
         after1 = _tables(url)
@@ -203,18 +214,7 @@ def _said(out: str, step: str, how: str, run_id: str) -> bool:
 def test_nothing_new_reuses_the_slice_promotion_and_active_rules_and_a_change_computes_them(
     server_url: str, tmp_path: Path
 ):
-    corpus = tmp_path / "corpus.jsonl"
-    with fresh_database(server_url, f"patas_runreuse2_{os.getpid()}") as url:
-        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home"),
-               "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}  # fmt: skip
-        env.pop("PATAS_PROFILE", None)
-        _patas(env, tmp_path, "generate", "--rows", "3000", "--seed", "7", "--out", str(corpus))
-        lines = corpus.read_text().splitlines(keepends=True)
-        first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
-        first.write_text("".join(lines[:2900]))
-        later.write_text("".join(lines[2900:]))
-        _patas(env, tmp_path, "ingest", str(first))
-
+    with _first_part_ingested(server_url, tmp_path, "patas_runreuse2", first_lines=2900) as (url, env, later):
         run1 = _patas(env, tmp_path, "run").stdout
         r1 = _run_id(run1)
         for step in ("stage2 slice", "promotion", "active rules"):
