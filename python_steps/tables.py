@@ -507,6 +507,12 @@ create table if not exists patas.pattern_stats (
 
 # A step's input state per run, and whether the run re-used an earlier result (migration 9,
 # python_steps.mining.reuse).
+RULE_EVIDENCE_HELD_REASON_DDL = """
+alter table patas.rule_evidence add column if not exists held_reason text;
+comment on column patas.rule_evidence.held_reason is
+    'why this shadow rule did not become active under the run''s profile (null: not a shadow rule after the run)';
+"""
+
 RUN_STEP_STATES_DDL = """
 create table if not exists patas.run_step_states (
     run_id text not null,
@@ -597,6 +603,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         9,
         "run_step_states: a step's input state per run, and whether the run re-used a result",
         RUN_STEP_STATES_DDL,
+    ),
+    Migration(
+        10,
+        "rule_evidence.held_reason: why a shadow rule did not become active under the run's profile",
+        RULE_EVIDENCE_HELD_REASON_DDL,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

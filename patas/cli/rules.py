@@ -103,6 +103,8 @@ def render_card(card: dict) -> str:
             f" {e['rule_kind']} prior {_num(e['prior_mean'])} (strength {_num(e['prior_strength'], 1)});"
             f" posterior precision {_num(e['posterior_mean'])} (95% lower bound {_num(e['posterior_lower_bound'])})"
         )
+        if e.get("held_reason") and card.get("status") == "shadow":
+            out.append(f"not active: {e['held_reason']}")
     for title, key in (("example hits", "example_hits"), ("ham it matches", "ham_matched"),
                        ("nearest ham it does not match", "nearest_ham_not_matched")):  # fmt: skip
         rows = card.get(key) or []

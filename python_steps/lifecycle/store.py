@@ -297,15 +297,26 @@ def rule_evidence(
 
 
 def _write_evidence(
-    conn: psycopg.Connection, run_id: str, metrics: Mapping[str, Mapping[str, Any]], tiers: Mapping[str, str]
+    conn: psycopg.Connection,
+    run_id: str,
+    metrics: Mapping[str, Mapping[str, Any]],
+    tiers: Mapping[str, str],
+    held: Mapping[str, str],
 ) -> None:
+    """The run's evidence per rule, its tier, and for a rule left in shadow why (``held``)."""
     conn.execute("delete from patas.rule_evidence")
-    cols = ("rule_id", "run_id", *EVIDENCE_COLUMNS, "tier")
+    cols = ("rule_id", "run_id", *EVIDENCE_COLUMNS, "tier", "held_reason")
     with conn.cursor() as cur:
         cur.executemany(
             f"insert into patas.rule_evidence ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))})",
             [
-                (rid, run_id, *(m[c] for c in EVIDENCE_COLUMNS), tiers.get(rid, "FEATURE_ONLY"))
+                (
+                    rid,
+                    run_id,
+                    *(m[c] for c in EVIDENCE_COLUMNS),
+                    tiers.get(rid, "FEATURE_ONLY"),
+                    held.get(rid),
+                )
                 for rid, m in sorted(metrics.items())
             ],
         )
@@ -547,7 +558,20 @@ def apply_lifecycle(
 
         final_states = _states(conn)
         _snapshot_history(conn, run_id, all_rows, final_states, plan.tiers)
-        _write_evidence(conn, run_id, evidence, plan.tiers)
+        held = {
+            **plan.held,
+            **{
+                d.rule_id: "withheld: the evaluation gates failed (" + ", ".join(blocked_by) + ")"
+                for d in withheld
+                if d.to_status == "active"
+            },
+        }
+        held = {
+            rid: why
+            for rid, why in held.items()
+            if rid in final_states and final_states[rid].status == "shadow"
+        }
+        _write_evidence(conn, run_id, evidence, plan.tiers, held)
         rulesets = {
             "profile:" + name: would_be_active(final_states, evals, p, hits=hits, tiers=config.tiers)
             for name, p in sorted(config.profiles.items())

@@ -131,6 +131,28 @@ def test_rules_card_shows_the_evidence(user: User, demo):
     assert 0 < e["posterior_lower_bound"] <= e["posterior_mean"] <= 1
 
 
+def test_a_shadow_rules_card_says_why_it_is_not_active(user: User, demo):
+    import psycopg
+
+    with psycopg.connect(user.env["PATAS_DATABASE_URL"]) as conn:
+        shadow = conn.execute(
+            """
+            select l.rule_id, e.held_reason from patas.rule_lifecycle as l
+            inner join patas.rule_evidence as e using (rule_id)
+            where l.status = 'shadow' and not l.is_pinned order by 1
+            """
+        ).fetchall()
+    assert shadow, "the demo leaves no rule in shadow"
+    assert all(why for _, why in shadow), [rid for rid, why in shadow if not why]
+    rule_id, why = shadow[0]
+    text = user("rules", "show", rule_id).stdout
+    assert "status shadow" in text and f"not active: {why}" in text.splitlines()
+    card = json.loads(user("rules", "show", rule_id, "--json").stdout)
+    assert card["evidence"]["held_reason"] == why
+    active = _an_active_rule(user)
+    assert "not active:" not in user("rules", "show", active).stdout
+
+
 def test_rules_review_list_approve_reject(user: User, demo):
     assert "patas rules review" in README
     assert 'patas rules review approve <id> --reason "checked the examples"' in README
