@@ -23,12 +23,13 @@ clean hits of a link-domain rule among clean link-domain rules are strong eviden
 of a phrase of common words are not.
 
 **A general-language prior.** A word is *common* when a maintained word-frequency list
-(``wordfreq``) puts it at Zipf 4 or more in one of the configured languages (at least 10 uses per
-million words of general text; python_steps.text.common_words). A phrase made only of common words borrows nothing from its kind:
-its prior is uniform (Beta(1, 1)), so it needs far more evidence of its own; a single common word
-is never ``SAFE_AUTO`` (:func:`python_steps.lifecycle.profiles.tier_for`). Words in scripts no
-configured language covers (Thai, with the default ``en``) are judged rare: set ``PATAS_LANGUAGES``
-to the languages of your traffic. Text written without spaces has no word list here; its analogue
+(``wordfreq``; for Thai, the Thai National Corpus list of PyThaiNLP) puts it at Zipf 4 or more in
+one of the configured languages, or in the one language of its script (Thai script: Thai), at
+least 10 uses per million words of general text (python_steps.text.common_words). A phrase made
+only of common words borrows nothing from its kind: its prior is uniform (Beta(1, 1)), so it needs
+far more evidence of its own; a single common word is never ``SAFE_AUTO``
+(:func:`python_steps.lifecycle.profiles.tier_for`). Words in other scripts no configured language
+covers are judged rare: set ``PATAS_LANGUAGES`` to the languages of your traffic. Text written without spaces has no word list here; its analogue
 is a substring precise only thanks to one edge character (the tail of a word before a common word:
 drafting marks it, python_steps.text.substrings), kind ``substring_common``, also with a uniform prior.
 

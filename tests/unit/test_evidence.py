@@ -16,9 +16,15 @@ def test_common_words_come_from_the_word_list() -> None:
     assert is_common_word("win") and is_common_word("online") and is_common_word("the")
     assert not is_common_word("ringtone") and not is_common_word("150p") and not is_common_word("")
     assert phrase_is_common("attempt to contact") and not phrase_is_common("txt stop")
-    assert not is_common_word("สล็อต")  # no Thai list: unknown, so not common
+    # Thai script is judged by the Thai National Corpus list whatever the configured languages:
+    # "immediately" and "receive" are everyday Thai, "slot" (the casino game) is not; a word keeps
+    # matching in its normalized form (NFKC splits the vowel of ต่ำ into ต่ํา).
+    assert is_common_word("ทันที") and is_common_word("รับ") and is_common_word("ขั้นต่ํา")
+    assert not is_common_word("สล็อต") and not is_common_word("บาคาร่า")
+    assert phrase_is_common("รับ ทันที") and not phrase_is_common("รับ สล็อต")
     assert is_common_word("gratis", ("es",)) and not is_common_word("gratis", ("en",))
     assert check_languages(["en", "es"]) == ("en", "es")
+    assert check_languages(["th"]) == ("th",)  # a list outside wordfreq
     with pytest.raises(LanguageError, match="xx"):
         check_languages(["en", "xx"])
 
@@ -33,6 +39,9 @@ def test_common_words_come_from_the_word_list() -> None:
         ({"kind": "text_phrase", "value": "ringtone"}, "pattern_mining", "phrase_rare"),
         ({"kind": "text_phrase", "value": "win"}, "pattern_mining", "word_common"),
         ({"kind": "text_phrase", "value": "attempt to contact"}, "pattern_mining", "phrase_common"),
+        # Thai words by the Thai list, with the default languages (en): "immediately" is common.
+        ({"kind": "text_phrase", "value": "ทันที"}, "pattern_mining", "word_common"),
+        ({"kind": "text_phrase", "value": "สล็อต"}, "pattern_mining", "phrase_rare"),
         (
             {"all": [{"kind": "text_phrase", "value": "call"}, {"kind": "text_phrase", "value": "claim"}]},
             "pattern_mining",
