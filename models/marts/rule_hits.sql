@@ -48,7 +48,7 @@
         "set local jit = off",
     ],
     post_hook="analyze {{ this }}",
-    indexes=[{'columns': ['rule_id', 'window_name']}, {'columns': ['message_id']}],
+    indexes=[{'columns': ['rule_id', 'window_name', 'message_id'], 'unique': True}, {'columns': ['message_id']}],
 ) }}
 
 with

@@ -3,8 +3,16 @@
     (patas.rule_lifecycle, ruleset 'active') and, for every safety profile, the set that profile
     would make active (patas.ruleset_members, written by python_steps.lifecycle). A message counts
     once however many rules of the set hit it. Empty sets get a row of zeros.
+    Planned like rule_evaluations (hash joins and aggregates in memory, JIT off; docs/benchmarks.md).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
+
+{{ config(pre_hook=[
+    "set local enable_nestloop = off",
+    "set local enable_sort = off",
+    "set local work_mem = '256MB'",
+    "set local jit = off",
+]) }}
 
 with
 

@@ -65,10 +65,8 @@ def _ensure_vector_index(conn: psycopg.Connection, dimensions: int) -> None:
         )
 
 
-def _upsert(conn, pattern_id: str, kind: str, provider: str, model: str, centroid: list[float], run_id: str,
-            message_count: int, spam_share, cohesion, nearest, summary: dict) -> None:  # fmt: skip
-    version = conn.execute(
-        """
+_UPSERT = """
+    with upserted as (
         insert into patas.patterns as p (pattern_id, kind, provider, model, dimensions, centroid, version,
             first_run_id, last_run_id, runs_active, message_count, spam_share, cohesion,
             nearest_ham_distance, summary)
@@ -82,37 +80,49 @@ def _upsert(conn, pattern_id: str, kind: str, provider: str, model: str, centroi
             message_count = excluded.message_count, spam_share = excluded.spam_share,
             cohesion = excluded.cohesion, nearest_ham_distance = excluded.nearest_ham_distance,
             summary = excluded.summary, updated_at = clock_timestamp()
-        returning version
-        """,
-        {"id": pattern_id, "kind": kind, "provider": provider, "model": model, "dims": len(centroid),
-         "centroid": centroid, "run": run_id, "n": message_count, "share": spam_share, "cohesion": cohesion,
-         "nearest": nearest, "summary": json.dumps(summary, sort_keys=True)},
-    ).fetchone()[0]  # fmt: skip
-    conn.execute(
-        """
-        insert into patas.pattern_versions (pattern_id, version, run_id, centroid, message_count, spam_share,
-            cohesion, nearest_ham_distance)
-        values (%s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict (pattern_id, version) do update set centroid = excluded.centroid,
-            message_count = excluded.message_count, spam_share = excluded.spam_share,
-            cohesion = excluded.cohesion, nearest_ham_distance = excluded.nearest_ham_distance
-        """,
-        (pattern_id, version, run_id, centroid, message_count, spam_share, cohesion, nearest),
+        returning pattern_id, version
     )
+    insert into patas.pattern_versions (pattern_id, version, run_id, centroid, message_count, spam_share,
+        cohesion, nearest_ham_distance)
+    select pattern_id, version, %(run)s, %(centroid)s, %(n)s, %(share)s, %(cohesion)s, %(nearest)s
+    from upserted
+    on conflict (pattern_id, version) do update set centroid = excluded.centroid,
+        message_count = excluded.message_count, spam_share = excluded.spam_share,
+        cohesion = excluded.cohesion, nearest_ham_distance = excluded.nearest_ham_distance
+"""
+
+
+def _upsert_params(pattern_id: str, kind: str, provider: str, model: str, centroid: list[float], run_id: str,
+                   message_count: int, spam_share, cohesion, nearest, summary: dict) -> dict:  # fmt: skip
+    return {"id": pattern_id, "kind": kind, "provider": provider, "model": model, "dims": len(centroid),
+            "centroid": centroid, "run": run_id, "n": message_count, "share": spam_share, "cohesion": cohesion,
+            "nearest": nearest, "summary": json.dumps(summary, sort_keys=True)}  # fmt: skip
+
+
+def _upsert_many(conn: psycopg.Connection, params: list[dict]) -> None:
+    """Upsert each pattern and append (or, for the same run, rewrite) its version: one statement per
+    pattern, sent together (``executemany`` pipelines them); the version is the one the upsert
+    returns, as the pattern's new version."""
+    if params:
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT, params)
 
 
 def record_clusters(conn: psycopg.Connection, clusters, run_id: str, provider: str, model: str) -> int:
     """Every cluster of this run as a pattern version (``clusters``: clustering.Cluster objects)."""
     ensure_schema(conn)
     use_vector = vector_extension(conn)
+    params = []
     for c in clusters:
         if not c.centroid:
             continue
         summary = {"top_phrases": c.top_phrases, "top_entities": c.top_entities, "examples": c.examples}
-        _upsert(conn, f"cluster:{c.cluster_id}", "cluster", provider, model, list(c.centroid), run_id, c.size,
-                c.spam_share, c.cohesion, c.nearest_ham_distance, summary)  # fmt: skip
-        if use_vector:
-            _ensure_vector_index(conn, len(c.centroid))
+        params.append(_upsert_params(f"cluster:{c.cluster_id}", "cluster", provider, model, list(c.centroid),
+                                     run_id, c.size, c.spam_share, c.cohesion, c.nearest_ham_distance, summary))  # fmt: skip
+    _upsert_many(conn, params)
+    if use_vector:
+        for dims in sorted({p["dims"] for p in params}):
+            _ensure_vector_index(conn, dims)
     return len(clusters)
 
 
@@ -124,10 +134,16 @@ def record_rule_patterns(
     ensure_schema(conn)
     if conn.execute("select to_regclass('marts.rule_hits') is null or to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:  # fmt: skip
         return {"rule_patterns": 0}
-    rows = conn.execute(
+    # The ranking reads every spam hit of the active rules (hundreds of thousands at 1M messages):
+    # planned for this statement as one hash join with the messages (the rules' few expected rows
+    # would make it probe the messages' index once per hit), sorted in memory, without JIT; the
+    # texts are fetched afterwards for the kept hits only.
+    for setting in ("enable_nestloop = off", "jit = off", "work_mem = '256MB'"):
+        conn.execute(f"set local {setting}")
+    ranked = conn.execute(
         """
         with hits as (
-            select l.rule_id, m.normalized_text,
+            select l.rule_id, h.message_id,
                 row_number() over (
                     partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
                 ) as pos
@@ -136,13 +152,27 @@ def record_rule_patterns(
             inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
             where l.status = 'active' and m.is_spam
         )
-        select rule_id, normalized_text from hits where pos <= %s order by rule_id, pos
+        select rule_id, message_id from hits where pos <= %s order by rule_id, pos
         """,
         (per_rule,),
     ).fetchall()
+    for setting in ("enable_nestloop", "jit", "work_mem"):
+        conn.execute(f"set local {setting} to default")
+    text_of = dict(
+        conn.execute(
+            "select message_id, normalized_text from intermediate.int_messages_enriched where message_id = any(%s)",
+            (sorted({mid for _, mid in ranked}),),
+        ).fetchall()
+    )
+    rows = [(rid, text_of[mid]) for rid, mid in ranked]
     if not rows:
         return {"rule_patterns": 0}
-    vectors, report = embeddings.embed([r[1] or "" for r in rows], cfg, conn)
+    # Spam templates repeat: each distinct text is embedded once (a text's vector does not depend
+    # on the others in the call), then every hit takes its text's row.
+    texts = [r[1] or "" for r in rows]
+    distinct = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    vectors, report = embeddings.embed(list(distinct), cfg, conn)
+    vectors = vectors[np.fromiter((distinct[t] for t in texts), dtype=np.intp, count=len(texts))]
     descriptions = dict(
         conn.execute(
             "select distinct on (rule_id) rule_id, description from patas.rule_drafts "
@@ -154,16 +184,20 @@ def record_rule_patterns(
     by_rule: dict[str, list[int]] = {}
     for i, (rid, _) in enumerate(rows):
         by_rule.setdefault(rid, []).append(i)
+    params = []
     for rid, idx in sorted(by_rule.items()):
         centroid = vectors[idx].mean(axis=0)
         norm = float(np.linalg.norm(centroid))
         centroid = centroid / norm if norm else centroid
         cohesion = round(float(np.mean(vectors[idx] @ centroid)), 6)
         summary = {"rule_id": rid, "description": descriptions.get(rid, "")}
-        _upsert(conn, f"rule:{rid}", "rule", report.provider, report.model,
-                [round(float(x), 9) for x in centroid], run_id, len(idx), 1.0, cohesion, None, summary)  # fmt: skip
-        if use_vector:
-            _ensure_vector_index(conn, len(centroid))
+        rounded = [round(float(x), 9) for x in centroid]
+        args = (report.provider, report.model, rounded, run_id, len(idx), 1.0, cohesion, None, summary)
+        params.append(_upsert_params(f"rule:{rid}", "rule", *args))
+    _upsert_many(conn, params)
+    if use_vector:
+        for dims in sorted({p["dims"] for p in params}):
+            _ensure_vector_index(conn, dims)
     return {"rule_patterns": len(by_rule), "embeddings": report.as_dict()}
 
 
