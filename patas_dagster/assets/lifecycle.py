@@ -100,7 +100,9 @@ def rule_lifecycle(
         )
         conn.commit()
         # The pattern library remembers each active rule's evidence (its centroid embedding).
-        patterns = library.record_rule_patterns(conn, context.run_id, EmbeddingConfig.from_settings(settings))
+        patterns = library.record_rule_patterns(
+            conn, context.run_id, EmbeddingConfig.from_settings(settings), cache_dir=settings.cache_dir
+        )
         conn.commit()
         # Each pattern's success this run: its rules' hits, rules derived, active, re-used.
         patterns.update(library.record_pattern_stats(conn, context.run_id))

@@ -89,8 +89,9 @@ def semantic_clusters(
             context.log.info(f"stage 2 slice: {verb} ({how.reason})")
             slice_meta = {"slice_skipped": how.reusable, "slice_skip_reason": how.reason}
             result = clustering.build_clusters(
-                conn, cfg, EmbeddingConfig.from_settings(settings), tuple(sliced)
-            )
+                conn, cfg, EmbeddingConfig.from_settings(settings), tuple(sliced),
+                cache_dir=settings.cache_dir, slice_state=state,
+            )  # fmt: skip
         else:
             result = clustering.Stage2Result([], {"method": "off", "stage2_messages": 0, "stage2_share": 0.0})
         clustering.write_clusters(conn, result.clusters, context.run_id, cfg.sample_size, result.record)

@@ -40,6 +40,7 @@ optional LLM see, never the raw messages.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -377,12 +378,14 @@ def group_slice(
     vectors: np.ndarray,
     cfg: ClusterConfig,
     known: list[tuple[str, np.ndarray]] = (),
+    labels: list[int] | None = None,
 ) -> tuple[list[Cluster], dict]:
     """Clusters of the slice with their figures and ids (known ids kept), largest first; and what
-    happened (method, fallback reason, clusters dropped as ham-dominated)."""
+    happened (method, fallback reason, clusters dropped as ham-dominated). ``labels``: DBSCAN's
+    labels of ``vectors`` when already known (:func:`cluster_vectors`)."""
     info: dict = {"method": "dbscan"}
     try:
-        labels = cluster_vectors(vectors, cfg.eps, cfg.min_samples)
+        labels = cluster_vectors(vectors, cfg.eps, cfg.min_samples) if labels is None else list(labels)
         sizes = Counter(v for v in labels if v >= 0)
         # Degenerate: one cluster swallows a slice big enough to hold several (eps too large).
         big_enough = len(sample) >= 5 * cfg.min_samples
@@ -430,14 +433,80 @@ def group_slice(
     return clusters, info
 
 
+# Stage 2 after the slice, kept between runs in the cache directory (the latest run's only): the
+# slice's lexical vectors (a function of its texts, the space and the code), DBSCAN's labels (of the
+# vectors and the settings) and the clusters' summaries (of their members, the slice's input state,
+# which covers every stage-1 table they read, and the code). Each is what computing it gives.
+STAGE2_VECTORS_FILE = "stage2_vectors.npz"
+STAGE2_MEMO_FILE = "stage2_memo.json"
+
+
+def _md5(*parts: object) -> str:
+    return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _slice_vectors(
+    texts: list[str], embedding: embeddings.EmbeddingConfig, conn: psycopg.Connection, cache_dir: Path | None
+) -> tuple[np.ndarray, embeddings.EmbeddingReport, str | None]:
+    """The slice's vectors and the embedding report; and a key of the vectors when they are lexical
+    (None otherwise: nothing after them is kept either)."""
+    if cache_dir is None or embedding.provider != "lexical":
+        vectors, report = embeddings.embed(texts, embedding, conn)
+        return vectors, report, None
+    key = _md5(embedding.model_name, embedding.dimensions, embeddings.lexical_code_version(), texts)
+    path = cache_dir / STAGE2_VECTORS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            if str(kept["key"]) == key:
+                report = embeddings.EmbeddingReport(
+                    embedding.provider, embedding.model_name, embedding.provider, texts=len(texts)
+                )
+                return np.array(kept["vectors"]), report, key
+    except (OSError, ValueError, KeyError):
+        pass
+    vectors, report = embeddings.embed(texts, embedding, conn)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f"stage2_vectors.{os.getpid()}.tmp.npz"
+        np.savez(tmp, key=np.array(key), vectors=vectors)
+        tmp.replace(path)
+    except OSError:
+        pass
+    return vectors, report, key
+
+
+def _read_memo(cache_dir: Path | None) -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        if cache_dir is not None:
+            memo = json.loads((cache_dir / STAGE2_MEMO_FILE).read_text(encoding="utf-8"))
+            if isinstance(memo, dict):
+                return memo
+    return {}
+
+
+def _write_memo(cache_dir: Path | None, memo: dict) -> None:
+    if cache_dir is None:
+        return
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f"{STAGE2_MEMO_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(memo), encoding="utf-8")  # key order kept: the summaries are stored as read
+        tmp.replace(cache_dir / STAGE2_MEMO_FILE)
+
+
 def build_clusters(
     conn: psycopg.Connection,
     cfg: ClusterConfig | None = None,
     embedding: embeddings.EmbeddingConfig | None = None,
     sliced: tuple[list[SliceMessage], dict] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    slice_state: str | None = None,
 ) -> Stage2Result:
     """Stage 2 on the warehouse: the slice (``sliced`` when given: the slice and its figures, as
-    :func:`load_slice` returns them), its embeddings, clusters with identity and summaries."""
+    :func:`load_slice` returns them), its embeddings, clusters with identity and summaries.
+    ``cache_dir``: where the lexical vectors, DBSCAN's labels and (with ``slice_state``, the slice's
+    input state, :func:`slice_input_state`) the summaries of the latest run are kept."""
     from python_steps.mining import library
 
     cfg = cfg or ClusterConfig()
@@ -447,11 +516,25 @@ def build_clusters(
     if not sample:
         record.update(method="none", clusters=0)
         return Stage2Result([], record)
-    vectors, report = embeddings.embed([m.normalized_text for m in sample], embedding, conn)
+    texts = [m.normalized_text for m in sample]
+    vectors, report, vectors_key = _slice_vectors(texts, embedding, conn, cache_dir)
     record["embeddings"] = report.as_dict()
     record["warnings"] = list(report.warnings)
     known = library.known_clusters(conn, report.provider, report.model)
-    clusters, info = group_slice(sample, vectors, cfg, known)
+    memo = _read_memo(cache_dir) if vectors_key is not None else {}
+    new_memo: dict = {}
+    labels = None
+    if vectors_key is not None:
+        from importlib.metadata import version
+
+        labels_key = _md5(vectors_key, cfg.eps, cfg.min_samples, version("scikit-learn"))
+        labels = memo.get("labels", {}).get(labels_key)
+        if labels is None:
+            with contextlib.suppress(Exception):  # a failure falls back in group_slice, as before
+                labels = cluster_vectors(vectors, cfg.eps, cfg.min_samples)
+        if labels is not None:
+            new_memo["labels"] = {labels_key: labels}
+    clusters, info = group_slice(sample, vectors, cfg, known, labels)
     record.update(info)
     # A returning campaign: the rules derived from the known patterns its cluster matches are
     # re-used (re-checked by this run's shadow evaluation; revived by the lifecycle when idle).
@@ -462,7 +545,23 @@ def build_clusters(
         record["warnings"].append(info["fallback"])
     record["provider"], record["model"] = report.provider, report.model
     record["clusters"] = len(clusters)
-    _summarize_all(conn, clusters, cfg)
+    summaries_key = None
+    if vectors_key is not None and slice_state is not None:
+        summaries_key = _md5(
+            slice_state, reuse.code_version(), cfg.top_k, cfg.examples, [c.message_ids for c in clusters]
+        )
+    kept = memo.get("summaries", {}).get(summaries_key) if summaries_key else None
+    if kept is not None and len(kept) == len(clusters):
+        for c, row in zip(clusters, kept, strict=True):
+            c.top_entities, c.top_phrases, c.examples, c.counter_examples = row
+    else:
+        _summarize_all(conn, clusters, cfg)
+    if summaries_key is not None:
+        new_memo["summaries"] = {
+            summaries_key: [[c.top_entities, c.top_phrases, c.examples, c.counter_examples] for c in clusters]
+        }
+    if vectors_key is not None and new_memo != memo:
+        _write_memo(cache_dir, new_memo)
     return Stage2Result(clusters, record)
 
 

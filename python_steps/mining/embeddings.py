@@ -21,9 +21,11 @@ a remote provider that fails degrades to ``lexical`` with a warning, never an ex
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -128,6 +130,16 @@ def _projection(dimensions: int):
             (signs.ravel(), (rows, cols.ravel())), shape=(_HASH_FEATURES, dimensions)
         )
     return _PROJECTIONS[dimensions]
+
+
+@functools.lru_cache(maxsize=1)
+def lexical_code_version() -> str:
+    """What a lexical vector depends on besides its text and dimensions: this module's source and
+    the versions of the libraries that hash, weigh and project the n-grams."""
+    from importlib.metadata import version  # not the libraries themselves: their import costs seconds
+
+    versions = "|".join([*(version(d) for d in ("numpy", "scipy", "scikit-learn")), LEXICAL_MODEL])
+    return hashlib.md5(versions.encode() + b"\0" + Path(__file__).read_bytes()).hexdigest()
 
 
 def lexical_embed(texts: list[str], dimensions: int = 256) -> np.ndarray:

@@ -17,7 +17,11 @@ asked space). Stage 2's own matching (:func:`library_matches`) is always exact.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -126,79 +130,224 @@ def record_clusters(conn: psycopg.Connection, clusters, run_id: str, provider: s
     return len(clusters)
 
 
-def record_rule_patterns(
-    conn: psycopg.Connection, run_id: str, cfg: embeddings.EmbeddingConfig, per_rule: int = 50
-) -> dict:
-    """Each active rule's evidence as a pattern: the centroid of (at most ``per_rule``) spam messages
-    it hits in the shadow-evaluated windows (``marts.rule_hits``), in a fixed hash order."""
-    ensure_schema(conn)
-    if conn.execute("select to_regclass('marts.rule_hits') is null or to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:  # fmt: skip
-        return {"rule_patterns": 0}
-    # The ranking reads every spam hit of the active rules (hundreds of thousands at 1M messages):
-    # planned for this statement as one hash join with the messages (the rules' few expected rows
-    # would make it probe the messages' index once per hit), sorted in memory, without JIT; the
-    # texts are fetched afterwards for the kept hits only.
-    for setting in ("enable_nestloop = off", "jit = off", "work_mem = '256MB'"):
-        conn.execute(f"set local {setting}")
-    ranked = conn.execute(
-        """
-        with hits as (
-            select l.rule_id, h.message_id,
-                row_number() over (
-                    partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
-                ) as pos
-            from patas.rule_lifecycle as l
-            inner join marts.rule_hits as h on h.rule_id = l.rule_id
-            inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
-            where l.status = 'active' and m.is_spam
+class RuleCentroidCache:
+    """The rule patterns of the latest run, kept in ``cache_dir`` between runs.
+
+    A rule pattern's centroid and cohesion are a function of its texts (in order), the embedding
+    space and the code that embeds them: ``centroids`` maps an md5 over all of these to
+    ``[centroid, cohesion]``. The texts themselves are a function of the active rules, the hits of
+    shadow evaluation and the messages: ``rows`` keeps, under an md5 of those inputs' state
+    (:func:`rule_rows_state`), each rule's number of texts and its centroid key, so a run whose
+    inputs are unchanged reads no hit at all. Only the ``lexical`` provider is cached (stateless:
+    the same text has the same vector in every process; a remote provider has its own cache in the
+    warehouse, with a TTL). None as ``cache_dir``: nothing is kept, every centroid is computed."""
+
+    FILE = "rule_patterns.json"
+
+    def __init__(self, cache_dir: Path | None, cfg: embeddings.EmbeddingConfig):
+        lexical = cache_dir is not None and cfg.provider == "lexical"
+        self.path = cache_dir / self.FILE if lexical else None
+        self.space = (
+            f"{cfg.model_name}|{cfg.dimensions}|{embeddings.lexical_code_version()}" if lexical else ""
         )
-        select rule_id, message_id from hits where pos <= %s order by rule_id, pos
-        """,
-        (per_rule,),
-    ).fetchall()
-    for setting in ("enable_nestloop", "jit", "work_mem"):
-        conn.execute(f"set local {setting} to default")
-    text_of = dict(
-        conn.execute(
-            "select message_id, normalized_text from intermediate.int_messages_enriched where message_id = any(%s)",
-            (sorted({mid for _, mid in ranked}),),
-        ).fetchall()
-    )
-    rows = [(rid, text_of[mid]) for rid, mid in ranked]
-    if not rows:
-        return {"rule_patterns": 0}
+        self.kept: dict = {"rows": {}, "centroids": {}}
+        self.used: dict = {"rows": {}, "centroids": {}}
+        if self.path is not None and self.path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+                if isinstance(loaded, dict) and set(loaded) == {"rows", "centroids"}:
+                    self.kept = loaded
+
+    def key(self, texts: list[str]) -> str:
+        h = hashlib.md5(self.space.encode())
+        for t in texts:
+            h.update(b"\x1e" + t.encode("utf-8"))
+        return h.hexdigest()
+
+    def get(self, key: str) -> list | None:
+        if self.path is None or key not in self.kept["centroids"]:
+            return None
+        self.used["centroids"][key] = self.kept["centroids"][key]
+        return self.used["centroids"][key]
+
+    def put(self, key: str, centroid: list[float], cohesion: float) -> None:
+        if self.path is not None:
+            self.used["centroids"][key] = [centroid, cohesion]
+
+    def rows(self, state: str) -> dict[str, tuple[int, list[float], float]] | None:
+        """Each rule's (texts, centroid, cohesion) when the rows' input state is the kept one."""
+        kept = self.kept["rows"]
+        if self.path is None or kept.get("state") != f"{self.space}|{state}":
+            return None
+        out = {}
+        for rid, (n, key) in kept["rules"].items():
+            hit = self.get(key)
+            if hit is None:
+                return None
+            out[rid] = (n, hit[0], hit[1])
+        self.used["rows"] = kept
+        return out
+
+    def put_rows(self, state: str, rules: dict[str, tuple[int, str]]) -> None:
+        if self.path is not None:
+            rules_ = {rid: list(v) for rid, v in rules.items()}
+            self.used["rows"] = {"state": f"{self.space}|{state}", "rules": rules_}  # this space's only
+
+    def save(self) -> None:
+        if self.path is None or self.used == self.kept:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.used, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path)
+
+
+def _rule_centroids(
+    texts_by_rule: dict[str, list[str]], cfg: embeddings.EmbeddingConfig, conn: psycopg.Connection | None,
+    cache: RuleCentroidCache,
+) -> tuple[dict[str, tuple[list[float], float, str]], embeddings.EmbeddingReport]:  # fmt: skip
+    """Each rule's (centroid rounded to 9 places, cohesion, cache key): the normalized mean of its
+    texts' vectors and their mean cosine to it; from the cache when its texts and the space are
+    unchanged. A lexical vector depends on its own text only, so embedding the missed rules' texts
+    alone gives the vectors embedding them all would."""
+    out: dict[str, tuple[list[float], float, str]] = {}
+    todo: list[tuple[str, str]] = []  # (rule id, key) to compute
+    for rid, texts in texts_by_rule.items():
+        key = cache.key(texts) if cache.path is not None else ""
+        hit = cache.get(key) if key else None
+        if hit is not None:
+            out[rid] = (hit[0], hit[1], key)
+        else:
+            todo.append((rid, key))
+    texts = [t for rid, _ in todo for t in texts_by_rule[rid]]
     # Spam templates repeat: each distinct text is embedded once (a text's vector does not depend
     # on the others in the call), then every hit takes its text's row.
-    texts = [r[1] or "" for r in rows]
     distinct = {t: i for i, t in enumerate(dict.fromkeys(texts))}
     vectors, report = embeddings.embed(list(distinct), cfg, conn)
     vectors = vectors[np.fromiter((distinct[t] for t in texts), dtype=np.intp, count=len(texts))]
+    report.texts = sum(len(v) for v in texts_by_rule.values())
+    start = 0
+    for rid, key in todo:
+        n = len(texts_by_rule[rid])
+        rows = vectors[np.arange(start, start + n)]  # a copy, as indexing the whole batch gave
+        start += n
+        centroid = rows.mean(axis=0)
+        norm = float(np.linalg.norm(centroid))
+        centroid = centroid / norm if norm else centroid
+        cohesion = round(float(np.mean(rows @ centroid)), 6)
+        out[rid] = ([round(float(x), 9) for x in centroid], cohesion, key)
+        if key and report.provider == cfg.provider and not report.warnings:
+            cache.put(key, out[rid][0], cohesion)
+    return out, report
+
+
+RULE_ROWS_READS = ("marts.rule_hits", "intermediate.int_messages_enriched")
+
+
+def rule_rows_state(conn: psycopg.Connection, per_rule: int) -> str:
+    """The state of what the rule patterns' texts are read from: the active rules, the catalog
+    identity of the hits and messages tables (dbt rebuilds the hits under a new oid; the messages
+    grow only with the warehouse's inputs) and those inputs (python_steps.mining.reuse)."""
+    from python_steps.mining import reuse
+
+    active = [r[0] for r in conn.execute(
+        "select rule_id from patas.rule_lifecycle where status = 'active' order by rule_id"
+    )]  # fmt: skip
+    payload = {
+        "active": active,
+        "relations": reuse.relations_state(conn, list(RULE_ROWS_READS)),
+        "warehouse": reuse.warehouse_state(conn),
+        "per_rule": per_rule,
+        "code": reuse.code_version(),
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_rule_patterns(
+    conn: psycopg.Connection,
+    run_id: str,
+    cfg: embeddings.EmbeddingConfig,
+    per_rule: int = 50,
+    *,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Each active rule's evidence as a pattern: the centroid of (at most ``per_rule``) spam messages
+    it hits in the shadow-evaluated windows (``marts.rule_hits``), in a fixed hash order.
+    ``cache_dir``: where the latest run's rule patterns are kept (:class:`RuleCentroidCache`)."""
+    ensure_schema(conn)
+    if conn.execute("select to_regclass('marts.rule_hits') is null or to_regclass('patas.rule_lifecycle') is null").fetchone()[0]:  # fmt: skip
+        return {"rule_patterns": 0}
+    cache = RuleCentroidCache(cache_dir, cfg)
+    state = rule_rows_state(conn, per_rule) if cache.path is not None else ""
+    kept = cache.rows(state) if state else None
+    if kept is not None:
+        counts = {rid: n for rid, (n, _, _) in kept.items()}
+        centroids = {rid: (c, cohesion) for rid, (_, c, cohesion) in kept.items()}
+        report = embeddings.EmbeddingReport(
+            cfg.provider, cfg.model_name, cfg.provider, texts=sum(counts.values())
+        )
+    else:
+        # The ranking reads every spam hit of the active rules (hundreds of thousands at 1M messages):
+        # planned for this statement as one hash join with the messages (the rules' few expected rows
+        # would make it probe the messages' index once per hit), sorted in memory, without JIT; the
+        # texts are fetched afterwards for the kept hits only.
+        for setting in ("enable_nestloop = off", "jit = off", "work_mem = '256MB'"):
+            conn.execute(f"set local {setting}")
+        ranked = conn.execute(
+            """
+            with hits as (
+                select l.rule_id, h.message_id,
+                    row_number() over (
+                        partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
+                    ) as pos
+                from patas.rule_lifecycle as l
+                inner join marts.rule_hits as h on h.rule_id = l.rule_id
+                inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+                where l.status = 'active' and m.is_spam
+            )
+            select rule_id, message_id from hits where pos <= %s order by rule_id, pos
+            """,
+            (per_rule,),
+        ).fetchall()
+        for setting in ("enable_nestloop", "jit", "work_mem"):
+            conn.execute(f"set local {setting} to default")
+        text_of = dict(
+            conn.execute(
+                "select message_id, normalized_text from intermediate.int_messages_enriched where message_id = any(%s)",
+                (sorted({mid for _, mid in ranked}),),
+            ).fetchall()
+        )
+        texts_by_rule: dict[str, list[str]] = {}
+        for rid, mid in ranked:
+            texts_by_rule.setdefault(rid, []).append(text_of[mid] or "")
+        computed, report = _rule_centroids(texts_by_rule, cfg, conn, cache)
+        counts = {rid: len(texts) for rid, texts in texts_by_rule.items()}
+        centroids = {rid: (c, cohesion) for rid, (c, cohesion, _) in computed.items()}
+        if state and all(key for _, _, key in computed.values()) and not report.warnings:
+            cache.put_rows(state, {rid: (counts[rid], computed[rid][2]) for rid in computed})
+    cache.save()
+    if not counts:
+        return {"rule_patterns": 0}
     descriptions = dict(
         conn.execute(
             "select distinct on (rule_id) rule_id, description from patas.rule_drafts "
             "where rule_id = any(%s) order by rule_id, version desc",
-            (sorted({r[0] for r in rows}),),
+            (sorted(counts),),
         ).fetchall()
     )
     use_vector = vector_extension(conn)
-    by_rule: dict[str, list[int]] = {}
-    for i, (rid, _) in enumerate(rows):
-        by_rule.setdefault(rid, []).append(i)
     params = []
-    for rid, idx in sorted(by_rule.items()):
-        centroid = vectors[idx].mean(axis=0)
-        norm = float(np.linalg.norm(centroid))
-        centroid = centroid / norm if norm else centroid
-        cohesion = round(float(np.mean(vectors[idx] @ centroid)), 6)
+    for rid in sorted(counts):
+        centroid, cohesion = centroids[rid]
         summary = {"rule_id": rid, "description": descriptions.get(rid, "")}
-        rounded = [round(float(x), 9) for x in centroid]
-        args = (report.provider, report.model, rounded, run_id, len(idx), 1.0, cohesion, None, summary)
+        args = (report.provider, report.model, centroid, run_id, counts[rid], 1.0, cohesion, None, summary)
         params.append(_upsert_params(f"rule:{rid}", "rule", *args))
     _upsert_many(conn, params)
     if use_vector:
         for dims in sorted({p["dims"] for p in params}):
             _ensure_vector_index(conn, dims)
-    return {"rule_patterns": len(by_rule), "embeddings": report.as_dict()}
+    return {"rule_patterns": len(counts), "embeddings": report.as_dict()}
 
 
 def known_clusters(conn: psycopg.Connection, provider: str, model: str) -> list[tuple[str, np.ndarray]]:

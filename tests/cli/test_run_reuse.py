@@ -188,6 +188,10 @@ LATER_TABLES = {
     " order by ruleset_name, window_name",
     "clusters": "select to_jsonb(t) - 'run_id' - 'matched_similarity' from patas.semantic_clusters as t order by cluster_id",
     "members_of_clusters": "select * from patas.semantic_cluster_members order by 1, 2",
+    # the pattern library's figures (kept between runs: the rule patterns' centroids, stage 2's
+    # vectors, labels and summaries), without what each run that sees a pattern bumps
+    "patterns": "select to_jsonb(t) - 'version' - 'runs_active' - 'last_run_id' - 'updated_at' - 'created_at'"
+    " from patas.patterns as t order by pattern_id",
 }
 
 
