@@ -716,29 +716,35 @@ def check_evaluation_consistency(
     ).fetchall()
     if bad:
         problems.append(f"metrics out of range or inconsistent for {[f'{r[0]}/{r[1]}' for r in bad]}")
-    mismatched = conn.execute(
+    # One pass over the hits for both checks: the counts per rule and window against the
+    # evaluation rows (the first five that disagree), and the pairs with no evaluation row.
+    mismatched, orphans = conn.execute(
         f"""
-        with counted as (
+        with counted as materialized (
             select rule_id, window_name, count(*) as n from {hits_relation} group by rule_id, window_name
         )
-        select e.rule_id, e.window_name, e.hit_count, coalesce(c.n, 0)
-        from {evaluations_relation} as e
-        left join counted as c on c.rule_id = e.rule_id and c.window_name = e.window_name
-        where e.hit_count <> coalesce(c.n, 0)
-        order by e.rule_id
-        limit 5
+        select
+            (
+                select coalesce(array_agg(m.rule_id order by m.rule_id), '{{}}') from (
+                    select e.rule_id
+                    from {evaluations_relation} as e
+                    left join counted as c on c.rule_id = e.rule_id and c.window_name = e.window_name
+                    where e.hit_count <> coalesce(c.n, 0)
+                    order by e.rule_id
+                    limit 5
+                ) as m
+            ),
+            (
+                select count(*) from counted as h
+                where not exists (
+                    select 1 from {evaluations_relation} as e
+                    where e.rule_id = h.rule_id and e.window_name = h.window_name
+                )
+            )
         """
-    ).fetchall()
+    ).fetchone()
     if mismatched:
-        problems.append(f"hit counts disagree with {hits_relation} for {[r[0] for r in mismatched]}")
-    orphans = conn.execute(
-        f"""
-        select count(*) from (select distinct rule_id, window_name from {hits_relation}) as h
-        where not exists (
-            select 1 from {evaluations_relation} as e where e.rule_id = h.rule_id and e.window_name = h.window_name
-        )
-        """
-    ).fetchone()[0]
+        problems.append(f"hit counts disagree with {hits_relation} for {list(mismatched)}")
     if orphans:
         problems.append(f"{orphans} rule/window pair(s) in {hits_relation} have no evaluation row")
     return problems

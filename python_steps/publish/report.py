@@ -19,14 +19,15 @@ def _exists(conn: psycopg.Connection, relation: str) -> bool:
 def warehouse_counts(conn: psycopg.Connection) -> dict[str, int]:
     row = conn.execute(
         """
-        select
-            (select count(*) from raw.messages),
-            (select count(*) from raw.messages where is_spam),
-            (select count(*) from raw.messages where not is_spam),
+        select m.*,
             (select count(*) from raw.ingest_batches),
             (select count(*) from raw.ingest_quarantine)
+        from (
+            select count(*), count(*) filter (where is_spam), count(*) filter (where not is_spam)
+            from raw.messages
+        ) as m
         """
-    ).fetchone()
+    ).fetchone()  # one scan of the messages for the three counts
     return dict(zip(("messages", "spam", "ham", "batches", "quarantined"), row, strict=True))
 
 

@@ -333,6 +333,11 @@ def test_consistency_check_finds_problems(world: dict) -> None:
         problems = store.check_evaluation_consistency(conn, "period-2")
         assert any("disagree" in p for p in problems)
         conn.rollback()
+        conn.execute("delete from marts.rule_evaluations where hit_count > 0 and window_name = 'evaluation'")
+        problems = store.check_evaluation_consistency(conn, "period-2")
+        assert any("pair(s) in marts.rule_hits have no evaluation row" in p for p in problems)
+        assert not any("disagree" in p for p in problems)
+        conn.rollback()
 
 
 def test_raw_sql_rules_go_through_the_validator(world: dict) -> None:
