@@ -294,10 +294,7 @@ def reuse_or_load_slice(
         {"input_state": state, "sample": [list(astuple(m)) for m in sample], "figures": figures},
         sort_keys=True,
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    reuse.write_cache_file(path, text)
     reuse.record(conn, run_id, SLICE_STEP, state, skipped=False, reason=previous.reason,
                  output_state=hashlib.md5(text.encode()).hexdigest())  # fmt: skip
     return sample, figures, previous
@@ -487,11 +484,8 @@ def _read_memo(cache_dir: Path | None) -> dict:
 def _write_memo(cache_dir: Path | None, memo: dict) -> None:
     if cache_dir is None:
         return
-    with contextlib.suppress(OSError):
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f"{STAGE2_MEMO_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(memo), encoding="utf-8")  # key order kept: the summaries are stored as read
-        tmp.replace(cache_dir / STAGE2_MEMO_FILE)
+    with contextlib.suppress(OSError):  # key order kept: the summaries are stored as read
+        reuse.write_cache_file(cache_dir / STAGE2_MEMO_FILE, json.dumps(memo))
 
 
 def build_clusters(

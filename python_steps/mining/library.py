@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from python_steps import tables
-from python_steps.mining import embeddings
+from python_steps.mining import embeddings, reuse
 
 
 class PatternNotFound(LookupError):
@@ -197,10 +196,7 @@ class RuleCentroidCache:
         if self.path is None or self.used == self.kept:
             return
         with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.used, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
+            reuse.write_cache_file(self.path, json.dumps(self.used, sort_keys=True))
 
 
 def _rule_centroids(
@@ -249,8 +245,6 @@ def rule_rows_state(conn: psycopg.Connection, per_rule: int) -> str:
     """The state of what the rule patterns' texts are read from: the active rules, the catalog
     identity of the hits and messages tables (dbt rebuilds the hits under a new oid; the messages
     grow only with the warehouse's inputs) and those inputs (python_steps.mining.reuse)."""
-    from python_steps.mining import reuse
-
     active = [r[0] for r in conn.execute(
         "select rule_id from patas.rule_lifecycle where status = 'active' order by rule_id"
     )]  # fmt: skip

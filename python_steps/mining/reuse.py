@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,12 @@ def restamp_run_id(conn: psycopg.Connection, relations: list[str], run_id: str) 
             )
             stamped.append(rel)
     return stamped
+
+
+def write_cache_file(path: Path, text: str) -> None:
+    """Replace a file of the cache directory atomically (a temporary file of this process renamed
+    over it): a run that stops half-way leaves the previous file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
