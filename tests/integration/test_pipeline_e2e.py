@@ -125,3 +125,29 @@ def test_exports_written(e2e):
     exports = e2e["settings"].exports_dir
     assert (exports / "rules.rol.json").exists()
     assert (exports / "rules.sql").exists()
+
+
+def test_a_copy_under_another_name_can_refresh_the_active_rules(e2e, warehouse_url):
+    """marts.refresh_active_rules() (called by promotion and the manual lifecycle actions) names
+    relations by schema and table only: a copy of the warehouse under another database name (a
+    restore, CREATE DATABASE ... TEMPLATE) keeps it working."""
+    from patas.bench.harness import with_database
+    from python_steps.settings import url_parts
+
+    source = url_parts(warehouse_url).dbname
+    copy = f"{source}_copy"
+    admin = with_database(warehouse_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'drop database if exists "{copy}" with (force)')
+        c.execute(f'create database "{copy}" template "{source}"')
+    try:
+        with psycopg.connect(with_database(warehouse_url, copy)) as c:
+            sql = "select prosrc from pg_proc where proname = 'refresh_active_rules'"
+            body = c.execute(sql).fetchone()[0]
+            assert f'"{source}".' not in body
+            before = c.execute("select count(*) from marts.active_rules").fetchone()[0]
+            c.execute("select marts.refresh_active_rules()")
+            assert c.execute("select count(*) from marts.active_rules").fetchone()[0] == before > 0
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'drop database if exists "{copy}" with (force)')
