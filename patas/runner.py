@@ -26,7 +26,8 @@ import sqlalchemy.engine
 import sqlalchemy.event
 
 from patas.manifest import ensure_manifest
-from python_steps import tables
+from patas.nothing_new import code_version
+from python_steps import run_state, tables
 from python_steps.publish import report
 from python_steps.runspec import RunSpec
 from python_steps.settings import Settings, dbt_env
@@ -195,6 +196,7 @@ def run_pipeline(
     shadow re-evaluation); ``on_locked(run_id)`` is called once the run lock is held, before the
     job starts (the HTTP API answers with the run id then)."""
     spec = spec or RunSpec()
+    environ = dict(os.environ)  # the user's, before the run adds dbt's connection settings
     env = dbt_env(url)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_"))})
     os.environ["PATAS_DATABASE_URL"] = url
@@ -224,6 +226,8 @@ def run_pipeline(
     with connect(url, autocommit=True) as lock_conn, run_lock(lock_conn, wait=False):
         with connect(url) as conn:
             tables.migrate(conn)  # the PATAS-owned tables at the latest schema version, before any step
+            external = run_state.external_state(conn)
+            conn.commit()
         if on_locked:
             on_locked(run_id)
         keeper = _SqliteKeeper(_dagster_sqlite_files(instance, run_id))
@@ -255,6 +259,16 @@ def run_pipeline(
             keeper.close()
             sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", _sqlite_synchronous_normal)
         elapsed = time.perf_counter() - t0
+        if result.success and asset_selection is None:
+            # What this run leaves: a later `patas run` that finds it unchanged runs no step.
+            with connect(url) as conn:
+                if run_state.external_state(conn) == external:  # no input moved while it ran
+                    state = run_state.run_state(
+                        conn, spec=spec.as_dict(), settings=settings, home=settings.home,
+                        environ=environ, code=code_version(), external=external,
+                    )  # fmt: skip
+                    run_state.record(conn, result.run_id, state)
+                    conn.commit()
     with connect(url) as conn:
         summary = report.build_summary(conn, result.run_id)
     summary.update(

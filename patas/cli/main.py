@@ -275,26 +275,39 @@ def _progress_printer():
     return show
 
 
-def _run(s: Settings, url: str, spec, *, quiet: bool) -> dict:
-    from patas.runner import run_pipeline
+def _run(s: Settings, url: str, spec, *, quiet: bool, skip_when_unchanged: bool = False) -> dict:
     from python_steps.text.common_words import LanguageError, check_languages
 
     try:
         check_languages(s.languages)
     except LanguageError as exc:
         fail(str(exc))
+    if skip_when_unchanged:
+        from patas.nothing_new import nothing_new
+
+        summary = nothing_new(s, url, spec)
+        if summary is not None:
+            return summary
+    from patas.runner import run_pipeline
+
     summary = run_pipeline(s, url, spec, progress=None if quiet else _progress_printer())
     return summary
 
 
 @main.command()
 @_run_options
+@click.option("--force", is_flag=True,
+              help="Run the graph even when nothing changed since the latest run (its steps still re-use what is unchanged).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
-def run(as_json: bool, **flags) -> None:
-    """Materialize the whole asset graph in-process (stage 1, drafting, shadow evaluation, lifecycle, exports)."""
+def run(as_json: bool, force: bool, **flags) -> None:
+    """Materialize the whole asset graph in-process (stage 1, drafting, shadow evaluation, lifecycle, exports).
+
+    When nothing changed since the latest run (no new messages or feedback, no manual action, the
+    same settings, code and flags), no step runs: the latest run's results stand and its summary
+    is printed, marked "nothing new"."""
     spec = _spec_from_flags(**flags)
     s = _settings()
-    summary = _run(s, _url(s), spec, quiet=as_json)
+    summary = _run(s, _url(s), spec, quiet=as_json, skip_when_unchanged=not force)
     _print_summary(summary, as_json)
     if not summary.get("success"):
         sys.exit(1)

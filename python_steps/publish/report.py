@@ -274,6 +274,11 @@ def _stage2_lines(st: dict) -> list[str]:
 
 def render_summary(summary: dict) -> str:
     lines = ["PATAS run summary", "================="]
+    if summary.get("nothing_new"):
+        lines.append(
+            f"nothing new:     the warehouse, settings and code are as run {summary['nothing_new']['since_run']}"
+            " left them: no step ran, its results stand (patas run --force runs the graph)"
+        )
     wh = summary.get("warehouse") or {}
     if wh:
         lines.append(

@@ -254,6 +254,12 @@ def test_run_after_ingest(user: User, demo):
     assert "PATAS run summary" in res.stdout and "messages:        20,0" in res.stdout
     as_json = json.loads(user("run", "--json").stdout)
     assert as_json["success"] is True and as_json["run_spec"]["split"] == "auto"
+    # Nothing new since the run just before: no step ran, that run's results stand.
+    assert as_json["nothing_new"]["since_run"] in res.stdout
+    assert "patas run --force" in README
+    forced = user("run", "--force")
+    assert "PATAS run summary" in forced.stdout and "nothing new:" not in forced.stdout
+    assert re.search(r"^stage 1:\s+skipped, earlier result re-used", forced.stdout, re.M), forced.stdout
     bad = user("run", "--evaluation-share", "0", ok=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: evaluation_share must be between 1 and 99")
 

@@ -87,7 +87,7 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         rol1 = _rol_patterns(tmp_path)
         assert after1["rule_drafts"] and after1["evaluations"]
 
-        run2 = _patas(env, tmp_path, "run").stdout
+        run2 = _patas(env, tmp_path, "run", "--force").stdout  # the graph, though nothing is new
         line = (
             f"drafting:        skipped, earlier result re-used (inputs unchanged since run {_run_id(run1)})"
         )
@@ -125,7 +125,7 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
             assert event.asset_materialization.metadata["skipped"].value is True, key
         assert "evaluation gates: computed (validated)" in run2, run2  # compared with run 1's baseline
         # A third run with nothing new: the same figures and baseline, the gates' verdicts re-used.
-        run2b = _patas(env, tmp_path, "run").stdout
+        run2b = _patas(env, tmp_path, "run", "--force").stdout
         assert "evaluation gates: skipped, earlier result re-used (the same figures and baseline" in run2b, (
             run2b
         )
@@ -163,7 +163,7 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
             in run4
         )
         assert f"shadow evaluation: computed (inputs changed since run {_run_id(run3)})" in run4, run4
-        run5 = _patas(env, tmp_path, "run").stdout
+        run5 = _patas(env, tmp_path, "run", "--force").stdout
         assert f"skipped, earlier result re-used (inputs unchanged since run {_run_id(run4)})" in run5, run5
         assert (
             f"shadow evaluation: skipped, earlier result re-used (inputs unchanged since run {_run_id(run4)})"
@@ -228,7 +228,7 @@ def test_nothing_new_reuses_the_slice_promotion_and_active_rules_and_a_change_co
         # Run 1 promoted rules: promotion's input (the lifecycle) changed, so run 2 computes it; it
         # decides nothing, so the active-rules step's inputs (the lifecycle and the would-be sets,
         # without run ids) are those of run 1.
-        run2 = _patas(env, tmp_path, "run").stdout
+        run2 = _patas(env, tmp_path, "run", "--force").stdout  # the graph, though nothing is new
         r2 = _run_id(run2)
         assert _said(run2, "stage2 slice", "skipped", r1), run2
         assert _said(run2, "promotion", "computed", r1), run2
@@ -238,7 +238,7 @@ def test_nothing_new_reuses_the_slice_promotion_and_active_rules_and_a_change_co
         assert not re.search(r"^transitions:", run2, re.M), run2
 
         # Run 3: promotion replays run 2 (the same rows a recompute writes, with this run's id).
-        run3 = _patas(env, tmp_path, "run").stdout
+        run3 = _patas(env, tmp_path, "run", "--force").stdout
         r3 = _run_id(run3)
         assert _said(run3, "promotion", "skipped", r2), run3
         assert _said(run3, "active rules", "skipped", r1), run3
@@ -272,6 +272,28 @@ def test_nothing_new_reuses_the_slice_promotion_and_active_rules_and_a_change_co
         assert event.asset_materialization.metadata["skipped"].value is True
         event = instance.get_latest_materialization_event(dg.AssetKey(["patas", "semantic_clusters"]))
         assert event.asset_materialization.metadata["slice_skipped"].value is True
+
+        # `patas run` with nothing new since run 3: no step runs, no run is recorded (in the
+        # warehouse or in Dagster), and run 3's results stand.
+        runs_before = len(instance.get_runs())
+        with psycopg.connect(url) as conn:
+            (registered,) = conn.execute("select count(*) from patas.runs").fetchone()
+        nothing = _patas(env, tmp_path, "run").stdout
+        assert f"nothing new:     the warehouse, settings and code are as run {r3} left them" in nothing
+        assert _run_id(nothing) == r3 and not re.search(r"^promotion:", nothing, re.M), nothing
+        as_json = json.loads(_patas(env, tmp_path, "run", "--json").stdout)
+        assert as_json["nothing_new"] == {"since_run": r3} and as_json["success"] is True
+        assert as_json["rules_by_status"] and as_json["transitions_this_run"] == {}
+        assert len(dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()) == runs_before
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select count(*) from patas.runs").fetchone()[0] == registered
+        assert _later_tables(url) == after2
+        # An export deleted by hand: the next run runs the graph, and the export is back.
+        export = tmp_path / "home" / "exports" / "rules.sql"
+        export.unlink()
+        again = _patas(env, tmp_path, "run").stdout
+        assert "nothing new:" not in again and _said(again, "promotion", "skipped", r2), again
+        assert export.exists()
 
         # A review decision (a rule deprecated by hand): promotion and the active-rules step compute.
         _patas(env, tmp_path, "rules", "deprecate", rule_id, "--reason", "test: reviewed")

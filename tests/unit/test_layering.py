@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "tables": set(),
     "metrics": set(),
     "runs": {"mining", "tables"},
+    "run_state": {"mining", "tables"},
     "runspec": {"mining"},
     "text": {"settings"},
     "rules": {"settings", "text"},
