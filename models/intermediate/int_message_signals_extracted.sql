@@ -1,6 +1,11 @@
 {{
     config(
-        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}", "set join_collapse_limit = 1"],
+        pre_hook=[
+            "{{ rebuild_when_code_changes() }}",
+            "{{ prefer_parallel_plans() }}",
+            "set join_collapse_limit = 1",
+            "set local jit = off",
+        ],
         post_hook=[
             "{{ prefer_parallel_plans(reset=true) }}",
             "reset join_collapse_limit",

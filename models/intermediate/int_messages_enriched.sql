@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ rebuild_when_code_changes() }}",
+        pre_hook=["{{ rebuild_when_code_changes() }}", "set local jit = off"],
         post_hook="{{ record_code_version() }}",
         on_schema_change='fail',
         indexes=[

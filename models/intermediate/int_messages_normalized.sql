@@ -1,6 +1,6 @@
 {{
     config(
-        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}"],
+        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}", "set local jit = off"],
         post_hook=["{{ prefer_parallel_plans(reset=true) }}", "{{ record_code_version() }}"],
         materialized='incremental',
         incremental_strategy='append',

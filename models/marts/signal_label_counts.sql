@@ -6,6 +6,7 @@
         pre_hook=[
             "{{ prefer_parallel_plans() }}",
             "set work_mem = '512MB'",
+            "set local jit = off",
             "{{ rebuild_when_inputs_change(signal_label_counts_input_state()) }}",
         ],
         post_hook=[

@@ -5,6 +5,7 @@
         on_schema_change='fail',
         pre_hook=[
             "{{ prefer_parallel_plans() }}",
+            "set local jit = off",
             "{{ rebuild_when_inputs_change(stage1_uncovered_spam_input_state()) }}",
         ],
         post_hook=[
