@@ -9,14 +9,13 @@
         post_hook=[
             "{{ prefer_parallel_plans(reset=true) }}",
             "reset join_collapse_limit",
-            "create unique index if not exists {{ this.identifier }}__signal_key
-                on {{ this }} (message_id, signal_kind, signal_value)",
             "{{ record_code_version() }}",
         ],
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[
+            {'columns': ['message_id', 'signal_kind', 'signal_value'], 'unique': True},
             {'columns': ['signal_value']},
             {'columns': ['batch_id']},
         ],
@@ -28,7 +27,7 @@
     messages that pass its cheap pre-check (a necessary condition of its pattern), so most
     messages cost a few regex tests; no correlated subqueries, so Postgres can run it in
     parallel. The key (message_id, signal_kind, signal_value) is unique by a unique index,
-    created once (post-hook) and enforced by every later append: a duplicate fails the build
+    created with the table (also by --full-refresh) and enforced by every later append: a duplicate fails the build
     (tests/dbt/assert_stage1_signal_keys_are_unique.sql checks the index is there and valid). One
     btree on signal_value serves the signal joins of shadow evaluation (rule_hits). Not a
     hash index: signal values repeat a lot (a common n-gram or template signature sits on

@@ -89,6 +89,26 @@ def test_a_new_stage1_code_version_rebuilds_the_incremental_models(server_url: s
         assert _counts(url) == built
         assert _versions(url) == {rel: VERSION_B for rel in STAGED}
 
+        # A full refresh (README: after editing a dbt macro) keeps the signal key's unique index.
+        _patas(env, tmp_path, "dbt", "--", "run", "--full-refresh", "--select", *MODELS,
+               "--vars", json.dumps({"patas_stage1_code": VERSION_B}))  # fmt: skip
+        assert _counts(url) == built
+        with psycopg.connect(url) as conn:
+            keys = conn.execute(
+                """
+                select count(*) from pg_index as i
+                where i.indrelid = 'intermediate.int_message_signals_extracted'::regclass
+                    and i.indisunique and i.indisvalid and i.indkey::text = (
+                        select string_agg(a.attnum::text, ' ' order by k.position)
+                        from unnest(array['message_id', 'signal_kind', 'signal_value']) with ordinality
+                            as k (name, position)
+                        inner join pg_attribute as a
+                            on a.attrelid = i.indrelid and a.attname = k.name
+                    )
+                """
+            ).fetchone()[0]
+        assert keys == 1
+
         bad = _build(env, tmp_path, "x'; drop table raw.messages; --", ok=False)
         assert bad.returncode != 0
         assert "patas_stage1_code must be an md5" in bad.stdout + bad.stderr
