@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,55 @@ def test_a_new_stage1_code_version_rebuilds_the_incremental_models(server_url: s
         assert bad.returncode != 0
         assert "patas_stage1_code must be an md5" in bad.stdout + bad.stderr
         assert _counts(url) == built
+
+
+def test_the_unique_tests_fail_on_a_duplicate_with_or_without_a_unique_index(server_url: str, tmp_path: Path):
+    """dbt's `unique` test, answered by the catalog when the column has a valid unique index of
+    its own (macros/tests/test_unique.sql): it still fails on a duplicate wherever one can exist."""
+    corpus = tmp_path / "corpus.jsonl"
+    with fresh_database(server_url, f"patas_unique_{os.getpid()}") as url:
+        env = {**os.environ, "PATAS_DATABASE_URL": url, "PATAS_HOME": str(tmp_path / "home")}
+        _patas(env, tmp_path, "generate", "--rows", "300", "--seed", "3", "--out", str(corpus))
+        _patas(env, tmp_path, "ingest", str(corpus))
+        _patas(env, tmp_path, "dbt", "--", "seed")
+        _build(env, tmp_path, VERSION_A)
+
+        def unique_tests() -> dict[str, str]:
+            res = _patas(env, tmp_path, "dbt", "--", "test", "--select", "int_messages_normalized", ok=False)
+            found = re.findall(r"\b(PASS|FAIL)(?: \d+)? (unique_int_messages_normalized_\w+)", res.stdout)
+            return {name: status for status, name in found}
+
+        assert unique_tests() == {
+            "unique_int_messages_normalized_message_id": "PASS",
+            "unique_int_messages_normalized_external_id": "PASS",
+        }
+        copy = (
+            "insert into intermediate.int_messages_normalized select {} from intermediate.int_messages_normalized"
+            " order by message_id limit 1"
+        )
+        with psycopg.connect(url) as conn:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "select attname from pg_attribute where attrelid = 'intermediate.int_messages_normalized'::regclass"
+                    " and attnum > 0 and not attisdropped order by attnum"
+                )
+            ]
+            # external_id has no index: the test groups, and finds the copy
+            columns = ", ".join("message_id + 1000000" if n == "message_id" else n for n in names)
+            conn.execute(copy.format(columns))
+        assert unique_tests()["unique_int_messages_normalized_external_id"] == "FAIL"
+        with psycopg.connect(url) as conn:
+            conn.execute("delete from intermediate.int_messages_normalized where message_id > 1000000")
+            # message_id without its unique index: the test groups again, and finds the copy
+            (index,) = conn.execute(
+                "select indexrelid::regclass::text from pg_index where indisunique"
+                " and indrelid = 'intermediate.int_messages_normalized'::regclass"
+            ).fetchone()
+            conn.execute(f"drop index {index}")
+            columns = ", ".join("external_id || '-copy'" if n == "external_id" else n for n in names)
+            conn.execute(copy.format(columns))
+        assert unique_tests() == {
+            "unique_int_messages_normalized_message_id": "FAIL",
+            "unique_int_messages_normalized_external_id": "PASS",
+        }
