@@ -1,12 +1,13 @@
 {#-
     dbt's `unique` test, answered by the catalog when it can: a column that carries a valid unique
     index on exactly itself cannot hold a duplicate, so the GROUP BY over every row (1-3.5 s per
-    million rows) is skipped; any other column or relation (a view, a column without such an
-    index) is grouped as dbt does. The index check is a one-time filter: Postgres evaluates it
-    before the scan and reads no row when it holds. Found through the dispatch order in
+    million rows) is skipped; anything else (a view, a column without such an index, an
+    expression) is grouped as dbt does. The index check is a one-time filter: Postgres evaluates
+    it before the scan and reads no row when it holds. Found through the dispatch order in
     dbt_project.yml (this project before dbt).
 -#}
 {% macro postgres__test_unique(model, column_name) %}
+{%- set plain_column = modules.re.match('^[a-z_][a-z0-9_]*$', column_name) is not none -%}
 
 select
     {{ column_name }} as unique_field,
@@ -14,6 +15,7 @@ select
 
 from {{ model }}
 where {{ column_name }} is not null
+{%- if plain_column %}
     and not exists (
         select 1
         from pg_index as i
@@ -23,6 +25,7 @@ where {{ column_name }} is not null
             and i.indnkeyatts = 1
             and a.attname = '{{ column_name }}'
     )
+{%- endif %}
 group by {{ column_name }}
 having count(*) > 1
 
