@@ -313,3 +313,30 @@ def test_evidence_counts_equal_a_count_per_fold(shadow_db) -> None:
             ), rid
     finally:
         run_shadow_evaluation(project, url, RUN_ID)
+
+
+def test_fold_table_is_every_labelled_windowed_message_once(shadow_db) -> None:
+    """The folds (built with hash joins: nested loops and JIT off for that statement) hold each
+    labelled message of both windows once, the evaluation window as fold -1, the mining window in
+    template-hash buckets (no time split recorded here); the planner settings are the session's
+    again afterwards."""
+    from python_steps.lifecycle import store
+
+    url, _, _ = shadow_db
+    with psycopg.connect(url) as conn, conn.transaction():
+        before = conn.execute("select current_setting('enable_nestloop'), current_setting('jit')").fetchone()
+        store._fold_table(conn, RUN_ID, 2)
+        after = conn.execute("select current_setting('enable_nestloop'), current_setting('jit')").fetchone()
+        folds = conn.execute("select message_id, fold from lc_folds").fetchall()
+        windowed = conn.execute(
+            """
+            select w.message_id, w.window_name, coalesce(m.split_bucket, m.message_id % 100) % 2
+            from intermediate.int_messages_windowed as w
+            inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
+            where m.is_spam is not null
+            """
+        ).fetchall()
+    assert after == before
+    expected = {mid: (-1 if w == "evaluation" else bucket) for mid, w, bucket in windowed}
+    assert len(folds) == len(expected) and dict(folds) == expected
+    assert {-1, 0, 1} <= set(expected.values())
