@@ -83,7 +83,12 @@ def external_state(conn: psycopg.Connection) -> str:
                 "select count(*), max(audit_id) from patas.rule_audit where run_id is null"
             ).fetchone()
         )
-    pins = reuse.table_digest(conn, tables.RULE_LIFECYCLE, "t.rule_id || ':' || t.is_pinned")
+    pins = ""
+    if _exists(conn, tables.RULE_LIFECYCLE):  # the pinned rules (a run adds rules, never pins)
+        pins = conn.execute(
+            "select md5(coalesce(string_agg(rule_id, ',' order by rule_id), ''))"
+            " from patas.rule_lifecycle where is_pinned"
+        ).fetchone()[0]
     payload = {"warehouse": reuse.warehouse_state(conn), "manual": manual, "pins": pins}
     return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

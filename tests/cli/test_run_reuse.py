@@ -86,6 +86,11 @@ def test_a_second_run_with_nothing_new_skips_drafting_and_a_new_batch_does_not(
         after1 = _tables(url)
         rol1 = _rol_patterns(tmp_path)
         assert after1["rule_drafts"] and after1["evaluations"]
+        # Right after the first run (which promoted), nothing is new: no step runs.
+        again = _patas(env, tmp_path, "run").stdout
+        assert (
+            f"nothing new:     the warehouse, settings and code are as run {_run_id(run1)} left them" in again
+        )
 
         run2 = _patas(env, tmp_path, "run", "--force").stdout  # the graph, though nothing is new
         line = (

@@ -52,7 +52,15 @@ def test_every_change_between_runs_moves_the_state(fresh_db: str, tmp_path: Path
         external = run_state.external_state(conn)
         after_manual = _state(conn, tmp_path)
 
-        # What a run writes (an audit row with its run id) moves the state, not the external state.
+        # What a run writes (new rules in the lifecycle, an audit row with its run id) moves the
+        # state, not the external state; pinning a rule (a person's action) moves both.
+        conn.execute(
+            "insert into patas.rule_lifecycle (rule_id, version, status) values ('r1', 1, 'candidate')"
+        )
+        assert run_state.external_state(conn) == external
+        conn.execute("update patas.rule_lifecycle set is_pinned = true where rule_id = 'r1'")
+        assert run_state.external_state(conn) != external
+        external = run_state.external_state(conn)
         conn.execute(
             "insert into patas.rule_audit (rule_id, version, from_status, to_status, reason, run_id, actor)"
             " values ('r2', 1, 'shadow', 'active', 'promoted', 'run-a', 'patas')"
