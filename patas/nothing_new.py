@@ -14,6 +14,7 @@ from typing import Any
 
 from python_steps import run_state, tables
 from python_steps.lifecycle.profiles import ProfileError, load_profiles
+from python_steps.lifecycle.replay import active_rules_without_a_hit
 from python_steps.mining import reuse
 from python_steps.runspec import RunSpec
 from python_steps.settings import Settings
@@ -59,8 +60,8 @@ def nothing_new(settings: Settings, url: str, spec: RunSpec) -> dict[str, Any] |
                 )
             except ProfileError:
                 return None  # the run itself reports it
-            if run_state.idle_rules_count_runs(conn, profile.max_idle_runs):
-                return None
+            if profile.max_idle_runs and active_rules_without_a_hit(conn):
+                return None  # each run counts one more idle run
             state = run_state.run_state(
                 conn, spec=spec.as_dict(), settings=settings, home=settings.home, environ=os.environ,
                 code=code_version(),

@@ -24,8 +24,9 @@ A run records its state at its end (step ``run`` in ``patas.run_step_states``), 
 it cannot change itself (:func:`external_state`: the warehouse's inputs, the manual actions) moved
 while it ran: a label feedback that arrived after the run read the labels must not look processed.
 Wall-clock time is no input (no step reads the clock). Never skipped: a run whose profile
-deprecates idle rules while an active rule has no hit on the evaluation window (each run counts one
-more idle run, so a run with nothing new still changes the lifecycle).
+deprecates idle rules while an active rule has no hit on the evaluation window
+(:func:`python_steps.lifecycle.replay.active_rules_without_a_hit`: each run counts one more idle
+run, so a run with nothing new still changes the lifecycle).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 from python_steps import tables
 from python_steps.mining import reuse
@@ -119,7 +121,8 @@ def run_state(
     for schema, name, kind, _oid, _node in relations:
         rel = f"{schema}.{name}"
         if schema == "patas" and kind in ("r", "p") and rel not in UNCOUNTED and rel not in EDITED:
-            counts[rel] = conn.execute(f'select count(*) from patas."{name}"').fetchone()[0]
+            query = psycopg.sql.SQL("select count(*) from {}").format(psycopg.sql.Identifier(schema, name))
+            counts[rel] = conn.execute(query).fetchone()[0]
     audit = (
         conn.execute("select count(*), max(audit_id) from patas.rule_audit").fetchone()
         if _exists(conn, tables.RULE_AUDIT)
@@ -139,22 +142,6 @@ def run_state(
         "code": code,
     }
     return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def idle_rules_count_runs(conn: psycopg.Connection, max_idle_runs: int) -> bool:
-    """True when a run with nothing new still changes the lifecycle: the profile deprecates idle
-    rules and an active rule has no hit on the evaluation window (its idle runs grow each run)."""
-    if not max_idle_runs or not _exists(conn, tables.RULE_EVALUATIONS):
-        return False
-    return bool(
-        conn.execute(
-            """
-            select count(*) from patas.rule_lifecycle as l
-            left join marts.rule_evaluations as e on e.rule_id = l.rule_id and e.window_name = 'evaluation'
-            where l.status = 'active' and coalesce(e.hit_count, 0) = 0
-            """
-        ).fetchone()[0]
-    )
 
 
 def record(conn: psycopg.Connection, run_id: str, state: str) -> None:

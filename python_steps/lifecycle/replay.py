@@ -60,6 +60,21 @@ def output_state(conn: psycopg.Connection) -> str:
     return hashlib.md5("|".join(parts).encode()).hexdigest()
 
 
+def active_rules_without_a_hit(conn: psycopg.Connection) -> int:
+    """The active rules without a hit on the evaluation window: while the profile deprecates idle
+    rules, each run counts one more idle run for them, so a run with nothing new still changes the
+    lifecycle (never replayed, never skipped)."""
+    if not store.relation_exists(conn, "marts.rule_evaluations"):
+        return 0
+    return conn.execute(
+        """
+        select count(*) from patas.rule_lifecycle as l
+        left join marts.rule_evaluations as e on e.rule_id = l.rule_id and e.window_name = 'evaluation'
+        where l.status = 'active' and coalesce(e.hit_count, 0) = 0
+        """
+    ).fetchone()[0]
+
+
 def input_state(
     conn: psycopg.Connection,
     run_id: str,
@@ -72,14 +87,7 @@ def input_state(
 ) -> str | None:
     """The input state of promotion in run ``run_id``; None when it must compute whatever the state
     (an active rule without a hit while the profile deprecates idle rules)."""
-    idle_candidates = conn.execute(
-        """
-        select count(*) from patas.rule_lifecycle as l
-        left join marts.rule_evaluations as e on e.rule_id = l.rule_id and e.window_name = 'evaluation'
-        where l.status = 'active' and coalesce(e.hit_count, 0) = 0
-        """
-    ).fetchone()[0]
-    if idle_candidates and profile.max_idle_runs:
+    if profile.max_idle_runs and active_rules_without_a_hit(conn):
         return None
     split = conn.execute("select split_mode from patas.runs where run_id = %s", (run_id,)).fetchone()
     payload = {

@@ -107,3 +107,23 @@ def test_only_the_latest_run_state_counts(fresh_db: str, tmp_path: Path):
         # is unknown, so nothing is skipped, even under the earlier state.
         _run(conn, "run-b")
         assert run_state.unchanged_since(conn, state) is None
+
+
+def test_active_rules_without_a_hit_are_what_keeps_a_run_from_being_skipped(fresh_db: str):
+    """While the profile deprecates idle rules, an active rule without a hit grows its idle runs
+    each run: such a run is never skipped (patas.nothing_new) nor promotion replayed."""
+    from python_steps.lifecycle.replay import active_rules_without_a_hit
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        tables.migrate(conn)
+        assert active_rules_without_a_hit(conn) == 0  # nothing evaluated yet
+        conn.execute("create schema if not exists marts")
+        conn.execute("create table marts.rule_evaluations (rule_id text, window_name text, hit_count int)")
+        conn.execute(
+            "insert into patas.rule_lifecycle (rule_id, version, status) values ('r1', 1, 'active'),"
+            " ('r2', 1, 'active'), ('r3', 1, 'shadow')"
+        )
+        conn.execute("insert into marts.rule_evaluations values ('r1', 'evaluation', 4), ('r2', 'mining', 3)")
+        assert active_rules_without_a_hit(conn) == 1  # r2: no hit on the evaluation window
+        conn.execute("insert into marts.rule_evaluations values ('r2', 'evaluation', 1)")
+        assert active_rules_without_a_hit(conn) == 0
