@@ -21,6 +21,8 @@ from typing import Any
 
 import psycopg
 
+from python_steps.warehouse import planner_settings
+
 SIGNALS = "intermediate.int_message_signals_extracted"
 MESSAGES = "intermediate.int_messages_enriched"
 WINDOWED = "intermediate.int_messages_windowed"
@@ -91,18 +93,22 @@ def load(conn: psycopg.Connection) -> MiningSignals:
     for sql in ("create unique index on sm_signal_nos (signal_kind, signal_value)", "analyze sm_signal_nos",
                 "analyze sm_messages"):  # fmt: skip
         conn.execute(sql)
-    message_ids, spam = _pairs(conn, "select message_id, is_spam from sm_messages")
-    order = np.argsort(message_ids)
-    message_ids, spam = message_ids[order], spam[order]
-    row_messages, row_signals = _pairs(
-        conn,
-        f"""
-        select s.message_id::int8, coalesce(n.signal_no, -1)::int4
-        from {SIGNALS} as s
-        inner join sm_messages as m on m.message_id = s.message_id
-        left join sm_signal_nos as n on n.signal_kind = s.signal_kind and n.signal_value = s.signal_value
-        """,
-    )
+    # The window's signal rows (millions at 1M messages) join its messages by a hash of hundreds of
+    # thousands of ids: with the default work_mem that hash spilled to disk in batches, and JIT
+    # compiled for a statement that runs once (figures: docs/benchmarks.md).
+    with planner_settings(conn, work_mem="256MB", jit="off"):
+        message_ids, spam = _pairs(conn, "select message_id, is_spam from sm_messages")
+        order = np.argsort(message_ids)
+        message_ids, spam = message_ids[order], spam[order]
+        row_messages, row_signals = _pairs(
+            conn,
+            f"""
+            select s.message_id::int8, coalesce(n.signal_no, -1)::int4
+            from {SIGNALS} as s
+            inner join sm_messages as m on m.message_id = s.message_id
+            left join sm_signal_nos as n on n.signal_kind = s.signal_kind and n.signal_value = s.signal_value
+            """,
+        )
     conn.execute("drop table if exists pg_temp.sm_signal_nos, pg_temp.sm_messages")
     if (row_signals < 0).any():
         raise RuntimeError(

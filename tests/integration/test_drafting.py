@@ -246,6 +246,27 @@ def test_the_window_read_once_gives_the_same_drafts_and_counterexamples(conn: ps
     assert conn.execute(query).fetchall() == alone and alone
 
 
+def test_the_window_read_leaves_the_session_planner_settings(conn: psycopg.Connection) -> None:
+    """The window's read plans with more work_mem and without JIT (warehouse.planner_settings) and
+    puts back the values the session had, its own settings included; only planner settings PATAS
+    names can be changed that way."""
+    from python_steps.warehouse import planner_settings
+
+    _load(conn)
+    conn.execute("set work_mem = '7MB'")
+    conn.execute("set jit = on")
+    settings = "select current_setting('work_mem'), current_setting('jit')"
+    inside = []
+    with planner_settings(conn, work_mem="64MB", jit="off"):
+        inside.append(conn.execute(settings).fetchone())
+    assert inside == [("64MB", "off")]
+    assert conn.execute(settings).fetchone() == ("7MB", "on")
+    signal_matrix.load(conn)
+    assert conn.execute(settings).fetchone() == ("7MB", "on")
+    with pytest.raises(ValueError, match="not a planner setting"), planner_settings(conn, search_path="evil"):
+        pass
+
+
 def test_signals_missing_from_stage_1_counts_are_an_error(conn: psycopg.Connection) -> None:
     """A signal of the mining window that stage 1's counts lack (stage 1 built on other windows or
     data) stops drafting instead of silently dropping its co-occurrences."""
