@@ -209,10 +209,10 @@ def _created_at(rules: Sequence[Mapping[str, Any]], given: str | None) -> str | 
 
 
 # The raw-text regex of a rule depends only on the rule and on this code: the rule modules, the
-# normalizer's tables and Unicode's database. Building the character tables behind it costs
-# seconds per process (python_steps.rules.raw_text._tables), so exports keep the patterns they
-# rendered in a file per code version (``cache_dir``) and a run whose active set is unchanged
-# renders none.
+# normalizer's tables and Unicode's database. The character classes behind it cost a pass over
+# Unicode's decomposition mappings per process (python_steps.rules.raw_text._decomposable), so
+# exports keep the patterns they rendered in a file per code version (``cache_dir``) and a run whose
+# active set is unchanged renders none.
 RAW_REGEX_CODE = ("python_steps/rules", "python_steps/text")
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from python_steps.rules.ir import AllOf, AnyOf, Leaf, Not, Rule
 from python_steps.text import normalize as nz
@@ -65,17 +65,34 @@ MAX_PATTERN_LENGTH = 200_000
 # ---- character tables --------------------------------------------------------------------------
 
 
-def _composition_partners() -> frozenset[str]:
-    """Characters NFKC may compose with the character before them: second characters of canonical
-    decompositions, and Hangul medial vowels and final consonants."""
-    out = {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
-    for cp in range(0x110000):
-        d = unicodedata.decomposition(chr(cp))
-        if d and not d.startswith("<"):
+@lru_cache(maxsize=1)
+def _decomposable() -> tuple[frozenset[str], frozenset[str]]:
+    """``(decomposable, partners)``: the characters with a decomposition mapping (the only ones
+    NFKC changes), and the characters NFKC may compose with the character before them: second
+    characters of canonical decompositions, and Hangul medial vowels and final consonants."""
+    chars = "".join(map(chr, range(0x110000)))
+    decomposable = [x for x, d in zip(chars, map(unicodedata.decomposition, chars), strict=True) if d]
+    partners = {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
+    for x in decomposable:
+        d = unicodedata.decomposition(x)
+        if not d.startswith("<"):
             parts = d.split()
             if len(parts) == 2:
-                out.add(chr(int(parts[1], 16)))
-    return frozenset(out)
+                partners.add(chr(int(parts[1], 16)))
+    return frozenset(decomposable), frozenset(partners)
+
+
+def _prepared(x: str) -> str | None:
+    """The prepared form of raw character ``x`` (the normalizer's case table applied to its NFKC,
+    whitespace as a space), or None when ``x`` is left out of the tables: unassigned, removed by the
+    normalizer, or with an NFKC that may interact with a neighbour (see :func:`_tables`)."""
+    if unicodedata.category(x) in ("Cn", "Cs") or _INVISIBLE.match(x):
+        return None
+    n = unicodedata.normalize("NFKC", x)
+    partners = _decomposable()[1]
+    if not n or unicodedata.combining(n[0]) or n[0] in partners or unicodedata.combining(x):
+        return None
+    return _SPACE.sub(" ", n.translate(_CASE))
 
 
 @lru_cache(maxsize=1)
@@ -84,24 +101,40 @@ def _tables() -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     ``f(x) == y``; and the raw characters whose prepared form is non-empty and holds no word
     character. Only characters whose NFKC cannot interact with a neighbour are kept (assigned,
     not removed by the normalizer, NFKC starting with a starter that composes with nothing before
-    it)."""
-    partners = _composition_partners()
+    it). Every code point, for tests: patterns read :func:`_units` and :func:`_separator`."""
     units: dict[str, set[str]] = {}
     separators: set[str] = set()
     for cp in range(1, 0x110000):
         x = chr(cp)
-        cat = unicodedata.category(x)
-        if cat in ("Cn", "Cs") or _INVISIBLE.match(x):
+        y = _prepared(x)
+        if y is None:
             continue
-        n = unicodedata.normalize("NFKC", x)
-        if not n or unicodedata.combining(n[0]) or n[0] in partners or unicodedata.combining(x):
-            continue
-        y = _SPACE.sub(" ", n.translate(_CASE))
         if len(y) == 1:
             units.setdefault(y, set()).add(x)
         if y and not _WORD.search(y):
             separators.add(x)
     return {k: frozenset(v) for k, v in units.items()}, frozenset(separators)
+
+
+@lru_cache(maxsize=1)
+def _folded() -> dict[str, frozenset[str]]:
+    """The raw characters that may prepare to another character (a decomposition mapping, a case
+    table entry, whitespace), by their one-character prepared form. Any other raw character is its
+    own prepared form or left out, so these and y itself are all the candidates for ``f(x) == y``."""
+    chars = "".join(map(chr, range(0x110000)))
+    candidates = _decomposable()[0] | set(map(chr, _CASE)) | set("".join(_SPACE.findall(chars)))
+    out: dict[str, set[str]] = {}
+    for x in sorted(candidates):
+        y = _prepared(x)
+        if y is not None and len(y) == 1:
+            out.setdefault(y, set()).add(x)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@cache
+def _units(y: str) -> frozenset[str]:
+    """The raw characters x with ``f(x) == y`` (``_tables()[0][y]``, without the whole table)."""
+    return _folded().get(y, frozenset()) | ({y} if _prepared(y) == y else frozenset())
 
 
 def _esc(cp: int) -> str:
@@ -136,10 +169,9 @@ INV = nz.INVISIBLE_PATTERN + "*"
 
 
 def _raw(prepared: Iterable[str]) -> frozenset[str]:
-    units, _ = _tables()
     out: set[str] = set()
     for y in prepared:
-        out |= units.get(y, frozenset())
+        out |= _units(y)
     return frozenset(out)
 
 
@@ -155,7 +187,8 @@ SEPARATOR_BLOCKS = (
 
 @lru_cache(maxsize=1)
 def _separator() -> str:
-    return char_class(c for c in _tables()[1] if any(lo <= ord(c) <= hi for lo, hi in SEPARATOR_BLOCKS))
+    chars = (chr(cp) for lo, hi in SEPARATOR_BLOCKS for cp in range(max(lo, 1), hi + 1))
+    return char_class(x for x in chars if (y := _prepared(x)) and not _WORD.search(y))
 
 
 # ---- words -------------------------------------------------------------------------------------
@@ -270,6 +303,7 @@ def _segment_pattern(seg: str, script: str, allow: str) -> str | None:
     return f"(?!(?:{region}*{look}){{{limit + 1}}})" + body
 
 
+@lru_cache(maxsize=8)
 def _expand_class(pattern: str) -> list[str]:
     rx = re.compile(pattern)
     return [chr(c) for c in range(0x10000) if rx.fullmatch(chr(c))]

@@ -176,3 +176,15 @@ def test_ignorecase_cannot_widen_a_pattern() -> None:
     rx = re.compile(rt.raw_regex(_rule(("win",))), re.IGNORECASE)
     assert not rx.search("wın") and not rx.search("wİn")
     assert nz.normalize_text("wın") != "win"
+
+
+def test_patterns_read_the_same_classes_as_the_whole_tables() -> None:
+    """Patterns read one prepared character's raw characters (``_units``: the characters NFKC, the
+    case table or whitespace fold, plus the character itself) and the separators of the common
+    blocks, instead of a pass over every code point: the same sets as the whole tables."""
+    units, separators = rt._tables()
+    assert {y: rt._units(y) for y in units} == units
+    assert rt._units("A") == frozenset() and "A" not in units  # every raw A prepares to a
+    assert rt._separator() == rt.char_class(
+        c for c in separators if any(lo <= ord(c) <= hi for lo, hi in rt.SEPARATOR_BLOCKS)
+    )
