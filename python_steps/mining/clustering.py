@@ -169,30 +169,44 @@ def standing_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[
     return [k for k, _ in kept], [v for _, v in kept]
 
 
+# The slice query's planner settings, for its transaction only (reset after it): docs/benchmarks.md.
+SLICE_SETTINGS = {"enable_nestloop": "off", "enable_mergejoin": "off", "jit": "off", "work_mem": "256MB"}
+
+
+def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> dict[str, str]:
+    """Set ``settings`` for the rest of the transaction; return the values they replace."""
+    previous = {name: conn.execute("select current_setting(%s)", (name,)).fetchone()[0] for name in settings}
+    for name, value in settings.items():
+        conn.execute("select set_config(%s, %s, true)", (name, value))
+    return previous
+
+
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
     """The suspicious slice (bounded by the sample size), in message-id order, and its figures."""
     kinds, values = standing_candidates(conn, cfg.drafting)
+    previous = _set_local(conn, SLICE_SETTINGS)
     rows = conn.execute(
         """
         with standing as (
             select * from unnest(%(kinds)s::text[], %(values)s::text[]) as t (signal_kind, signal_value)
         ),
+        signal_scores as (
+            select c.signal_kind, c.signal_value, c.spam_share_lower_bound as score,
+                (c.signal_kind, c.signal_value) in (select signal_kind, signal_value from standing) as standing
+            from marts.signal_label_counts as c
+            where c.log_odds > 0
+        ),
         window_messages as (
-            select m.message_id, m.external_id, m.normalized_text, m.signature, m.is_spam
+            select m.message_id, m.external_id, m.is_spam
             from intermediate.int_messages_enriched as m
             inner join intermediate.int_messages_windowed as w using (message_id)
             where w.window_name = 'mining'
         ),
         scores as (
-            select s.message_id, max(c.spam_share_lower_bound) as score,
-                bool_or(st.signal_kind is not null) as covered
+            select s.message_id, max(ss.score) as score, bool_or(ss.standing) as covered
             from intermediate.int_message_signals_extracted as s
-            inner join window_messages as wm using (message_id)
-            inner join marts.signal_label_counts as c
-                on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
-            left join standing as st
-                on st.signal_kind = s.signal_kind and st.signal_value = s.signal_value
-            where c.log_odds > 0
+            inner join signal_scores as ss
+                on ss.signal_kind = s.signal_kind and ss.signal_value = s.signal_value
             group by s.message_id
         ),
         ranked as (
@@ -212,7 +226,7 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
             from ranked
             where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
         )
-        select message_id, external_id, normalized_text, signature, is_spam, score, uncovered,
+        select message_id, external_id, is_spam, score, uncovered,
             window_count, count(*) over () as slice_count,
             count(*) filter (where uncovered) over () as uncovered_count,
             count(*) filter (where no_candidate) over () as no_candidate_count
@@ -222,6 +236,17 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
         """,
         {"pct": cfg.slice_percent, "sample": cfg.sample_size, "kinds": kinds, "values": values},
     ).fetchall()
+    _set_local(conn, previous)
+    # The sample's texts, read by id (the ranking above sorts every window message: narrow rows).
+    texts = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "select message_id, normalized_text, signature from intermediate.int_messages_enriched"
+            " where message_id = any(%s)",
+            ([r[0] for r in rows],),
+        )
+    }
+    rows = [(r[0], r[1], *texts[r[0]], *r[2:]) for r in rows]
     window_count = rows[0][7] if rows else _window_count(conn)
     slice_count = rows[0][8] if rows else 0
     sample = sorted(

@@ -13,7 +13,14 @@ import pytest
 from test_shadow_eval_support import create_database, create_fixture, drop_database, message
 
 from python_steps import rules as rl
-from python_steps.mining.clustering import Cluster, cover_rules, standing_candidates
+from python_steps.mining.clustering import (
+    SLICE_SETTINGS,
+    Cluster,
+    ClusterConfig,
+    cover_rules,
+    load_slice,
+    standing_candidates,
+)
 from python_steps.mining.drafting import DraftingConfig
 from python_steps.text.common_words import phrase_is_common
 
@@ -121,3 +128,88 @@ def test_standing_candidates_leave_everyday_words_and_rare_phrasings_out(conn: p
     assert ("ngram", "txt") in standing  # 6 spam, no ham, not an everyday word
     assert ("ngram", "draw") not in standing and ("ngram", "win") not in standing  # everyday words
     assert not any(v in {"hiring assistants", "second income"} for _, v in standing)  # 3 spam < 4
+
+
+# The slice query as it was written first (one join of every signal row with the label counts and
+# the standing candidates); load_slice scores each signal first and reads the texts by id after.
+REFERENCE_SLICE_SQL = """
+with standing as (
+    select * from unnest(%(kinds)s::text[], %(values)s::text[]) as t (signal_kind, signal_value)
+),
+window_messages as (
+    select m.message_id, m.external_id, m.normalized_text, m.signature, m.is_spam
+    from intermediate.int_messages_enriched as m
+    inner join intermediate.int_messages_windowed as w using (message_id)
+    where w.window_name = 'mining'
+),
+scores as (
+    select s.message_id, max(c.spam_share_lower_bound) as score,
+        bool_or(st.signal_kind is not null) as covered
+    from intermediate.int_message_signals_extracted as s
+    inner join window_messages as wm using (message_id)
+    inner join marts.signal_label_counts as c
+        on c.signal_kind = s.signal_kind and c.signal_value = s.signal_value
+    left join standing as st
+        on st.signal_kind = s.signal_kind and st.signal_value = s.signal_value
+    where c.log_odds > 0
+    group by s.message_id
+),
+ranked as (
+    select wm.*, coalesce(sc.score, 0)::float8 as score,
+        (coalesce(wm.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
+        (u.message_id is not null) as no_candidate,
+        row_number() over (order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id) as score_rank,
+        count(*) over () as window_count
+    from window_messages as wm
+    left join scores as sc using (message_id)
+    left join marts.stage1_uncovered_spam as u using (message_id)
+),
+sliced as (
+    select * from ranked where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
+)
+select message_id, external_id, normalized_text, signature, is_spam, score, uncovered,
+    count(*) over (), count(*) filter (where uncovered) over (), count(*) filter (where no_candidate) over ()
+from sliced
+order by uncovered desc, score_rank
+limit %(sample)s
+"""
+
+
+def test_the_slice_matches_the_one_join_query_and_restores_the_planner_settings(
+    conn: psycopg.Connection,
+) -> None:
+    """load_slice (per-signal scores first, hash joins, texts by id) picks the same messages with the
+    same figures as the first formulation of the query, uncovered spam included; its planner
+    settings end with it."""
+    show = "select " + ", ".join(f"current_setting('{n}')" for n in SLICE_SETTINGS)
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            """
+            alter table marts.signal_label_counts
+                add column spam_share_lower_bound float8, add column log_odds float8;
+            update marts.signal_label_counts
+                set spam_share_lower_bound = (spam_count + 1.0) / (spam_count + ham_count + 2),
+                    log_odds = ln((spam_count + 1.0) / (ham_count + 1.0));
+            create table marts.stage1_uncovered_spam as
+                select message_id from intermediate.int_messages_enriched where is_spam and message_id % 3 = 0;
+            """
+        )
+        kinds, values = standing_candidates(conn, BAR)
+        conn.execute("set local work_mem = '8MB'")  # a caller's own value is the one restored
+        before = conn.execute(show).fetchone()
+        for pct, sample in ((1.0, 4000), (10.0, 4000), (50.0, 7), (100.0, 4000)):
+            got, figures = load_slice(
+                conn, ClusterConfig(slice_percent=pct, sample_size=sample, drafting=BAR)
+            )
+            assert conn.execute(show).fetchone() == before
+            rows = conn.execute(
+                REFERENCE_SLICE_SQL, {"pct": pct, "sample": sample, "kinds": kinds, "values": values}
+            ).fetchall()
+            assert [(m.message_id, m.external_id, m.normalized_text, m.signature, m.is_spam, m.score, m.uncovered)
+                    for m in got] == sorted(r[:7] for r in rows)  # fmt: skip
+            assert (
+                figures["slice_messages"],
+                figures["uncovered_spam"],
+                figures["no_candidate_spam"],
+            ) == rows[0][7:]
+            assert any(m.uncovered for m in got) and len(got) == min(sample, rows[0][7])
