@@ -169,7 +169,7 @@ def standing_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[
     return [k for k, _ in kept], [v for _, v in kept]
 
 
-# The slice query's planner settings, for its transaction only (reset after it): docs/benchmarks.md.
+# The slice query's planner settings, for its transaction only (restored after it): docs/benchmarks.md.
 SLICE_SETTINGS = {"enable_nestloop": "off", "enable_mergejoin": "off", "jit": "off", "work_mem": "256MB"}
 
 
