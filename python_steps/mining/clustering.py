@@ -56,6 +56,7 @@ from python_steps import tables
 from python_steps.mining import embeddings, privacy, reuse
 from python_steps.mining.drafting import DraftingConfig
 from python_steps.text.common_words import phrase_is_common
+from python_steps.warehouse import planner_settings
 
 ENTITY_COLUMNS = ("domains", "phones", "short_codes", "handles", "emails")
 
@@ -169,74 +170,65 @@ def standing_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[
     return [k for k, _ in kept], [v for _, v in kept]
 
 
-# The slice query's planner settings, for its transaction only (restored after it): docs/benchmarks.md.
+# The slice query's planner settings, for that statement (docs/benchmarks.md).
 SLICE_SETTINGS = {"enable_nestloop": "off", "enable_mergejoin": "off", "jit": "off", "work_mem": "256MB"}
-
-
-def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> dict[str, str]:
-    """Set ``settings`` for the rest of the transaction; return the values they replace."""
-    previous = {name: conn.execute("select current_setting(%s)", (name,)).fetchone()[0] for name in settings}
-    for name, value in settings.items():
-        conn.execute("select set_config(%s, %s, true)", (name, value))
-    return previous
 
 
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
     """The suspicious slice (bounded by the sample size), in message-id order, and its figures."""
     kinds, values = standing_candidates(conn, cfg.drafting)
-    previous = _set_local(conn, SLICE_SETTINGS)
-    rows = conn.execute(
-        """
-        with standing as (
-            select * from unnest(%(kinds)s::text[], %(values)s::text[]) as t (signal_kind, signal_value)
-        ),
-        signal_scores as (
-            select c.signal_kind, c.signal_value, c.spam_share_lower_bound as score,
-                (c.signal_kind, c.signal_value) in (select signal_kind, signal_value from standing) as standing
-            from marts.signal_label_counts as c
-            where c.log_odds > 0
-        ),
-        window_messages as (
-            select m.message_id, m.external_id, m.is_spam
-            from intermediate.int_messages_enriched as m
-            inner join intermediate.int_messages_windowed as w using (message_id)
-            where w.window_name = 'mining'
-        ),
-        scores as (
-            select s.message_id, max(ss.score) as score, bool_or(ss.standing) as covered
-            from intermediate.int_message_signals_extracted as s
-            inner join signal_scores as ss
-                on ss.signal_kind = s.signal_kind and ss.signal_value = s.signal_value
-            group by s.message_id
-        ),
-        ranked as (
-            select wm.*, coalesce(sc.score, 0)::float8 as score,
-                (coalesce(wm.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
-                (u.message_id is not null) as no_candidate,
-                row_number() over (
-                    order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id
-                ) as score_rank,
-                count(*) over () as window_count
-            from window_messages as wm
-            left join scores as sc using (message_id)
-            left join marts.stage1_uncovered_spam as u using (message_id)
-        ),
-        sliced as (
-            select *, score_rank <= ceil(%(pct)s / 100.0 * window_count) as in_top
-            from ranked
-            where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
-        )
-        select message_id, external_id, is_spam, score, uncovered,
-            window_count, count(*) over () as slice_count,
-            count(*) filter (where uncovered) over () as uncovered_count,
-            count(*) filter (where no_candidate) over () as no_candidate_count
-        from sliced
-        order by uncovered desc, score_rank
-        limit %(sample)s
-        """,
-        {"pct": cfg.slice_percent, "sample": cfg.sample_size, "kinds": kinds, "values": values},
-    ).fetchall()
-    _set_local(conn, previous)
+    with planner_settings(conn, **SLICE_SETTINGS):
+        rows = conn.execute(
+            """
+            with standing as (
+                select * from unnest(%(kinds)s::text[], %(values)s::text[]) as t (signal_kind, signal_value)
+            ),
+            signal_scores as (
+                select c.signal_kind, c.signal_value, c.spam_share_lower_bound as score,
+                    (c.signal_kind, c.signal_value) in (select signal_kind, signal_value from standing) as standing
+                from marts.signal_label_counts as c
+                where c.log_odds > 0
+            ),
+            window_messages as (
+                select m.message_id, m.external_id, m.is_spam
+                from intermediate.int_messages_enriched as m
+                inner join intermediate.int_messages_windowed as w using (message_id)
+                where w.window_name = 'mining'
+            ),
+            scores as (
+                select s.message_id, max(ss.score) as score, bool_or(ss.standing) as covered
+                from intermediate.int_message_signals_extracted as s
+                inner join signal_scores as ss
+                    on ss.signal_kind = s.signal_kind and ss.signal_value = s.signal_value
+                group by s.message_id
+            ),
+            ranked as (
+                select wm.*, coalesce(sc.score, 0)::float8 as score,
+                    (coalesce(wm.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
+                    (u.message_id is not null) as no_candidate,
+                    row_number() over (
+                        order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id
+                    ) as score_rank,
+                    count(*) over () as window_count
+                from window_messages as wm
+                left join scores as sc using (message_id)
+                left join marts.stage1_uncovered_spam as u using (message_id)
+            ),
+            sliced as (
+                select *, score_rank <= ceil(%(pct)s / 100.0 * window_count) as in_top
+                from ranked
+                where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
+            )
+            select message_id, external_id, is_spam, score, uncovered,
+                window_count, count(*) over () as slice_count,
+                count(*) filter (where uncovered) over () as uncovered_count,
+                count(*) filter (where no_candidate) over () as no_candidate_count
+            from sliced
+            order by uncovered desc, score_rank
+            limit %(sample)s
+            """,
+            {"pct": cfg.slice_percent, "sample": cfg.sample_size, "kinds": kinds, "values": values},
+        ).fetchall()
     # The sample's texts, read by id (the ranking above sorts every window message: narrow rows).
     texts = {
         r[0]: r[1:]
