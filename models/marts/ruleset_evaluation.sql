@@ -3,7 +3,8 @@
     (patas.rule_lifecycle, ruleset 'active') and, for every safety profile, the set that profile
     would make active (patas.ruleset_members, written by python_steps.lifecycle). A message counts
     once however many rules of the set hit it. Empty sets get a row of zeros.
-    Planned like rule_evaluations (hash joins and aggregates in memory, JIT off; docs/benchmarks.md).
+    Planned like rule_evaluations (hash joins and aggregates in memory, JIT off); a set's hits are
+    read through rule_hits' index on the rule (docs/benchmarks.md).
 -#}
 {%- set windows = var('patas_shadow_windows', ['evaluation']) -%}
 
@@ -98,33 +99,70 @@ window_totals as (
 
 ),
 
-ruleset_hits as (
+member_sets as (
+
+    select
+        ruleset_name,
+        array_agg(rule_id order by rule_id) as rule_ids
+    from members
+    group by ruleset_name
+
+),
+
+-- Rulesets of the same rules have the same hits: each distinct set is measured once.
+distinct_sets as (
+
+    select
+        rule_ids,
+        row_number() over () as set_key
+    from (select distinct rule_ids from member_sets) as sets
+
+),
+
+set_hits as (
 
     select distinct
-        members.ruleset_name,
+        distinct_sets.set_key,
         hits.window_name,
         hits.message_id
-    from members
+    from distinct_sets
     inner join {{ ref('rule_hits') }} as hits
-        on members.rule_id = hits.rule_id
+        on hits.rule_id = any(distinct_sets.rule_ids)
+
+),
+
+set_hit_counts as (
+
+    select
+        set_hits.set_key,
+        set_hits.window_name,
+        count(*) as hit_count,
+        count(*) filter (where messages.is_spam) as spam_hit_count,
+        count(*) filter (where not messages.is_spam) as ham_hit_count,
+        count(*) filter (where messages.is_spam is null) as unlabelled_hit_count
+    from set_hits
+    inner join messages
+        on
+            set_hits.window_name = messages.window_name
+            and set_hits.message_id = messages.message_id
+    group by set_hits.set_key, set_hits.window_name
 
 ),
 
 hit_counts as (
 
     select
-        ruleset_hits.ruleset_name,
-        ruleset_hits.window_name,
-        count(*) as hit_count,
-        count(*) filter (where messages.is_spam) as spam_hit_count,
-        count(*) filter (where not messages.is_spam) as ham_hit_count,
-        count(*) filter (where messages.is_spam is null) as unlabelled_hit_count
-    from ruleset_hits
-    inner join messages
-        on
-            ruleset_hits.window_name = messages.window_name
-            and ruleset_hits.message_id = messages.message_id
-    group by ruleset_hits.ruleset_name, ruleset_hits.window_name
+        member_sets.ruleset_name,
+        set_hit_counts.window_name,
+        set_hit_counts.hit_count,
+        set_hit_counts.spam_hit_count,
+        set_hit_counts.ham_hit_count,
+        set_hit_counts.unlabelled_hit_count
+    from member_sets
+    inner join distinct_sets
+        on member_sets.rule_ids = distinct_sets.rule_ids
+    inner join set_hit_counts
+        on distinct_sets.set_key = set_hit_counts.set_key
 
 ),
 
