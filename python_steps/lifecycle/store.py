@@ -515,11 +515,13 @@ def apply_lifecycle(
 
         states = _states(conn, lock=True)
         new = [rid for rid in sorted(drafts) if rid not in states]
-        for rid in new:
-            d = Decision(
-                rid, drafts[rid]["version"], None, "candidate", f"drafted: origin {drafts[rid]['origin']}"
-            )
-            apply_decision(conn, d, run_id, actor)
+        # The per-rule writes below are sent pipelined (one round trip per batch, not per statement).
+        with conn.pipeline():
+            for rid in new:
+                d = Decision(
+                    rid, drafts[rid]["version"], None, "candidate", f"drafted: origin {drafts[rid]['origin']}"
+                )
+                apply_decision(conn, d, run_id, actor)
         states = _states(conn, lock=True)
         # The latest drafted version is the one evaluated.
         states = {
@@ -560,15 +562,16 @@ def apply_lifecycle(
         decisions = list(plan.decisions)
         withheld = [d for d in decisions if "active" in (d.from_status, d.to_status)] if blocked_by else []
         decisions = [d for d in decisions if d not in withheld]
-        for d in decisions:
-            apply_decision(conn, d, run_id, actor, plan.tiers.get(d.rule_id))
-        for rid, tier in plan.tiers.items():
-            if blocked_by and states[rid].status == "active":
-                continue  # blocked: the active set keeps its rules, versions and tiers
-            conn.execute(
-                "update patas.rule_lifecycle set tier = %s, version = %s where rule_id = %s and (tier <> %s or version <> %s)",
-                (tier, states[rid].version, rid, tier, states[rid].version),
-            )
+        with conn.pipeline():
+            for d in decisions:
+                apply_decision(conn, d, run_id, actor, plan.tiers.get(d.rule_id))
+            for rid, tier in plan.tiers.items():
+                if blocked_by and states[rid].status == "active":
+                    continue  # blocked: the active set keeps its rules, versions and tiers
+                conn.execute(
+                    "update patas.rule_lifecycle set tier = %s, version = %s where rule_id = %s and (tier <> %s or version <> %s)",
+                    (tier, states[rid].version, rid, tier, states[rid].version),
+                )
 
         final_states = _states(conn)
         _snapshot_history(conn, run_id, all_rows, final_states, plan.tiers)
