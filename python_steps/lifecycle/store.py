@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -168,10 +169,17 @@ def evaluation_hit_sets(
     return {rid: HitSets(frozenset(spam.get(rid, ())), frozenset(ham.get(rid, ()))) for rid in rule_ids}
 
 
-def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
-    """``pg_temp.lc_folds (message_id, is_spam, fold)``: the labelled mining-window messages in
-    ``folds`` folds (time-ordered blocks when the run's split is by time, else template-hash buckets,
-    so copies of one template share a fold); the evaluation window's labelled messages as fold -1."""
+# Columns read as bytea of their values in binary (big-endian): int8, int4, bool.
+_INT8, _INT4, _BOOL = np.dtype(">i8"), np.dtype(">i4"), np.dtype("?")
+
+
+def _labelled_windows(
+    conn: psycopg.Connection, run_id: str, folds: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The labelled messages of both windows, as arrays sorted by message id: the ids, their folds
+    and their effective labels. The mining window is cut into ``folds`` folds (time-ordered blocks
+    when the run's split is by time, else template-hash buckets, so copies of one template share a
+    fold); the evaluation window is fold -1."""
     row = (
         conn.execute("select split_mode from patas.runs where run_id = %s", (run_id,)).fetchone()
         if relation_exists(conn, "patas.runs")
@@ -183,34 +191,86 @@ def _fold_table(conn: psycopg.Connection, run_id: str, folds: int) -> None:
     overridden = relation_exists(conn, LABELS_OVERRIDDEN)
     label = "coalesce(o.is_spam, m.is_spam)" if overridden else "m.is_spam"
     join = f"left join {LABELS_OVERRIDDEN} as o on o.message_id = m.message_id" if overridden else ""
-    # One read of the windows (both windows' labelled messages at once); the time folds are
-    # numbered over the mining window alone, as its own partition.
-    fold = (
-        f"(ntile({int(folds)}) over (partition by w.window_name = 'mining' order by m.event_at, m.message_id) - 1)"
+    # Time folds: blocks in (event time, message id) order, numbered below (the time as its binary
+    # form, microseconds since 2000; a missing time sorts last, as in SQL); hash folds: the bucket.
+    key = (
+        f"coalesce(timestamptz_send(m.event_at), int8send({np.iinfo(np.int64).max}))"
         if by_time
-        else f"(coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})"
+        else f"int8send((coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})::bigint)"
     )
-    conn.execute("drop table if exists pg_temp.lc_folds")
     # The view hides the windows' sizes behind a CASE (1% of the messages expected), so the planner
     # would probe the messages' index once per message (1M nested-loop probes at 1M messages): hash
     # joins instead, and no JIT (the disabled nested loops inflate the cost past its thresholds).
     conn.execute("set local enable_nestloop = off")
     conn.execute("set local jit = off")
-    conn.execute(
-        f"""
-        create temp table lc_folds as
-        select m.message_id, {label} as is_spam,
-            case when w.window_name = 'mining' then {fold} else -1 end as fold
-        from intermediate.int_messages_windowed as w
-        inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
-        {join}
-        where {label} is not null and w.window_name in ('mining', 'evaluation')
-        """
-    )
+    # Each column comes as one bytea of its values in binary (big-endian), read by numpy as is.
+    with conn.cursor(binary=True) as cur:
+        columns = cur.execute(
+            f"""
+            select string_agg(int8send(m.message_id), ''), string_agg(boolsend(w.window_name = 'mining'), ''),
+                string_agg({key}, ''), string_agg(boolsend({label}), '')
+            from intermediate.int_messages_windowed as w
+            inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
+            {join}
+            where {label} is not null and w.window_name in ('mining', 'evaluation')
+            """
+        ).fetchone()
     conn.execute("set local enable_nestloop to default")
     conn.execute("set local jit to default")
-    conn.execute("create index on lc_folds (message_id)")
-    conn.execute("analyze lc_folds")
+    ids, mining, keys, labels = (
+        np.frombuffer(bytes(c or b""), dtype=t).astype(t.newbyteorder("="))
+        for c, t in zip(columns, (_INT8, _BOOL, _INT8, _BOOL), strict=True)
+    )
+    fold = np.full(len(ids), -1, dtype=np.int64)
+    if by_time:
+        # ntile(folds) over the mining window in (event time, id) order: the first n % folds
+        # blocks hold one message more.
+        at = np.flatnonzero(mining)
+        order = at[np.lexsort((ids[at], keys[at]))]
+        pos = np.arange(len(at), dtype=np.int64)
+        size, extra = divmod(len(at), folds)
+        big = extra * (size + 1)
+        fold[order] = np.where(pos < big, pos // (size + 1), extra + (pos - big) // max(size, 1))
+    else:
+        fold[mining] = keys[mining]
+    by_id = np.argsort(ids, kind="stable")
+    return ids[by_id], fold[by_id], labels[by_id]
+
+
+def _held_out_hits(
+    conn: psycopg.Connection, hits_relation: str, rule_ids: list[str], ids: np.ndarray, fold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rules' hits on labelled messages of their window's folds (evaluation-window hits in fold
+    -1, mining-window hits in the mining folds), as (index into ``rule_ids``, index into ``ids``).
+    Each column comes as one bytea of its values in binary."""
+    with conn.cursor(binary=True) as cur:
+        columns = cur.execute(
+            f"""
+            select string_agg(int4send(r.k::int4), ''), string_agg(boolsend(h.window_name = 'mining'), ''),
+                string_agg(int8send(h.message_id), '')
+            from {hits_relation} as h
+            inner join unnest(%s::text[]) with ordinality as r (rule_id, k) on r.rule_id = h.rule_id
+            where h.window_name in ('mining', 'evaluation') and h.message_id is not null
+            """,
+            (rule_ids,),
+        ).fetchone()
+    rule_k, mining, mids = (
+        np.frombuffer(bytes(c or b""), dtype=t).astype(t.newbyteorder("="))
+        for c, t in zip(columns, (_INT4, _BOOL, _INT8), strict=True)
+    )
+    if len(ids) and ids[0] >= 0 and ids[-1] < 4 * len(ids) + 1_000_000:
+        # Ids not much sparser than the messages: a position per id (a table of up to 4 entries
+        # per message) instead of a binary search per hit.
+        where = np.full(int(ids[-1]) + 1, -1, dtype=np.int64)
+        where[ids] = np.arange(len(ids))
+        at = where[np.clip(mids, 0, len(where) - 1)]
+        found = (at >= 0) & (mids >= 0) & (mids < len(where))
+        at = np.maximum(at, 0)
+    else:
+        at = np.minimum(np.searchsorted(ids, mids), max(len(ids) - 1, 0))
+        found = (ids[at] == mids) if len(ids) else np.zeros(len(mids), dtype=bool)
+    held_out = found & np.where(mining, fold[at] >= 0, fold[at] == -1)
+    return rule_k[held_out].astype(np.int64) - 1, at[held_out]
 
 
 def rule_evidence(
@@ -241,35 +301,27 @@ def rule_evidence(
         for rid in rule_ids
     }
     origins = {rid: drafts.get(rid, {}).get("origin", "") for rid in rule_ids}
-    # work_mem for the folds' sort and the hits' hash aggregate below (set local: this transaction
-    # only, and reset after them).
-    conn.execute("set local work_mem = '256MB'")
-    _fold_table(conn, run_id, max(folds, 1))
-    # One read of the held-out hits: per rule, fold and label, the message ids. Their counts are
-    # the evidence of every rule; the ids themselves are kept only for the rules the set choice
-    # may read (below). A hit is one row of rule_hits (unique per rule, message and window) and a
-    # message has one fold, so a list's length is the count of that rule's hits in that fold.
+    # The labelled messages with their folds, and each rule's hits among them, matched by message
+    # id here: per rule, fold and label, the count of hits (the evidence of every rule) and the
+    # message ids (kept only for the rules the set choice may read, below). A hit is one row of
+    # rule_hits (unique per rule, message and window) and a message has one fold.
+    ids, fold, labels = _labelled_windows(conn, run_id, max(folds, 1))
+    rule_list = list(rule_ids)
+    rule_at, msg_at = _held_out_hits(conn, hits_relation, rule_list, ids, fold)
+    order = np.lexsort((labels[msg_at], fold[msg_at], rule_at))
+    rule_at, msg_at = rule_at[order], msg_at[order]
+    hit_fold, hit_spam, hit_ids = fold[msg_at], labels[msg_at], ids[msg_at]
+    cuts = np.flatnonzero((np.diff(rule_at) != 0) | (np.diff(hit_fold) != 0) | (np.diff(hit_spam) != 0)) + 1
     counts: dict[str, dict[int, tuple[int, int]]] = {}
-    fold_ids: dict[tuple[str, int, bool], list[int]] = {}
-    for rid, fold, is_spam, mids in conn.execute(
-        f"""
-        select h.rule_id, f.fold, f.is_spam, array_agg(h.message_id)
-        from {hits_relation} as h
-        inner join lc_folds as f on f.message_id = h.message_id
-        where h.rule_id = any(%s)
-            and ((h.window_name = 'evaluation' and f.fold = -1) or (h.window_name = 'mining' and f.fold >= 0))
-        group by 1, 2, 3
-        """,
-        (list(rule_ids),),
-    ):
-        spam, ham = counts.setdefault(rid, {}).get(int(fold), (0, 0))
-        counts[rid][int(fold)] = (spam + len(mids), ham) if is_spam else (spam, ham + len(mids))
-        fold_ids[(rid, int(fold), bool(is_spam))] = mids
-    conn.execute("set local work_mem to default")
-    ham_by_fold = {
-        int(f): int(n)
-        for f, n in conn.execute("select fold, count(*) from lc_folds where not is_spam group by fold")
-    }
+    fold_ids: dict[tuple[str, int, bool], np.ndarray] = {}
+    bounds = [0, *cuts.tolist(), len(rule_at)] if len(rule_at) else []
+    for first, last in pairwise(bounds):
+        rid, f, is_spam = rule_list[int(rule_at[first])], int(hit_fold[first]), bool(hit_spam[first])
+        spam, ham = counts.setdefault(rid, {}).get(f, (0, 0))
+        counts[rid][f] = (spam + last - first, ham) if is_spam else (spam, ham + last - first)
+        fold_ids[(rid, f, is_spam)] = hit_ids[first:last]
+    ham_folds, ham_counts = np.unique(fold[~labels], return_counts=True)
+    ham_by_fold = {int(f): int(n) for f, n in zip(ham_folds.tolist(), ham_counts.tolist(), strict=True)}
     if not folds:
         ham_by_fold = {-1: ham_by_fold.get(-1, 0)}
 
@@ -296,10 +348,9 @@ def rule_evidence(
     spam_ids: dict[str, list[list[int]]] = {}
     ham_ids: dict[str, list[list[int]]] = {}
     chosen = set(choosable)
-    for (rid, fold, is_spam), mids in fold_ids.items():
-        if rid in chosen and (fold == -1 or fold in evidence[rid].folds_used):
-            (spam_ids if is_spam else ham_ids).setdefault(rid, []).append(mids)
-    conn.execute("drop table if exists pg_temp.lc_folds")
+    for (rid, f, is_spam), mids in fold_ids.items():
+        if rid in chosen and (f == -1 or f in evidence[rid].folds_used):
+            (spam_ids if is_spam else ham_ids).setdefault(rid, []).append(mids.tolist())
     hit_sets = {
         rid: HitSets(
             frozenset(chain.from_iterable(spam_ids.get(rid, ()))),

@@ -281,16 +281,14 @@ def test_evidence_counts_equal_a_count_per_fold(shadow_db) -> None:
                     hits_relation="marts.rule_hits",
                 )
             with conn.transaction():
-                store._fold_table(conn, RUN_ID, 2)
-                rows = conn.execute(
-                    """
-                    select h.rule_id, f.fold, h.message_id, f.is_spam
-                    from marts.rule_hits as h
-                    inner join lc_folds as f on f.message_id = h.message_id
-                    where (h.window_name = 'evaluation' and f.fold = -1)
-                        or (h.window_name = 'mining' and f.fold >= 0)
-                    """
-                ).fetchall()
+                msg_ids, folds, labels = store._labelled_windows(conn, RUN_ID, 2)
+                hits = conn.execute("select rule_id, window_name, message_id from marts.rule_hits").fetchall()
+        fold_of = dict(zip(msg_ids.tolist(), zip(folds.tolist(), labels.tolist(), strict=True), strict=True))
+        rows = [
+            (rid, fold_of[mid][0], mid, fold_of[mid][1])
+            for rid, window, mid in hits
+            if mid in fold_of and (fold_of[mid][0] == -1) == (window == "evaluation")
+        ]
         counts: dict[str, dict[int, tuple[int, int]]] = {}
         for rid, fold, _, is_spam in rows:
             spam, ham = counts.setdefault(rid, {}).get(fold, (0, 0))
@@ -315,28 +313,39 @@ def test_evidence_counts_equal_a_count_per_fold(shadow_db) -> None:
         run_shadow_evaluation(project, url, RUN_ID)
 
 
-def test_fold_table_is_every_labelled_windowed_message_once(shadow_db) -> None:
-    """The folds (built with hash joins: nested loops and JIT off for that statement) hold each
+def test_folds_are_every_labelled_windowed_message_once(shadow_db) -> None:
+    """The folds (read with hash joins: nested loops and JIT off for that statement) hold each
     labelled message of both windows once, the evaluation window as fold -1, the mining window in
-    template-hash buckets (no time split recorded here); the planner settings are the session's
-    again afterwards."""
+    template-hash buckets without a time split and in ntile's blocks of (event time, id) order with
+    one; the planner settings are the session's again afterwards."""
+    from python_steps import tables
     from python_steps.lifecycle import store
 
     url, _, _ = shadow_db
-    with psycopg.connect(url) as conn, conn.transaction():
+    with psycopg.connect(url) as conn, conn.transaction(force_rollback=True):
         before = conn.execute("select current_setting('enable_nestloop'), current_setting('jit')").fetchone()
-        store._fold_table(conn, RUN_ID, 2)
+        ids, folds, labels = store._labelled_windows(conn, RUN_ID, 2)
         after = conn.execute("select current_setting('enable_nestloop'), current_setting('jit')").fetchone()
-        folds = conn.execute("select message_id, fold from lc_folds").fetchall()
         windowed = conn.execute(
             """
-            select w.message_id, w.window_name, coalesce(m.split_bucket, m.message_id % 100) % 2
+            select w.message_id, w.window_name, coalesce(m.split_bucket, m.message_id % 100) % 2, m.is_spam,
+                ntile(2) over (partition by w.window_name = 'mining' order by m.event_at, m.message_id) - 1
             from intermediate.int_messages_windowed as w
             inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
             where m.is_spam is not null
             """
         ).fetchall()
+        tables.ensure_all(conn)
+        conn.execute(
+            "insert into patas.runs (run_id, split_mode, windows) values ('run-time-folds', 'time', '{}')"
+        )
+        time_ids, time_folds, _ = store._labelled_windows(conn, "run-time-folds", 2)
     assert after == before
-    expected = {mid: (-1 if w == "evaluation" else bucket) for mid, w, bucket in windowed}
-    assert len(folds) == len(expected) and dict(folds) == expected
+    assert list(ids) == sorted(ids) and list(time_ids) == list(ids)
+    expected = {mid: (-1 if w == "evaluation" else bucket) for mid, w, bucket, _, _ in windowed}
+    assert len(ids) == len(expected) and dict(zip(ids.tolist(), folds.tolist(), strict=True)) == expected
     assert {-1, 0, 1} <= set(expected.values())
+    assert dict(zip(ids.tolist(), labels.tolist(), strict=True)) == {mid: s for mid, _, _, s, _ in windowed}
+    by_time = {mid: (-1 if w == "evaluation" else block) for mid, w, _, _, block in windowed}
+    assert dict(zip(time_ids.tolist(), time_folds.tolist(), strict=True)) == by_time
+    assert {-1, 0, 1} <= set(by_time.values())
