@@ -38,6 +38,7 @@ from python_steps.lifecycle.profiles import (
     tier_for,
 )
 from python_steps.mining.drafting import DraftingConfig
+from python_steps.warehouse import planner_settings
 
 EVALUATION_WINDOW = "evaluation"
 LABELS_OVERRIDDEN = tables.LABELS_OVERRIDDEN
@@ -201,10 +202,8 @@ def _labelled_windows(
     # The view hides the windows' sizes behind a CASE (1% of the messages expected), so the planner
     # would probe the messages' index once per message (1M nested-loop probes at 1M messages): hash
     # joins instead, and no JIT (the disabled nested loops inflate the cost past its thresholds).
-    conn.execute("set local enable_nestloop = off")
-    conn.execute("set local jit = off")
     # Each column comes as one bytea of its values in binary (big-endian), read by numpy as is.
-    with conn.cursor(binary=True) as cur:
+    with planner_settings(conn, enable_nestloop="off", jit="off"), conn.cursor(binary=True) as cur:
         columns = cur.execute(
             f"""
             select string_agg(int8send(m.message_id), ''), string_agg(boolsend(w.window_name = 'mining'), ''),
@@ -215,8 +214,6 @@ def _labelled_windows(
             where {label} is not null and w.window_name in ('mining', 'evaluation')
             """
         ).fetchone()
-    conn.execute("set local enable_nestloop to default")
-    conn.execute("set local jit to default")
     ids, mining, keys, labels = (
         np.frombuffer(bytes(c or b""), dtype=t).astype(t.newbyteorder("="))
         for c, t in zip(columns, (_INT8, _BOOL, _INT8, _BOOL), strict=True)
