@@ -1,6 +1,8 @@
 {#-
     Hits of predicate rules: (rule_id, message_id, window_name) for every message of the evaluated
-    windows that satisfies a rule's predicate. Set-based: each scan of the messages evaluates a
+    windows that satisfies a rule's predicate; the window comes from the message's own columns
+    (macro window_predicate, as in the view int_messages_windowed), so the messages are read once.
+    Set-based: each scan of the messages evaluates a
     batch of predicates at once, as
         unnest(array[case when (<predicate 1>) then 'r_1' end, case when ... end]) as hit(rule_id)
     so N rules cost a few scans, not N queries. Predicates are over the alias m (the message
@@ -14,12 +16,11 @@
     Arguments:
         rules: list of (rule_id, sql_expression), from evaluated_predicate_rules()
         messages: the message relation (ref('int_messages_enriched'))
-        windowed: the window assignment relation (ref('int_messages_windowed'))
         windows: list of window names to evaluate on
         batch_size: predicates per scan
         max_regexes: regex matches per scan (keep below Postgres's cache of 32 compiled regexes)
 -#}
-{% macro rule_predicate_hits(rules, messages, windowed, windows, batch_size=250, max_regexes=30) -%}
+{% macro rule_predicate_hits(rules, messages, windows, batch_size=250, max_regexes=30) -%}
     {%- set plain, regex = [], [] -%}
     {%- for rule_id, predicate in rules -%}
         {%- set n = predicate.count(' ~ ') + predicate.count(' ~* ') + predicate.count('regexp_') -%}
@@ -57,8 +58,12 @@
             m.message_id,
             w.window_name
         from {{ messages }} as m
-        inner join {{ windowed }} as w
-            on m.message_id = w.message_id
+        cross join lateral (
+            select case
+                when {{ window_predicate('mining', 'm') }} then 'mining'
+                when {{ window_predicate('evaluation', 'm') }} then 'evaluation'
+            end as window_name
+        ) as w
         cross join lateral unnest(array[
             {%- for rule_id, predicate in batch %}
             case when ({{ predicate }}) then '{{ rule_id }}' end{{ ',' if not loop.last }}

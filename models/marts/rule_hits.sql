@@ -59,7 +59,7 @@ drafts as (
 
 ),
 
-latest_rules as (
+latest_rules as not materialized (
 
     select distinct on (rule_id)
         rule_id,
@@ -69,14 +69,14 @@ latest_rules as (
 
 ),
 
-windowed as (
+windowed as not materialized (
 
     select * from {{ ref('int_messages_windowed') }}
     where window_name in ({% for w in windows %}'{{ w }}'{{ ', ' if not loop.last }}{% endfor %})
 
 ),
 
-signal_clauses as (
+signal_clauses as not materialized (
 
     select distinct
         clauses.rule_id,
@@ -90,38 +90,73 @@ signal_clauses as (
 
 ),
 
-clause_signals as (
+rule_sizes as not materialized (
 
     select
         rule_id,
-        signal_kind,
-        signal_value,
-        count(*) over (partition by rule_id, clause_no) as signal_count,
-        count(*) over (partition by rule_id) as rule_signal_count,
-        dense_rank() over (order by rule_id, clause_no) as clause_key,
-        dense_rank() over (order by rule_id) as rule_key
+        count(*) as rule_signal_count
     from signal_clauses
+    group by rule_id
 
 ),
 
-signal_matches as (
+clause_sizes as not materialized (
 
-    -- One row per message and clause signal it carries, with the message's window.
     select
-        clause_signals.rule_id,
-        clause_signals.rule_key,
-        clause_signals.clause_key,
-        clause_signals.signal_count,
-        clause_signals.rule_signal_count,
+        rule_id,
+        clause_no,
+        count(*) as signal_count
+    from signal_clauses
+    group by rule_id, clause_no
+
+),
+
+single_signal_rules as not materialized (
+
+    select
+        signal_clauses.rule_id,
+        signal_clauses.signal_kind,
+        signal_clauses.signal_value
+    from signal_clauses
+    inner join rule_sizes
+        on signal_clauses.rule_id = rule_sizes.rule_id
+    where rule_sizes.rule_signal_count = 1
+
+),
+
+multi_signal_clauses as not materialized (
+
+    select
+        signal_clauses.rule_id,
+        signal_clauses.clause_no,
+        signal_clauses.signal_kind,
+        signal_clauses.signal_value,
+        clause_sizes.signal_count
+    from signal_clauses
+    inner join rule_sizes
+        on signal_clauses.rule_id = rule_sizes.rule_id
+    inner join clause_sizes
+        on
+            signal_clauses.rule_id = clause_sizes.rule_id
+            and signal_clauses.clause_no = clause_sizes.clause_no
+    where rule_sizes.rule_signal_count > 1
+
+),
+
+single_signal_hits as (
+
+    -- A rule of one signal hits exactly the messages carrying it, once each (the signal key is unique).
+    select
+        single_signal_rules.rule_id,
         signals.message_id,
         windowed.window_name
     from {{ ref('int_message_signals_extracted') }} as signals
     inner join windowed
         on signals.message_id = windowed.message_id
-    inner join clause_signals
+    inner join single_signal_rules
         on
-            signals.signal_kind = clause_signals.signal_kind
-            and signals.signal_value = clause_signals.signal_value
+            signals.signal_kind = single_signal_rules.signal_kind
+            and signals.signal_value = single_signal_rules.signal_value
 
 ),
 
@@ -129,51 +164,41 @@ clause_hits as (
 
     -- Rules of several signals: a clause hits a message carrying all of its signals.
     select
-        rule_key,
-        message_id,
-        window_name
-    from signal_matches
-    where rule_signal_count > 1
-    group by clause_key, rule_key, signal_count, message_id, window_name
-    having count(*) = signal_count
-
-),
-
-rule_keys as (
-
-    select distinct
-        rule_key,
-        rule_id
-    from clause_signals
+        multi_signal_clauses.rule_id,
+        signals.message_id,
+        windowed.window_name
+    from {{ ref('int_message_signals_extracted') }} as signals
+    inner join multi_signal_clauses
+        on
+            signals.signal_kind = multi_signal_clauses.signal_kind
+            and signals.signal_value = multi_signal_clauses.signal_value
+    inner join windowed
+        on signals.message_id = windowed.message_id
+    -- integer keys first: a sort on them compares the text keys only within a group
+    group by
+        signals.message_id,
+        multi_signal_clauses.clause_no,
+        hashtext(multi_signal_clauses.rule_id),
+        multi_signal_clauses.rule_id,
+        multi_signal_clauses.signal_count,
+        windowed.window_name
+    having count(*) = multi_signal_clauses.signal_count
 
 ),
 
 signal_hits as (
 
-    select
-        rule_id,
-        message_id,
-        window_name
-    from signal_matches
-    where rule_signal_count = 1
+    select rule_id, message_id, window_name from single_signal_hits
 
     union all
 
     -- a message hit by several clauses of one rule counts once
     select
-        rule_keys.rule_id,
-        rule_messages.message_id,
-        rule_messages.window_name
-    from (
-        select
-            rule_key,
-            message_id,
-            window_name
-        from clause_hits
-        group by rule_key, message_id, window_name
-    ) as rule_messages
-    inner join rule_keys
-        on rule_messages.rule_key = rule_keys.rule_key
+        rule_id,
+        message_id,
+        window_name
+    from clause_hits
+    group by message_id, rule_id, window_name
 
 ),
 
@@ -182,7 +207,6 @@ predicate_hits as (
     {{ rule_predicate_hits(
         predicate_rules,
         ref('int_messages_enriched'),
-        ref('int_messages_windowed'),
         windows,
         var('patas_predicates_per_scan', 250),
         var('patas_regexes_per_scan', 30),
