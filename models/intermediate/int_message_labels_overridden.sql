@@ -34,23 +34,17 @@ latest_feedback as (
 
 ),
 
-unbanned as (
-
-    select
-        message_id,
-        false as is_spam
-    from messages
-    where unbanned and is_spam is distinct from false
-
-),
-
 overrides as (
 
+    -- A message the platform unbanned counts as ham unless already labelled ham.
     select
         messages.message_id,
         messages.external_id,
         messages.is_spam as original_is_spam,
-        coalesce(latest_feedback.is_spam, unbanned.is_spam) as is_spam,
+        coalesce(
+            latest_feedback.is_spam,
+            case when messages.unbanned and messages.is_spam is distinct from false then false end
+        ) as is_spam,
         case
             when latest_feedback.feedback_id is not null then 'feedback'
             else 'moderator_unbanned'
@@ -61,9 +55,9 @@ overrides as (
     from messages
     left join latest_feedback
         on messages.message_id = latest_feedback.message_id
-    left join unbanned
-        on messages.message_id = unbanned.message_id
-    where latest_feedback.message_id is not null or unbanned.message_id is not null
+    where
+        latest_feedback.message_id is not null
+        or (messages.unbanned and messages.is_spam is distinct from false)
 
 ),
 
