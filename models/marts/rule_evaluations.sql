@@ -44,7 +44,7 @@ latest_rules as (
 
 ),
 
-evaluated_windows as (
+evaluated_windows as not materialized (
 
     select window_name
     from (
@@ -57,7 +57,7 @@ evaluated_windows as (
 
 ),
 
-messages as (
+messages as not materialized (
 
     -- Effective labels: a verdict or moderator reversal overrides the ingested label.
     select
@@ -65,9 +65,13 @@ messages as (
         enriched.message_id,
         coalesce(overridden.is_spam, enriched.is_spam) as is_spam,
         coalesce(overridden.is_reversal, false) as is_reversal
-    from {{ ref('int_messages_windowed') }} as windowed
-    inner join {{ ref('int_messages_enriched') }} as enriched
-        on windowed.message_id = enriched.message_id
+    from {{ ref('int_messages_enriched') }} as enriched
+    cross join lateral (
+        select case
+            when {{ window_predicate('mining', 'enriched') }} then 'mining'
+            when {{ window_predicate('evaluation', 'enriched') }} then 'evaluation'
+        end as window_name
+    ) as windowed
     inner join evaluated_windows
         on windowed.window_name = evaluated_windows.window_name
     left join {{ ref('int_message_labels_overridden') }} as overridden
@@ -89,52 +93,52 @@ window_totals as (
 
 ),
 
-labelled_hits as (
-
-    select
-        hits.rule_id,
-        hits.window_name,
-        hits.message_id,
-        messages.is_spam,
-        messages.is_reversal
-    from {{ ref('rule_hits') }} as hits
-    inner join messages
-        on
-            hits.message_id = messages.message_id
-            and hits.window_name = messages.window_name
-
-),
-
 rules_per_message as (
 
     select
         window_name,
         message_id,
         count(*) as rule_count
-    from labelled_hits
+    from {{ ref('rule_hits') }}
     group by window_name, message_id
+
+),
+
+labelled_messages as (
+
+    select
+        messages.window_name,
+        messages.message_id,
+        messages.is_spam,
+        messages.is_reversal,
+        rules_per_message.rule_count
+    from rules_per_message
+    inner join messages
+        on
+            rules_per_message.message_id = messages.message_id
+            and rules_per_message.window_name = messages.window_name
 
 ),
 
 hit_counts as (
 
     select
-        labelled_hits.rule_id,
-        labelled_hits.window_name,
+        hits.rule_id,
+        hits.window_name,
         count(*) as hit_count,
-        count(*) filter (where labelled_hits.is_spam) as spam_hit_count,
-        count(*) filter (where not labelled_hits.is_spam) as ham_hit_count,
-        count(*) filter (where labelled_hits.is_spam is null) as unlabelled_hit_count,
-        count(*) filter (where labelled_hits.is_reversal) as reversed_hit_count,
+        count(*) filter (where labelled_messages.is_spam) as spam_hit_count,
+        count(*) filter (where not labelled_messages.is_spam) as ham_hit_count,
+        count(*) filter (where labelled_messages.is_spam is null) as unlabelled_hit_count,
+        count(*) filter (where labelled_messages.is_reversal) as reversed_hit_count,
         count(*) filter (
-            where labelled_hits.is_spam and rules_per_message.rule_count = 1
+            where labelled_messages.is_spam and labelled_messages.rule_count = 1
         ) as unique_spam_hit_count
-    from labelled_hits
-    inner join rules_per_message
+    from {{ ref('rule_hits') }} as hits
+    inner join labelled_messages
         on
-            labelled_hits.window_name = rules_per_message.window_name
-            and labelled_hits.message_id = rules_per_message.message_id
-    group by labelled_hits.rule_id, labelled_hits.window_name
+            hits.message_id = labelled_messages.message_id
+            and hits.window_name = labelled_messages.window_name
+    group by hits.rule_id, hits.window_name
 
 ),
 
