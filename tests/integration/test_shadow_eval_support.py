@@ -134,14 +134,23 @@ def create_fixture(conn: psycopg.Connection, messages: Iterable[Mapping[str, Any
     insert_messages(conn, messages)
 
 
+def split_bucket(message_id: int, window: str) -> int | None:
+    """A split bucket that puts the message in its window under the default hash split
+    (dbt_project.yml: evaluation below patas_evaluation_share, 30), varied by id as real buckets
+    are: the models that assign windows from the messages' own columns (macro window_predicate)
+    must agree with the int_messages_windowed stand-in."""
+    return {"evaluation": message_id % 30, "mining": 30 + message_id % 70}.get(window)
+
+
 def insert_messages(conn: psycopg.Connection, messages: Iterable[Mapping[str, Any]]) -> None:
     with conn.cursor() as cur:
         for m in messages:
             cur.execute(
                 """
                 insert into intermediate.int_messages_enriched (message_id, external_id, text, normalized_text,
-                    signature, urls, hosts, domains, phones, short_codes, handles, emails, meta, is_spam)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    signature, urls, hosts, domains, phones, short_codes, handles, emails, meta, is_spam,
+                    split_bucket)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 (
                     m["message_id"],
@@ -152,6 +161,7 @@ def insert_messages(conn: psycopg.Connection, messages: Iterable[Mapping[str, An
                     *(m[c] for c in ENTITY_SIGNALS),
                     Jsonb(m["meta"]),
                     m["is_spam"],
+                    split_bucket(m["message_id"], m["window"]),
                 ),
             )
             cur.execute(
