@@ -349,3 +349,47 @@ def test_folds_are_every_labelled_windowed_message_once(shadow_db) -> None:
     by_time = {mid: (-1 if w == "evaluation" else block) for mid, w, _, _, block in windowed}
     assert dict(zip(time_ids.tolist(), time_folds.tolist(), strict=True)) == by_time
     assert {-1, 0, 1} <= set(by_time.values())
+
+
+def test_labels_overridden_by_the_latest_verdict_else_an_unban(fresh_db) -> None:
+    """The real int_message_labels_overridden (one scan of the messages): the latest verdict wins;
+    without one, an unbanned message not labelled ham becomes ham; every other message has no row."""
+    from test_shadow_eval_support import REPO_ROOT, run_dbt
+
+    from python_steps import tables
+
+    # (external_id, is_spam, unbanned, verdicts oldest first) -> expected (is_spam, override_kind)
+    cases = {
+        "spam_unbanned": (True, True, [], (False, "moderator_unbanned")),
+        "unlabelled_unbanned": (None, True, [], (False, "moderator_unbanned")),
+        "ham_unbanned": (False, True, [], None),
+        "spam_not_unbanned": (True, False, [], None),
+        "spam_unbanned_null": (True, None, [], None),
+        "unbanned_then_spam_verdict": (True, True, ["spam"], (True, "feedback")),
+        "two_verdicts": (None, None, ["spam", "ham"], (False, "feedback")),
+    }
+    with psycopg.connect(fresh_db) as conn:
+        tables.ensure_all(conn)
+        for n, (ext, (is_spam, unbanned, verdicts, _)) in enumerate(cases.items()):
+            mid = conn.execute(
+                "insert into raw.messages (external_id, text, is_spam, unbanned, batch_id, source_line)"
+                " values (%s, 'hi', %s, %s, 1, %s) returning message_id",
+                (ext, is_spam, unbanned, n),
+            ).fetchone()[0]
+            for verdict in verdicts:
+                conn.execute(
+                    "insert into patas.label_feedback (message_id, external_id, verdict, source, actor)"
+                    " values (%s, %s, %s, 'moderator', 'test')",
+                    (mid, ext, verdict),
+                )
+        conn.commit()
+    models = ["stg_raw__messages", "stg_patas__label_feedback", "int_message_labels_overridden"]
+    run_dbt(REPO_ROOT, fresh_db, ["run", "--select", *models], run_id="labels")
+    with psycopg.connect(fresh_db) as conn:
+        got = {
+            ext: (is_spam, kind)
+            for ext, is_spam, kind in conn.execute(
+                "select external_id, is_spam, override_kind from intermediate.int_message_labels_overridden"
+            )
+        }
+    assert got == {ext: case[3] for ext, case in cases.items() if case[3] is not None}
