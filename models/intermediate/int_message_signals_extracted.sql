@@ -195,12 +195,15 @@ token_arrays as materialized (
 
 ),
 
+{#- one row per token array with its vocabulary n-grams: the messages join it by a hash on the
+    array, then unnest (docs/benchmarks.md) -#}
 token_array_ngrams as materialized (
 
-    select g.word_tokens, g.ngram
+    select g.word_tokens, array_agg(g.ngram) as ngrams
     from ({{ word_ngram_rows('token_arrays', vocabulary_unigrams, first_occurrences=true, columns=['word_tokens']) }}) as g
     inner join {{ vocabulary_ngrams }} as v (ngram)
         on v.ngram = g.ngram
+    group by g.word_tokens
 
 ),
 
@@ -248,10 +251,11 @@ old_messages as not materialized (
 ngrams as (
 
     {% if dedupe %}
-    select m.message_id, m.batch_id, a.ngram
+    select m.message_id, m.batch_id, n.ngram
     from messages as m
     inner join token_array_ngrams as a
         on a.word_tokens = m.word_tokens
+    cross join lateral unnest(a.ngrams) as n (ngram)
     {% else %}
     select g.message_id, g.batch_id, g.ngram
     from ({{ word_ngram_rows('messages', vocabulary_unigrams, first_occurrences=true) }}) as g
