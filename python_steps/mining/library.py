@@ -27,6 +27,7 @@ import psycopg
 
 from python_steps import tables
 from python_steps.mining import embeddings, reuse
+from python_steps.warehouse import planner_settings
 
 
 class PatternNotFound(LookupError):
@@ -286,26 +287,23 @@ def record_rule_patterns(
         # planned for this statement as one hash join with the messages (the rules' few expected rows
         # would make it probe the messages' index once per hit), sorted in memory, without JIT; the
         # texts are fetched afterwards for the kept hits only.
-        for setting in ("enable_nestloop = off", "jit = off", "work_mem = '256MB'"):
-            conn.execute(f"set local {setting}")
-        ranked = conn.execute(
-            """
-            with hits as (
-                select l.rule_id, h.message_id,
-                    row_number() over (
-                        partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
-                    ) as pos
-                from patas.rule_lifecycle as l
-                inner join marts.rule_hits as h on h.rule_id = l.rule_id
-                inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
-                where l.status = 'active' and m.is_spam
-            )
-            select rule_id, message_id from hits where pos <= %s order by rule_id, pos
-            """,
-            (per_rule,),
-        ).fetchall()
-        for setting in ("enable_nestloop", "jit", "work_mem"):
-            conn.execute(f"set local {setting} to default")
+        with planner_settings(conn, enable_nestloop="off", jit="off", work_mem="256MB"):
+            ranked = conn.execute(
+                """
+                with hits as (
+                    select l.rule_id, h.message_id,
+                        row_number() over (
+                            partition by l.rule_id order by md5(m.external_id), m.message_id, h.window_name
+                        ) as pos
+                    from patas.rule_lifecycle as l
+                    inner join marts.rule_hits as h on h.rule_id = l.rule_id
+                    inner join intermediate.int_messages_enriched as m on m.message_id = h.message_id
+                    where l.status = 'active' and m.is_spam
+                )
+                select rule_id, message_id from hits where pos <= %s order by rule_id, pos
+                """,
+                (per_rule,),
+            ).fetchall()
         text_of = dict(
             conn.execute(
                 "select message_id, normalized_text from intermediate.int_messages_enriched where message_id = any(%s)",
