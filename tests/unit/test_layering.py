@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"tables", "settings"},
     "quality": {"tables"},
     "mining": {"metrics", "rules", "tables", "text", "warehouse", "settings"},
-    "lifecycle": {"metrics", "mining", "rules", "tables", "text", "settings"},
+    "lifecycle": {"metrics", "mining", "rules", "tables", "text", "warehouse", "settings"},
     "publish": {"rules", "lifecycle", "tables", "text"},
     "bench": {"text", "settings"},
     "__init__": set(),
