@@ -59,10 +59,7 @@
             w.window_name
         from {{ messages }} as m
         cross join lateral (
-            select case
-                when {{ window_predicate('mining', 'm') }} then 'mining'
-                when {{ window_predicate('evaluation', 'm') }} then 'evaluation'
-            end as window_name
+            select {{ window_name_of('m') }} as window_name
         ) as w
         cross join lateral unnest(array[
             {%- for rule_id, predicate in batch %}

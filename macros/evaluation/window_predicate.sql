@@ -29,3 +29,13 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The run window a message lies in ('mining', 'evaluation' or null), from window_predicate: the
+    view int_messages_windowed and the models that take the window from the message's own columns.
+    Arguments: alias - as for window_predicate. -#}
+{% macro window_name_of(alias=none) -%}
+    case
+        when {{ window_predicate('mining', alias) }} then 'mining'
+        when {{ window_predicate('evaluation', alias) }} then 'evaluation'
+    end
+{%- endmacro %}

@@ -23,10 +23,7 @@ windowed as (
 
     select
         message_id,
-        case
-            when {{ window_predicate('mining') }} then 'mining'
-            when {{ window_predicate('evaluation') }} then 'evaluation'
-        end as window_name
+        {{ window_name_of() }} as window_name
     from messages
 
 )

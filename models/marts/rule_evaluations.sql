@@ -67,10 +67,7 @@ messages as not materialized (
         coalesce(overridden.is_reversal, false) as is_reversal
     from {{ ref('int_messages_enriched') }} as enriched
     cross join lateral (
-        select case
-            when {{ window_predicate('mining', 'enriched') }} then 'mining'
-            when {{ window_predicate('evaluation', 'enriched') }} then 'evaluation'
-        end as window_name
+        select {{ window_name_of('enriched') }} as window_name
     ) as windowed
     inner join evaluated_windows
         on windowed.window_name = evaluated_windows.window_name
