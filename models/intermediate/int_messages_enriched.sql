@@ -2,7 +2,11 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook=["{{ rebuild_when_code_changes() }}", "set local jit = off"],
+        pre_hook=[
+            "{{ rebuild_when_code_changes() }}",
+            "set local jit = off",
+            "set local work_mem = '64MB'",
+        ],
         post_hook="{{ record_code_version() }}",
         on_schema_change='fail',
         indexes=[
