@@ -7,18 +7,50 @@
 
 with
 
-hits as (
+message_rules as (
 
     select
-        rule_hits.rule_id,
-        rule_hits.message_id,
-        coalesce(overridden.is_spam, enriched.is_spam) as is_spam
-    from {{ ref('rule_hits') }} as rule_hits
-    inner join {{ ref('int_messages_enriched') }} as enriched
-        on rule_hits.message_id = enriched.message_id
-    left join {{ ref('int_message_labels_overridden') }} as overridden
-        on rule_hits.message_id = overridden.message_id
-    where rule_hits.window_name = 'evaluation'
+        message_id,
+        array_agg(rule_id) as rule_ids
+    from {{ ref('rule_hits') }}
+    where window_name = 'evaluation'
+    group by message_id
+
+),
+
+{#- Messages hit by the same rules with the same label count alike in every pair: each such
+    set is expanded into its pairs once, weighted by its messages (docs/benchmarks.md, session 13). #}
+rule_sets as (
+
+    select
+        row_number() over () as set_no,
+        rule_ids,
+        is_spam,
+        message_count
+    from (
+        select
+            message_rules.rule_ids,
+            coalesce(overridden.is_spam, enriched.is_spam) as is_spam,
+            count(*) as message_count
+        from message_rules
+        inner join {{ ref('int_messages_enriched') }} as enriched
+            on message_rules.message_id = enriched.message_id
+        left join {{ ref('int_message_labels_overridden') }} as overridden
+            on message_rules.message_id = overridden.message_id
+        group by message_rules.rule_ids, coalesce(overridden.is_spam, enriched.is_spam)
+    ) as grouped
+
+),
+
+set_members as (
+
+    select
+        rule_sets.set_no,
+        rule_sets.is_spam,
+        rule_sets.message_count,
+        member.rule_id
+    from rule_sets
+    cross join lateral unnest(rule_sets.rule_ids) as member (rule_id)
 
 ),
 
@@ -26,8 +58,8 @@ rule_sizes as (
 
     select
         rule_id,
-        count(*) as hit_count
-    from hits
+        sum(message_count)::bigint as hit_count
+    from set_members
     group by rule_id
 
 ),
@@ -37,13 +69,13 @@ pairs as (
     select
         a.rule_id as rule_a_id,
         b.rule_id as rule_b_id,
-        count(*) as shared_hit_count,
-        count(*) filter (where a.is_spam) as shared_spam_hit_count,
-        count(*) filter (where not a.is_spam) as shared_ham_hit_count
-    from hits as a
-    inner join hits as b
+        sum(a.message_count)::bigint as shared_hit_count,
+        coalesce(sum(a.message_count) filter (where a.is_spam), 0)::bigint as shared_spam_hit_count,
+        coalesce(sum(a.message_count) filter (where not a.is_spam), 0)::bigint as shared_ham_hit_count
+    from set_members as a
+    inner join set_members as b
         on
-            a.message_id = b.message_id
+            a.set_no = b.set_no
             and a.rule_id < b.rule_id
     group by a.rule_id, b.rule_id
 

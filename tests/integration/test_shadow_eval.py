@@ -22,6 +22,7 @@ from test_shadow_eval_support import (
     draft_rule,
     drop_database,
     expected_hits,
+    run_dbt,
     run_shadow_evaluation,
     scratch_project,
 )
@@ -183,6 +184,115 @@ def test_overlaps(shadow_db) -> None:
     assert pairs[(c, d)]["shared_hit_count"] == 1  # message 9
     assert all(r["rule_a_id"] < r["rule_b_id"] for r in rows)
     assert len(pairs) == 2
+
+
+def _overlaps_by_pairs(url: str, top_partners: int = 10) -> set[tuple]:
+    """rule_overlaps as its definition reads: every pair of hits on a shared evaluation message,
+    counted pair by pair with the message's effective label, kept when in either rule's top list."""
+    with psycopg.connect(url) as conn:
+        hits = conn.execute(
+            "select rule_id, message_id from marts.rule_hits where window_name = 'evaluation'"
+        ).fetchall()
+        labels = dict(
+            conn.execute("select message_id, is_spam from intermediate.int_messages_enriched").fetchall()
+        )
+        labels.update(
+            conn.execute(
+                "select message_id, is_spam from intermediate.int_message_labels_overridden"
+            ).fetchall()
+        )
+    by_rule: dict[str, set[int]] = {}
+    for rid, mid in hits:
+        if mid in labels:
+            by_rule.setdefault(rid, set()).add(mid)
+    pairs = {}
+    for a in by_rule:
+        for b in by_rule:
+            shared = by_rule[a] & by_rule[b]
+            if a < b and shared:
+                spam = sum(1 for m in shared if labels[m] is True)
+                ham = sum(1 for m in shared if labels[m] is False)
+                pairs[(a, b)] = (len(shared), spam, ham)
+    ranks: dict[tuple[str, str], int] = {}
+    for rid in by_rule:
+        partners = [(p[0][1] if p[0][0] == rid else p[0][0], p[1][0]) for p in pairs.items() if rid in p[0]]
+        partners.sort(key=lambda x: (-x[1], x[0]))
+        for rank, (other, _) in enumerate(partners[:top_partners], start=1):
+            key = (min(rid, other), max(rid, other))
+            ranks[key] = min(ranks.get(key, rank), rank)
+    out = set()
+    for (a, b), (shared, spam, ham) in pairs.items():
+        if (a, b) in ranks:
+            na, nb = len(by_rule[a]), len(by_rule[b])
+            out.add(
+                (
+                    a,
+                    b,
+                    na,
+                    nb,
+                    shared,
+                    spam,
+                    ham,
+                    shared / (na + nb - shared),
+                    shared / min(na, nb),
+                    ranks[(a, b)],
+                )
+            )
+    return out
+
+
+def _overlaps(url: str) -> set[tuple]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select rule_a_id, rule_b_id, rule_a_hit_count, rule_b_hit_count, shared_hit_count,"
+            " shared_spam_hit_count, shared_ham_hit_count, jaccard, containment, best_partner_rank"
+            " from marts.rule_overlaps where window_name = 'evaluation'"
+        ).fetchall()
+    return set(rows)
+
+
+def test_overlaps_from_rule_sets_equal_the_pairwise_count(shadow_db) -> None:
+    """rule_overlaps counts each set of rules hitting a message (with its label) once, weighted by
+    its messages; that must give the rows of the pairwise count, here on many overlapping hits
+    with every label (spam, ham, unlabelled, overridden) and a top list short enough to drop pairs."""
+    url, project, _ = shadow_db
+    assert _overlaps(url) == _overlaps_by_pairs(url)
+    with psycopg.connect(url) as conn:
+        mids = [
+            m for (m,) in conn.execute("select message_id from intermediate.int_messages_enriched order by 1")
+        ]
+        rows = [
+            (f"zz-{r}", m) for r in range(7) for i, m in enumerate(mids) if (i * (r + 3) + r) % 5 < 2 + r % 3
+        ]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into marts.rule_hits (rule_id, message_id, window_name) values (%s, %s, 'evaluation')",
+                rows,
+            )
+        conn.execute(
+            "insert into intermediate.int_message_labels_overridden"
+            " (message_id, is_spam, override_kind, is_changed, is_reversal) values (%s, false, 'test', true, true)",
+            (mids[1],),
+        )
+    try:
+        for top in (10, 2):
+            run_dbt(
+                project,
+                url,
+                ["run", "--select", "rule_overlaps"],
+                run_id=RUN_ID,
+                extra_vars={"patas_overlap_partners": top},
+            )
+            got = _overlaps(url)
+            assert got == _overlaps_by_pairs(url, top)  # the ratios too: the same two integers divided
+            assert len(got) > 10
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute("delete from marts.rule_hits where rule_id like 'zz-%'")
+            conn.execute(
+                "delete from intermediate.int_message_labels_overridden where override_kind = 'test'"
+            )
+        run_shadow_evaluation(project, url, RUN_ID)
 
 
 def test_one_predicate_per_scan_gives_the_same_hits(shadow_db) -> None:
