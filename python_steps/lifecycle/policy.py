@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from python_steps.lifecycle.profiles import (
     MATCH_EVERYTHING_COVERAGE,
@@ -56,6 +59,32 @@ class HitSets:
 
     spam: frozenset[int] = frozenset()
     ham: frozenset[int] = frozenset()
+
+    @cached_property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The spam and ham ids as int64 arrays (made once per instance; the set choice counts with them)."""
+        return (
+            np.fromiter(self.spam, dtype=np.int64, count=len(self.spam)),
+            np.fromiter(self.ham, dtype=np.int64, count=len(self.ham)),
+        )
+
+
+def _positions(
+    arrays: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """Each rule's spam and ham ids as positions in one range, and its size: the ids themselves when
+    they are not much sparser than the hits (as message ids are), else their ranks among all ids."""
+    every = [a for pair in arrays.values() for a in pair if len(a)]
+    if not every:
+        return dict(arrays), 0
+    low, top = min(int(a.min()) for a in every), max(int(a.max()) for a in every)
+    if low >= 0 and top < 4 * sum(len(a) for a in every) + 1_000_000:
+        return dict(arrays), top + 1
+    universe = np.unique(np.concatenate(every))
+    ranks = {
+        rid: (np.searchsorted(universe, s), np.searchsorted(universe, h)) for rid, (s, h) in arrays.items()
+    }
+    return ranks, len(universe)
 
 
 def _fmt(x: Any) -> str:
@@ -204,18 +233,23 @@ def greedy_select(
     of precision at or above it: the evidence of the whole ruleset, not of each rule, clears the bar.
     Returns (chosen ids, {skipped id: reason}).
     """
-    covered_spam: set[int] = set()
-    covered_ham: set[int] = set()
+    # The messages caught so far as flags over the ids' positions: a rule's new spam and ham are
+    # counted over its own ids, without a set difference against everything caught.
+    positions, size = _positions(
+        {rid: hits.get(rid, HitSets()).arrays for rid in {*already_active, *eligible}}
+    )
+    covered_spam = np.zeros(size, dtype=bool)
+    covered_ham = np.zeros(size, dtype=bool)
     for rid in sorted(already_active):
-        h = hits.get(rid, HitSets())
-        covered_spam |= h.spam
-        covered_ham |= h.ham
+        covered_spam[positions[rid][0]] = True
+        covered_ham[positions[rid][1]] = True
+    ham_count = int(np.count_nonzero(covered_ham))
     chosen: list[str] = []
     skipped: dict[str, str] = {}
     for rid in sorted(eligible, key=lambda r: _rank_key(r, eligible[r])):
-        h = hits.get(rid, HitSets())
-        new_spam = len(h.spam - covered_spam)
-        new_ham = len(h.ham - covered_ham)
+        spam_at, ham_at = positions[rid]
+        new_spam = int(np.count_nonzero(~covered_spam[spam_at]))
+        new_ham = int(np.count_nonzero(~covered_ham[ham_at]))
         if new_spam == 0:
             skipped[rid] = "redundant: every spam message it hits is already caught by the active set"
             continue
@@ -224,14 +258,15 @@ def greedy_select(
                 f"adds_too_little: {new_spam} held-out spam the set does not catch yet < {min_new_spam}"
             )
             continue
-        if len(covered_ham) + new_ham > fp_budget:
+        if ham_count + new_ham > fp_budget:
             skipped[rid] = (
-                f"fp_budget: would bring the ruleset to {len(covered_ham) + new_ham} ham hits > {fp_budget}"
+                f"fp_budget: would bring the ruleset to {ham_count + new_ham} ham hits > {fp_budget}"
             )
             continue
         chosen.append(rid)
-        covered_spam |= h.spam
-        covered_ham |= h.ham
+        covered_spam[spam_at] = True
+        covered_ham[ham_at] = True
+        ham_count += new_ham
     if min_lower_bound is not None:
         spam: set[int] = set()
         ham: set[int] = set()

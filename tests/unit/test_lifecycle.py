@@ -279,6 +279,51 @@ def test_greedy_selection_skips_redundant_rules_and_respects_the_budget() -> Non
     assert "r_big" not in chosen and "r_inside" in skipped
 
 
+def _greedy_by_sets(eligible, hits, fp_budget, *, already_active=(), min_new_spam=1):
+    """The greedy choice with Python sets, as it was written before the flag arrays (the reference)."""
+    covered_spam, covered_ham = set(), set()
+    for rid in sorted(already_active):
+        covered_spam |= hits.get(rid, lc.HitSets()).spam
+        covered_ham |= hits.get(rid, lc.HitSets()).ham
+    chosen, skipped = [], {}
+    for rid in sorted(eligible, key=lambda r: lc._rank_key(r, eligible[r])):
+        h = hits.get(rid, lc.HitSets())
+        new_spam, new_ham = len(h.spam - covered_spam), len(h.ham - covered_ham)
+        if new_spam < max(min_new_spam, 1) or len(covered_ham) + new_ham > fp_budget:
+            skipped[rid] = new_spam
+            continue
+        chosen.append(rid)
+        covered_spam |= h.spam
+        covered_ham |= h.ham
+    return chosen, skipped
+
+
+@pytest.mark.parametrize("ids", ["dense", "sparse", "negative"])
+def test_greedy_selection_counts_as_with_sets(ids: str) -> None:
+    """The flag arrays give the choices of the set differences, with ids used as positions (dense)
+    or ranked first (sparse or negative ids), rules already active and rules without hits."""
+    import random
+
+    rnd = random.Random(ids)
+    scale = {"dense": lambda i: i, "sparse": lambda i: i * 10_000_019, "negative": lambda i: i - 500}[ids]
+    hits = {
+        f"r{k:02d}": lc.HitSets(
+            frozenset(scale(rnd.randrange(400)) for _ in range(rnd.randrange(60))),
+            frozenset(scale(400 + rnd.randrange(200)) for _ in range(rnd.randrange(4))),
+        )
+        for k in range(40)
+    }
+    evals = {rid: m(len(h.spam) + 1, len(h.ham)) for rid, h in hits.items()} | {"r_none": m(3, 0)}
+    for budget, active, min_new in [(0, (), 1), (5, (), 3), (12, ("r03", "r07", "r_none"), 2), (1000, (), 1)]:
+        chosen, skipped = lc.greedy_select(evals, hits, budget, already_active=active, min_new_spam=min_new)
+        want_chosen, want_skipped = _greedy_by_sets(
+            evals, hits, budget, already_active=active, min_new_spam=min_new
+        )
+        assert chosen == want_chosen
+        assert skipped.keys() == want_skipped.keys()
+        assert 0 < len(chosen) < len(evals)
+
+
 def evidence_m(
     spam: int, ham: int, *, lower: float, mean: float, kind: str = "phrase_rare", ham_total: int = 4000
 ):
