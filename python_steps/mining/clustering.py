@@ -647,19 +647,34 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
     wanted = [(i, p["phrase"]) for i, c in enumerate(clusters) for p in c.top_phrases[:3]]
     if not wanted:
         return
-    for no, text in conn.execute(
+    for no, text in counter_example_texts(conn, wanted, cfg.examples):
+        c = clusters[no]
+        c.counter_examples.append(redact(text, privacy.OwnEntities.from_entities(c.top_entities, c.size)))
+
+
+def counter_example_texts(
+    conn: psycopg.Connection, wanted: list[tuple[int, str]], examples: int
+) -> list[tuple]:
+    """(cluster number, text): per cluster, the ``examples`` ham messages sharing the most of its
+    phrases (``wanted``: cluster number and phrase pairs), ties by external id. The phrases' messages
+    are counted before the messages are read: each is read once per cluster (docs/benchmarks.md)."""
+    return conn.execute(
         """
         with words as (
             select * from unnest(%s::int[], %s::text[]) as w (cluster_no, phrase)
         ),
-        ham as (
-            select w.cluster_no, m.message_id, m.text, m.external_id, count(*) as shared
+        shared as (
+            select w.cluster_no, s.message_id, count(*) as shared
             from words as w
             inner join intermediate.int_message_signals_extracted as s
                 on s.signal_kind = 'ngram' and s.signal_value = w.phrase
-            inner join intermediate.int_messages_enriched as m on m.message_id = s.message_id
+            group by w.cluster_no, s.message_id
+        ),
+        ham as (
+            select sh.cluster_no, m.text, m.external_id, sh.shared
+            from shared as sh
+            inner join intermediate.int_messages_enriched as m on m.message_id = sh.message_id
             where m.is_spam is false
-            group by w.cluster_no, m.message_id, m.text, m.external_id
         ),
         ranked as (
             select cluster_no, text,
@@ -668,10 +683,8 @@ def _summarize_all(conn: psycopg.Connection, clusters: list[Cluster], cfg: Clust
         )
         select cluster_no, text from ranked where pos <= %s order by cluster_no, pos
         """,
-        ([i for i, _ in wanted], [p for _, p in wanted], cfg.examples),
-    ).fetchall():
-        c = clusters[no]
-        c.counter_examples.append(redact(text, privacy.OwnEntities.from_entities(c.top_entities, c.size)))
+        ([i for i, _ in wanted], [p for _, p in wanted], examples),
+    ).fetchall()
 
 
 def write_clusters(

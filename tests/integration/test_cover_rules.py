@@ -17,6 +17,7 @@ from python_steps.mining.clustering import (
     SLICE_SETTINGS,
     Cluster,
     ClusterConfig,
+    counter_example_texts,
     cover_rules,
     load_slice,
     standing_candidates,
@@ -213,3 +214,47 @@ def test_the_slice_matches_the_one_join_query_and_restores_the_planner_settings(
                 figures["no_candidate_spam"],
             ) == rows[0][7:]
             assert any(m.uncovered for m in got) and len(got) == min(sample, rows[0][7])
+
+
+# The counter-example query as it was first written (one join of the phrases' signal rows with the
+# messages, grouped per cluster and message text): the reference for counter_example_texts.
+COUNTER_EXAMPLES_ONE_JOIN = """
+with words as (
+    select * from unnest(%s::int[], %s::text[]) as w (cluster_no, phrase)
+),
+ham as (
+    select w.cluster_no, m.message_id, m.text, m.external_id, count(*) as shared
+    from words as w
+    inner join intermediate.int_message_signals_extracted as s
+        on s.signal_kind = 'ngram' and s.signal_value = w.phrase
+    inner join intermediate.int_messages_enriched as m on m.message_id = s.message_id
+    where m.is_spam is false
+    group by w.cluster_no, m.message_id, m.text, m.external_id
+),
+ranked as (
+    select cluster_no, text,
+        row_number() over (partition by cluster_no order by shared desc, external_id) as pos
+    from ham
+)
+select cluster_no, text from ranked where pos <= %s order by cluster_no, pos
+"""
+
+
+@pytest.mark.parametrize("examples", [1, 2, 3])
+def test_counter_examples_match_the_one_join_query(conn: psycopg.Connection, examples: int) -> None:
+    """Ham sharing phrases with a cluster, ranked by how many it shares, ties by external id;
+    a phrase twice in a cluster counts twice; a cluster whose phrases no ham has gets none."""
+    wanted = [
+        (0, "work"), (0, "from"), (0, "home"), (0, "home"),
+        (1, "weekly"), (1, "pay"), (1, "today"),
+        (2, "zorbly"),
+        (3, "today"), (3, "lunch"), (3, "work"),
+    ]  # fmt: skip
+    want = conn.execute(
+        COUNTER_EXAMPLES_ONE_JOIN, ([i for i, _ in wanted], [p for _, p in wanted], examples)
+    ).fetchall()
+    got = counter_example_texts(conn, wanted, examples)
+    assert got == want
+    assert {no for no, _ in want} == {0, 1, 3}, "the fixture has ham for every cluster but the third"
+    ranked = ["lunch today", "can we work from home on friday"]  # 2 phrases shared, then 1
+    assert [t for no, t in want if no == 3][:2] == ranked[:examples]
