@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import psycopg
@@ -403,6 +404,27 @@ def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> 
     # one rule: longer pieces of the same word hit a subset of the shortest kept one
     assert len(contains) == 1
     assert drafting.draft_rules(conn, run_id="r2", max_rules=MAX_RULES) == drafts  # deterministic
+
+
+def test_unspaced_messages_are_the_same_with_the_planner_settings_and_leave_them(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unspaced-text read plans without nested loops: the same messages, in message order, as
+    the plain statement (also when the limit cuts them), and the session's settings stay."""
+    conn.execute(FIXTURE_DDL)
+    spam = ["สมัครคาสิโนออนไลน์วันนี้", "win big today", "คาสิโนออนไลน์แจกเครดิต", "โปรโมชั่นคาสิโนออนไลน์ฟรี"]
+    ham = ["วันนี้ฝนตก", "big meeting today", "โปรโมชั่นร้านกาแฟ"]
+    _load_texts(conn, spam, ham)
+    conn.execute("set enable_nestloop = on")
+    for limit in (2, 100):
+        cfg = drafting.DraftingConfig(max_substring_messages=limit)
+        got = drafting._unspaced_messages(conn, cfg)
+        assert conn.execute("show enable_nestloop").fetchone()[0] == "on"
+        with monkeypatch.context() as m:
+            m.setattr(drafting, "planner_settings", lambda c, **k: contextlib.nullcontext())
+            want = drafting._unspaced_messages(conn, cfg)
+        assert got == want and len(got) == min(limit, 5)
+        assert [r[0] for r in got] == sorted(r[0] for r in got)
 
 
 def test_a_substring_precise_only_thanks_to_an_edge_character_is_marked(conn: psycopg.Connection) -> None:
