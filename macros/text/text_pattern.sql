@@ -93,7 +93,7 @@
 {%- do patterns.update({'spaced_tld_check': p}) -%}
 {%- set p %}'\.[a-z\u0430-\u044f\u0451][a-z\u0430-\u044f\u0451]'{% endset -%}
 {%- do patterns.update({'url_check': p}) -%}
-{%- set p %}'[0-9][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-][0-9oli() .-]'{% endset -%}
+{%- set p %}'[0-9][0-9oli() .-]{5,20}[0-9]'{% endset -%}
 {%- do patterns.update({'phone_check': p}) -%}
 {%- set p %}' (?:to|2) [0-9][0-9][0-9][0-9]'{% endset -%}
 {%- do patterns.update({'short_code_check': p}) -%}

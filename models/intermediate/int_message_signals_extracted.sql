@@ -5,6 +5,7 @@
             "{{ prefer_parallel_plans() }}",
             "set join_collapse_limit = 1",
             "set local jit = off",
+            "set local work_mem = '128MB'",
         ],
         post_hook=[
             "{{ prefer_parallel_plans(reset=true) }}",
@@ -37,6 +38,15 @@
     makes the incremental filter (max batch_id of this table, read by every branch) an index
     probe instead of a scan of millions of rows (docs/benchmarks.md). -#}
 
+{#- When the new messages repeat texts (macro dedupe_message_texts, the choice staging makes too),
+    every extractor and the n-grams run once per distinct text (a materialized CTE, in one
+    process), keyed by text_id, and the messages join their text's signals (arrays per text, a
+    hash join on the text, then unnest; work_mem keeps that hash in memory); otherwise once per
+    message, in the parallel workers. Same rows: every extractor is a function of the text. -#}
+{%- set dedupe = dedupe_message_texts() %}
+{%- set unit = 'texts' if dedupe else 'messages' %}
+{%- set key = ['text_id'] if dedupe else ['message_id', 'batch_id'] %}
+
 with
 
 messages as not materialized (
@@ -55,17 +65,31 @@ messages as not materialized (
 
 ),
 
+{% if dedupe %}
+
+texts as materialized (
+
+    select row_number() over () as text_id, t.prepared_text, t.word_tokens
+    from (
+        select prepared_text, word_tokens
+        from messages
+        group by prepared_text, word_tokens
+    ) as t
+
+),
+
+{% endif %}
+
 deobfuscated as not materialized (
 
     select
-        message_id,
-        batch_id,
+        {{ key | join(', ') }},
         case
             when {{ maybe_obfuscated('prepared_text') }}
                 then {{ deobfuscate_text('prepared_text') }}
             else prepared_text
         end as deobfuscated_text
-    from messages
+    from {{ unit }}
     where prepared_text ~ {{ text_pattern('url_check') }}
         or {{ maybe_obfuscated('prepared_text') }}
         or strpos(prepared_text, '@') > 0
@@ -80,14 +104,13 @@ deobfuscated as not materialized (
 at_sign_messages as not materialized (
 
     select
-        message_id,
-        batch_id,
+        {{ key | join(', ') }},
         case
             when {{ maybe_obfuscated('prepared_text') }}
                 then {{ deobfuscate_text('prepared_text') }}
             else prepared_text
         end as deobfuscated_text
-    from messages
+    from {{ unit }}
     where (strpos(prepared_text, '@') > 0 or strpos(prepared_text, 'me/') > 0)
         and (
             prepared_text ~ {{ text_pattern('url_check') }}
@@ -99,7 +122,7 @@ at_sign_messages as not materialized (
 
 urls as materialized (
 
-    select distinct m.message_id, m.batch_id, e.entity_value as url
+    select distinct {% for c in key %}m.{{ c }}, {% endfor %}e.entity_value as url
     from deobfuscated as m
     cross join lateral ({{ extract_urls('m.deobfuscated_text') }}) as e
 
@@ -107,7 +130,7 @@ urls as materialized (
 
 hosts as (
 
-    select distinct message_id, batch_id, {{ url_host('url') }} as host
+    select distinct {{ key | join(', ') }}, {{ url_host('url') }} as host
     from urls
 
 ),
@@ -128,8 +151,9 @@ domains as (
     n-grams (its first token must be a vocabulary unigram: a kept n-gram's first word is a kept
     unigram). The vocabulary reaches the probe as arrays computed once (init plans, passed to
     the parallel workers: a CTE scan would keep the joins in the leader). When texts repeat,
-    both work on distinct token arrays instead of messages (1M generated messages: 85k distinct
-    arrays, 3.2k among 198k spam; see docs/benchmarks.md). Incremental: the
+    the vocabulary counts distinct spam token arrays and the probe runs on the distinct texts
+    (1M generated messages: 86k distinct texts, 3.2k spam token arrays among 198k spam; see
+    docs/benchmarks.md). Incremental: the
     vocabulary only grows (counts never shrink); an n-gram that joins it in this run (no ngram
     row yet) is back-filled over the older messages. -#}
 
@@ -144,11 +168,6 @@ all_spam as not materialized (
     {%- endif %}
 
 ),
-
-{#- When the new messages repeat texts (macro dedupe_message_texts, the choice staging makes too),
-    n-grams are generated once per distinct token array, in one process, and the messages join
-    their array's n-grams; otherwise once per message, in the parallel workers. Same rows. -#}
-{%- set dedupe = dedupe_message_texts() %}
 
 {% if dedupe %}
 
@@ -184,30 +203,6 @@ vocabulary as materialized (
 
 {%- set vocabulary_ngrams = "unnest((select array_agg(ngram) from vocabulary))" %}
 {%- set vocabulary_unigrams = "unnest((select array_agg(ngram) from vocabulary where strpos(ngram, ' ') = 0))" %}
-
-{% if dedupe %}
-
-token_arrays as materialized (
-
-    select word_tokens
-    from messages
-    group by word_tokens
-
-),
-
-{#- one row per token array with its vocabulary n-grams: the messages join it by a hash on the
-    array, then unnest (docs/benchmarks.md) -#}
-token_array_ngrams as materialized (
-
-    select g.word_tokens, array_agg(g.ngram) as ngrams
-    from ({{ word_ngram_rows('token_arrays', vocabulary_unigrams, first_occurrences=true, columns=['word_tokens']) }}) as g
-    inner join {{ vocabulary_ngrams }} as v (ngram)
-        on v.ngram = g.ngram
-    group by g.word_tokens
-
-),
-
-{% endif %}
 
 {% if is_incremental() %}
 
@@ -250,44 +245,26 @@ old_messages as not materialized (
 
 ngrams as (
 
-    {% if dedupe %}
-    select m.message_id, m.batch_id, n.ngram
-    from messages as m
-    inner join token_array_ngrams as a
-        on a.word_tokens = m.word_tokens
-    cross join lateral unnest(a.ngrams) as n (ngram)
-    {% else %}
-    select g.message_id, g.batch_id, g.ngram
-    from ({{ word_ngram_rows('messages', vocabulary_unigrams, first_occurrences=true) }}) as g
+    select {% for c in key %}g.{{ c }}, {% endfor %}g.ngram
+    from ({{ word_ngram_rows(unit, vocabulary_unigrams, first_occurrences=true, columns=key) }}) as g
     inner join {{ vocabulary_ngrams }} as v (ngram)
         on v.ngram = g.ngram
-    {% endif %}
-
-    {%- if is_incremental() %}
-
-    union all
-
-    select g.message_id, g.batch_id, g.ngram
-    from ({{ word_ngram_rows('old_messages', joined_first_words, first_occurrences=true) }}) as g
-    inner join {{ joined_ngrams }} as v (ngram)
-        on v.ngram = g.ngram
-    {%- endif %}
 
 ),
 
 signals as (
 
-    select message_id, batch_id, 'url' as signal_kind, url as signal_value
+    select {{ key | join(', ') }}, 'url' as signal_kind, url as signal_value
     from urls
 
     union all
 
-    select message_id, batch_id, 'host' as signal_kind, host as signal_value
+    select {{ key | join(', ') }}, 'host' as signal_kind, host as signal_value
     from hosts
 
     union all
 
-    select distinct h.message_id, h.batch_id, 'domain' as signal_kind, d.registrable_domain as signal_value
+    select distinct {% for c in key %}h.{{ c }}, {% endfor %}'domain' as signal_kind, d.registrable_domain as signal_value
     from hosts as h
     inner join domains as d
         on d.host = h.host
@@ -295,49 +272,96 @@ signals as (
 
     union all
 
-    select m.message_id, m.batch_id, 'email' as signal_kind, e.entity_value as signal_value
+    select {% for c in key %}m.{{ c }}, {% endfor %}'email' as signal_kind, e.entity_value as signal_value
     from at_sign_messages as m
     cross join lateral (select distinct x.entity_value from ({{ extract_emails('m.deobfuscated_text') }}) as x) as e
     where strpos(m.deobfuscated_text, '@') > 0
 
     union all
 
-    select m.message_id, m.batch_id, 'handle' as signal_kind, e.entity_value as signal_value
+    select {% for c in key %}m.{{ c }}, {% endfor %}'handle' as signal_kind, e.entity_value as signal_value
     from at_sign_messages as m
     cross join lateral (select distinct x.entity_value from ({{ extract_handles('m.deobfuscated_text') }}) as x) as e
     where strpos(m.deobfuscated_text, '@') > 0 or strpos(m.deobfuscated_text, '.me/') > 0
 
     union all
 
-    select m.message_id, m.batch_id, 'phone' as signal_kind, e.entity_value as signal_value
-    from messages as m
+    select {% for c in key %}m.{{ c }}, {% endfor %}'phone' as signal_kind, e.entity_value as signal_value
+    from {{ unit }} as m
     cross join lateral (select distinct x.entity_value from ({{ extract_phones('m.prepared_text') }}) as x) as e
     where m.prepared_text ~ {{ text_pattern('phone_check') }}
 
     union all
 
-    select m.message_id, m.batch_id, 'short_code' as signal_kind, e.entity_value as signal_value
-    from messages as m
+    select {% for c in key %}m.{{ c }}, {% endfor %}'short_code' as signal_kind, e.entity_value as signal_value
+    from {{ unit }} as m
     cross join lateral (select distinct x.entity_value from ({{ extract_short_codes('m.prepared_text') }}) as x) as e
     where m.prepared_text ~ {{ text_pattern('short_code_check') }}
 
     union all
 
-    select m.message_id, m.batch_id, 'money' as signal_kind, e.entity_value as signal_value
-    from messages as m
+    select {% for c in key %}m.{{ c }}, {% endfor %}'money' as signal_kind, e.entity_value as signal_value
+    from {{ unit }} as m
     cross join lateral (select distinct x.entity_value from ({{ extract_money('m.prepared_text') }}) as x) as e
     where m.prepared_text ~ {{ text_pattern('money_check') }}
+
+    union all
+
+    -- vocabulary word 1-3 grams (python_steps.text.normalize.ngrams), distinct per message above
+    select {{ key | join(', ') }}, 'ngram' as signal_kind, ngram as signal_value
+    from ngrams
+
+),
+
+{% if dedupe %}
+
+{#- one row per text with its signals in two arrays: the messages join it by a hash on the text
+    (the small build side), then unnest -#}
+text_signals as materialized (
+
+    {#- grouped by text_id so the planner sizes this small and hashes it, not the messages -#}
+    select
+        min(t.prepared_text) as prepared_text,
+        min(t.word_tokens) as word_tokens,
+        array_agg(s.signal_kind) as signal_kinds,
+        array_agg(s.signal_value) as signal_values
+    from signals as s
+    inner join texts as t
+        on t.text_id = s.text_id
+    group by s.text_id
+
+),
+
+{% endif %}
+
+message_signals as (
+
+    {% if dedupe %}
+    select m.message_id, m.batch_id, s.signal_kind, s.signal_value
+    from messages as m
+    inner join text_signals as t
+        on t.prepared_text = m.prepared_text
+        and t.word_tokens = m.word_tokens
+    cross join lateral unnest(t.signal_kinds, t.signal_values) as s (signal_kind, signal_value)
+    {% else %}
+    select message_id, batch_id, signal_kind, signal_value
+    from signals
+    {% endif %}
 
     union all
 
     select message_id, batch_id, 'signature' as signal_kind, signature as signal_value
     from messages
 
+    {%- if is_incremental() %}
+
     union all
 
-    -- vocabulary word 1-3 grams (python_steps.text.normalize.ngrams), distinct per message above
-    select message_id, batch_id, 'ngram' as signal_kind, ngram as signal_value
-    from ngrams
+    select g.message_id, g.batch_id, 'ngram' as signal_kind, g.ngram as signal_value
+    from ({{ word_ngram_rows('old_messages', joined_first_words, first_occurrences=true) }}) as g
+    inner join {{ joined_ngrams }} as v (ngram)
+        on v.ngram = g.ngram
+    {%- endif %}
 
 )
 
@@ -346,4 +370,4 @@ select
     signal_kind,
     signal_value,
     batch_id
-from signals
+from message_signals

@@ -533,7 +533,8 @@ SQL_TEXT_PATTERNS: dict[str, str] = {
     # the fixed ones with strpos and this regex only on texts holding '. ')
     "spaced_tld_check": f"\\. (?:{_TLD_ALT})",
     "url_check": "\\.[a-z\\u0430-\\u044f\\u0451][a-z\\u0430-\\u044f\\u0451]",
-    "phone_check": "[0-9]" + "[0-9oli() .-]" * 5,
+    # the phone pattern's body without its lookarounds: half the texts the five-class check passed
+    "phone_check": "[0-9][0-9oli() .-]{5,20}[0-9]",
     "short_code_check": f"{_SHORT_CODE_TO}[0-9][0-9][0-9][0-9]",
     "money_check": "[$£€₽¥]|usd|eur|gbp|rub|руб|dollars|pounds|euro",
     "hxxp": HXXP_PATTERN,

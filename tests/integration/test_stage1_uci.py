@@ -153,7 +153,7 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
     other_share_full = _snapshot(url)
     back_to_default = dbt.run()
     back = _snapshot(url)
-    # The two paths of staging and n-grams (each distinct text / token array once, or every
+    # The two paths of staging and signal extraction (each distinct text once, or every
     # message), each forced for a full refresh of stage 1.
     dedupe_paths = {}
     for dedupe in ("true", "false"):
@@ -164,7 +164,7 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
         dedupe_paths[dedupe] = (
             _snapshot(url),
             "select text from source group by text" in staging_sql,
-            "token_array_ngrams" in signals_sql,
+            "text_signals as materialized" in signals_sql,
         )
     try:
         yield {
