@@ -166,6 +166,21 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
             "select text from source group by text" in staging_sql,
             "text_signals as materialized" in signals_sql,
         )
+    # The deduplicated extraction appending a batch: the second batch's signals deleted, then an
+    # incremental run forced onto that path (its n-grams missing from the table are back-filled
+    # over the first batch's messages too).
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(
+            "delete from intermediate.int_message_signals_extracted"
+            " where batch_id = (select max(batch_id) from intermediate.int_message_signals_extracted)"
+        )
+    dedupe_incremental_run = dbt(
+        "run", "--select", "int_message_signals_extracted", "--vars", "{patas_dedupe_texts: true}"
+    )
+    # (target/run holds only the append; the model's select is in target/compiled)
+    compiled_dir = tmp / "target" / "compiled"
+    dedupe_incremental_sql = next(compiled_dir.rglob("int_message_signals_extracted.sql")).read_text()
+    dedupe_incremental = (_snapshot(url)["signals"], "text_signals as materialized" in dedupe_incremental_sql)
     try:
         yield {
             "url": url,
@@ -183,6 +198,8 @@ def stage1(server_url: str, shared_dataset: Path, tmp_path_factory: pytest.TempP
             "back_to_default": back_to_default,
             "back": back,
             "dedupe_paths": dedupe_paths,
+            "dedupe_incremental_run": dedupe_incremental_run,
+            "dedupe_incremental": dedupe_incremental,
         }
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
@@ -269,6 +286,11 @@ def test_both_dedupe_paths_give_the_same_tables(stage1: dict) -> None:
     paths = stage1["dedupe_paths"]
     assert paths["true"] == (stage1["full"], True, True)
     assert paths["false"] == (stage1["full"], False, False)
+
+
+def test_deduplicated_extraction_appends_a_batch_like_a_full_refresh(stage1: dict) -> None:
+    assert _rows_inserted(stage1["dedupe_incremental_run"], "int_message_signals_extracted") > 0
+    assert stage1["dedupe_incremental"] == (stage1["full"]["signals"], True)
 
 
 def test_entity_arrays_and_signals_match_python(stage1: dict, expected: dict[str, dict]) -> None:
