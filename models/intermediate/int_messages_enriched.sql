@@ -75,11 +75,7 @@ enriched as (
 
         ---------- labels and split
         m.is_spam,
-        case
-            when m.is_spam then 'spam'
-            when not m.is_spam then 'ham'
-            else 'unlabelled'
-        end as label,
+        {{ message_label('m.is_spam') }} as label,
         {{ split_bucket('m.signature') }} as split_bucket,
         m.meta,
 

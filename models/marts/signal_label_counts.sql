@@ -42,11 +42,20 @@ mining_messages as not materialized (
 
     select
         message_id,
-        label,
+        {{ message_label('is_spam') }} as label,
         sender_id,
         chat_id,
         event_at
-    from {{ ref('int_messages_enriched') }}
+    from (
+        select
+            message_id,
+            is_spam,
+            sender_id,
+            chat_id,
+            event_at,
+            {{ split_bucket('signature') }} as split_bucket
+        from {{ ref('int_messages_normalized') }}
+    ) as messages
     where {{ window_predicate('mining') }}
         and {{ inputs_changed(signal_label_counts_input_state()) }}
 
