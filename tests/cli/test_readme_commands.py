@@ -7,9 +7,11 @@ commands a user types next run against it, in README order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -436,7 +438,9 @@ def _serves(
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            if proc.poll() is not None:
+                _stop_group(proc)
+                raise AssertionError(proc.stderr.read().decode()[-3000:])
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     return r.read().decode("utf-8", "replace")
@@ -444,10 +448,30 @@ def _serves(
                 time.sleep(1)
         raise AssertionError(f"{cmd} did not answer on {url} in {timeout} s")
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=60)
+        _stop_group(proc)
         if stderr is not None:
             stderr.append(proc.stderr.read().decode("utf-8", "replace"))
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 60) -> None:
+    """SIGTERM to the command's process group, SIGKILL to whatever of it is left after ``grace``
+    seconds: a server's child that outlives the command holds its stderr pipe open, and reading
+    that pipe would then wait forever (a CI run hung on it under load)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=grace)
 
 
 def test_ui_starts_and_answers_http(user: User, demo):
