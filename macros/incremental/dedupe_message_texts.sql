@@ -5,7 +5,7 @@
     distinct texts (spam campaigns and generated corpora repeat texts: 1M generated messages
     hold 90k; the UCI SMS data is 93% distinct). Both paths give the same rows (every staged
     text column is a function of the text), so the choice only moves time: deduplicated, the
-    normalization runs in one process; per message, in all the workers. Read at run time with
+    work runs once per distinct text (macro create_distinct_texts). Read at run time with
     one small query; at parse time (no database) and in unit tests the answer is false.
 -#}
 {% macro dedupe_message_texts() -%}

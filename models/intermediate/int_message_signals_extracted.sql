@@ -6,10 +6,12 @@
             "set join_collapse_limit = 1",
             "set local jit = off",
             "set local work_mem = '128MB'",
+            "{{ create_distinct_texts(ref('int_messages_normalized'), ['prepared_text', 'word_tokens']) }}",
         ],
         post_hook=[
             "{{ prefer_parallel_plans(reset=true) }}",
             "reset join_collapse_limit",
+            "{{ drop_distinct_texts() }}",
             "{{ record_code_version() }}",
         ],
         materialized='incremental',
@@ -39,10 +41,10 @@
     probe instead of a scan of millions of rows (docs/benchmarks.md). -#}
 
 {#- When the new messages repeat texts (macro dedupe_message_texts, the choice staging makes too),
-    every extractor and the n-grams run once per distinct text (a materialized CTE, in one
-    process), keyed by text_id, and the messages join their text's signals (arrays per text, a
-    hash join on the text, then unnest; work_mem keeps that hash in memory); otherwise once per
-    message, in the parallel workers. Same rows: every extractor is a function of the text. -#}
+    every extractor and the n-grams run once per distinct text (a table the pre-hook
+    create_distinct_texts fills, read by the parallel workers), keyed by text_id, and the
+    messages join their text's signals (arrays per text, a hash join on the text, then unnest;
+    work_mem keeps that hash in memory); otherwise once per message, in the parallel workers. Same rows: every extractor is a function of the text. -#}
 {%- set dedupe = dedupe_message_texts() %}
 {%- set unit = 'texts' if dedupe else 'messages' %}
 {%- set key = ['text_id'] if dedupe else ['message_id', 'batch_id'] %}
@@ -67,14 +69,10 @@ messages as not materialized (
 
 {% if dedupe %}
 
-texts as materialized (
+texts as not materialized (
 
-    select row_number() over () as text_id, t.prepared_text, t.word_tokens
-    from (
-        select prepared_text, word_tokens
-        from messages
-        group by prepared_text, word_tokens
-    ) as t
+    select text_id, prepared_text, word_tokens
+    from {{ distinct_texts_relation() }}
 
 ),
 

@@ -1,7 +1,12 @@
 {{
     config(
-        pre_hook=["{{ rebuild_when_code_changes() }}", "{{ prefer_parallel_plans() }}", "set local jit = off"],
-        post_hook=["{{ prefer_parallel_plans(reset=true) }}", "{{ record_code_version() }}"],
+        pre_hook=[
+            "{{ rebuild_when_code_changes() }}",
+            "{{ prefer_parallel_plans() }}",
+            "set local jit = off",
+            "{{ create_distinct_texts(ref('stg_raw__messages'), ['text']) }}",
+        ],
+        post_hook=["{{ prefer_parallel_plans(reset=true) }}", "{{ drop_distinct_texts() }}", "{{ record_code_version() }}"],
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
@@ -32,15 +37,15 @@ source as not materialized (
 
 ),
 
-{#- Texts to normalize: each message's (per row, in the parallel workers), or each distinct
-    text once (macro dedupe_message_texts: when the new messages repeat texts, as campaigns do;
-    the normalization then runs in one process over far fewer texts and the messages join their
-    text's columns). Both give the same rows: every column below is a function of the text. -#}
+{#- Texts to normalize: each message's, or each distinct text once (macro dedupe_message_texts:
+    when the new messages repeat texts, as campaigns do; the pre-hook create_distinct_texts puts
+    them in a table the parallel workers read, and the messages join their text's columns). Both
+    give the same rows: every column below is a function of the text. -#}
 
-texts as {{ 'materialized' if dedupe else 'not materialized' }} (
+texts as not materialized (
 
     {% if dedupe %}
-    select text from source group by text
+    select text from {{ distinct_texts_relation() }}
     {% else %}
     select * from source
     {% endif %}
