@@ -11,7 +11,10 @@
 {%- endmacro %}
 
 {% macro create_distinct_texts(source_relation, columns) -%}
-    {%- if dedupe_message_texts() -%}
+    {#- Exactly when the model's compiled SQL reads the table: its choice (dedupe_message_texts, a
+        sample taken when the model was compiled) is not taken again here, where an earlier hook
+        may have truncated the model or a batch may have landed since. -#}
+    {%- if distinct_texts_relation() in (sql or '') -%}
     drop table if exists {{ distinct_texts_relation() }};
     create unlogged table {{ distinct_texts_relation() }} as
     select row_number() over () as text_id, t.*
