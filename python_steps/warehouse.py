@@ -40,7 +40,9 @@ def run_lock(conn: psycopg.Connection, *, wait: bool = True) -> Iterator[None]:
 
 
 # Planner settings a statement may change for itself (the names are fixed here; values are bound).
-PLANNER_SETTINGS = frozenset({"enable_nestloop", "enable_mergejoin", "jit", "work_mem"})
+PLANNER_SETTINGS = frozenset(
+    {"enable_nestloop", "enable_mergejoin", "jit", "work_mem", "parallel_tuple_cost"}
+)
 
 
 @contextlib.contextmanager

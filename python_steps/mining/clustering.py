@@ -170,8 +170,16 @@ def standing_candidates(conn: psycopg.Connection, cfg: DraftingConfig) -> tuple[
     return [k for k, _ in kept], [v for _, v in kept]
 
 
-# The slice query's planner settings, for that statement (docs/benchmarks.md).
-SLICE_SETTINGS = {"enable_nestloop": "off", "enable_mergejoin": "off", "jit": "off", "work_mem": "256MB"}
+# The slice query's planner settings, for that statement (docs/benchmarks.md). parallel_tuple_cost:
+# the per-message scores are aggregated from millions of signal rows; at the default the planner
+# expects few rows out of the parallel join and builds that aggregate in every process instead.
+SLICE_SETTINGS = {
+    "enable_nestloop": "off",
+    "enable_mergejoin": "off",
+    "jit": "off",
+    "work_mem": "256MB",
+    "parallel_tuple_cost": "0.001",
+}
 
 
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
