@@ -47,7 +47,6 @@
         "set local work_mem = '256MB'",
         "set local jit = off",
     ],
-    post_hook="analyze {{ this }}",
     indexes=[{'columns': ['rule_id', 'window_name', 'message_id'], 'unique': True}, {'columns': ['message_id']}],
 ) }}
 
