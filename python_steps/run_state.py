@@ -11,7 +11,8 @@ The run state (:func:`run_state`) is an md5 over
 - the warehouse's inputs (:func:`python_steps.mining.reuse.warehouse_state`: the messages, the
   ingestion batches, the label feedback);
 - the identity, as the catalog has it, of every relation in PATAS's schemas (a dbt rebuild, a
-  truncate, a dropped or added table all change it);
+  truncate, a dropped or added table all change it), and which unlogged tables hold no row (a
+  Postgres crash empties them and keeps their identity; docs/contracts.md "Incremental stage 1");
 - every row of the tables a person edits between runs (the lifecycle: statuses, pins; the drafts
   and their clauses, manual rules included; the would-be rulesets; the pattern library; the audit
   trail) and the row count of every other PATAS table (the run's own write-once logs);
@@ -75,6 +76,27 @@ def _relations(conn: psycopg.Connection) -> list[tuple[str, str, str, int, int]]
     ).fetchall()
 
 
+def _empty_unlogged(conn: psycopg.Connection) -> list[str]:
+    """The unlogged tables of PATAS's schemas that hold no row, in name order."""
+    names = conn.execute(
+        """
+        select n.nspname::text, c.relname::text
+        from pg_class as c inner join pg_namespace as n on n.oid = c.relnamespace
+        where n.nspname = any(%s) and c.relkind = 'r' and c.relpersistence = 'u'
+        order by 1, 2
+        """,
+        (list(SCHEMAS),),
+    ).fetchall()
+    empty = []
+    for schema, name in names:
+        query = psycopg.sql.SQL("select not exists (select 1 from {})").format(
+            psycopg.sql.Identifier(schema, name)
+        )
+        if conn.execute(query).fetchone()[0]:
+            empty.append(f"{schema}.{name}")
+    return empty
+
+
 def external_state(conn: psycopg.Connection) -> str:
     """What a run reads and never writes itself: the warehouse's inputs and the manual actions
     (the audit rows without a run, the pins)."""
@@ -131,6 +153,7 @@ def run_state(
     payload = {
         "external": external if external is not None else external_state(conn),
         "relations": [list(r) for r in relations if f"{r[0]}.{r[1]}" not in UNCOUNTED],
+        "empty_unlogged": _empty_unlogged(conn),
         "edited": {rel: reuse.table_digest(conn, rel, expr) for rel, expr in sorted(EDITED.items())},
         "audit": audit,
         "counts": counts,

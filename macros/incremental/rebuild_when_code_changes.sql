@@ -6,7 +6,9 @@
     stage-1 code version it was built with in <schema>.model_code_versions; when the run's version
     (var patas_stage1_code: an md5 over those files, python_steps.mining.reuse.stage1_code_version)
     differs, the pre-hook truncates the table and this run's append rebuilds it from every batch,
-    which equals a full refresh (docs/contracts.md "Incremental stage 1"). Without the var
+    which equals a full refresh (docs/contracts.md "Incremental stage 1"); a model configured
+    unlogged whose table is still logged (built by an earlier version) is converted then, while
+    it is empty. Without the var
     (a plain `dbt build`) nothing is checked or recorded. A separate table from model_input_states:
     retention clears those, and must not force a rebuild of what it already purged row by row.
     Usage: pre_hook rebuild_when_code_changes(), post_hook record_code_version().
@@ -36,6 +38,12 @@
         if (select v.code_version from {{ code_versions_table() }} as v
                 where v.model_name = '{{ this.schema }}.{{ this.identifier }}') is distinct from '{{ version }}' then
             truncate {{ this }};
+            {%- if config.get('unlogged') %}
+            -- A warehouse built before the model was unlogged: converted while it is empty.
+            if (select c.relpersistence from pg_class as c where c.oid = '{{ this }}'::regclass) = 'p' then
+                alter table {{ this }} set unlogged;
+            end if;
+            {%- endif %}
         end if;
     end $rebuild$
     {%- endif %}

@@ -16,6 +16,7 @@
         ],
         materialized='incremental',
         incremental_strategy='append',
+        unlogged=True,
         on_schema_change='fail',
         indexes=[
             {'columns': ['message_id', 'signal_kind', 'signal_value'], 'unique': True},

@@ -2,6 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
+        unlogged=True,
         pre_hook=[
             "{{ rebuild_when_code_changes() }}",
             "set local jit = off",

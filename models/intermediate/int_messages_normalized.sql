@@ -9,6 +9,7 @@
         post_hook=["{{ prefer_parallel_plans(reset=true) }}", "{{ drop_distinct_texts() }}", "{{ record_code_version() }}"],
         materialized='incremental',
         incremental_strategy='append',
+        unlogged=True,
         on_schema_change='fail',
         indexes=[
             {'columns': ['message_id'], 'unique': True},

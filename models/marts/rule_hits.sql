@@ -39,7 +39,9 @@
 {%- set predicate_rules = evaluated_predicate_rules(ref('stg_patas__rule_drafts')) -%}
 
 {{ config(
+    unlogged=True,
     pre_hook=[
+        "{{ assert_stage1_built(ref('int_messages_enriched'), ref('int_message_signals_extracted')) }}",
         "set local statement_timeout = '" ~ (var('patas_shadow_timeout_seconds', 900) | int) ~ "s'",
         "set local parallel_tuple_cost = 0.001",
         "set local join_collapse_limit = 1",
