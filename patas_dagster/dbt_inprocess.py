@@ -10,7 +10,8 @@ dbt runs through its programmatic runner (``dbtRunner``) in the process that exe
   environment), with the project's default vars, so the parse reuses ``target/partial_parse.msgpack``
   across processes; every ``build`` gets that manifest and parses nothing. The run's ``--vars`` are
   read when the SQL is rendered, not when the project is parsed: no model's config, hooks or refs
-  depend on them (``tests/dagster/test_dbt_inprocess.py`` checks it);
+  depend on them (``tests/dagster/test_dbt_inprocess.py`` checks it); nor does the database: a
+  parse saved for one database is reused for another (``_partial_parse_across_databases``);
 - Dagster still selects the step's models and tests (dagster-dbt's own subset selection) and gets
   the same events: dbt's result events become Outputs and asset check results through dagster-dbt's
   ``DbtCoreCliEventMessage``, as they did from the CLI's JSON log;
@@ -20,7 +21,9 @@ dbt runs through its programmatic runner (``dbtRunner``) in the process that exe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pprint
 import queue
 import threading
 import uuid
@@ -40,6 +43,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
 # The profile's connection (and so every node's database) comes from these variables.
 PROFILE_ENV_PREFIXES = ("PATAS_PG_", "DBT_")
+PROFILE_DATABASE = "PATAS_PG_DBNAME"  # profiles/profiles.yml: the target's database
 
 _manifests: dict[tuple, Any] = {}
 _manifests_lock = threading.Lock()
@@ -68,6 +72,55 @@ def manifest_cache_key(project_dir: str, profiles_dir: str) -> tuple:
     return (str(project_dir), str(profiles_dir), stamp, env)
 
 
+@contextlib.contextmanager
+def _partial_parse_across_databases() -> Iterator[None]:
+    """dbt's partial parsing, kept when only the profile's database changed.
+
+    dbt re-parses the whole project (seconds) when the profile's connection settings differ from
+    those of the parse it saved in ``target/partial_parse.msgpack``, the database name included,
+    so every other database cost a full parse (a new warehouse, a staging and a production one,
+    each test and benchmark database). The project's parse does not depend on the database: no
+    model, macro or config reads it at parse time; only the nodes' ``database`` and
+    ``relation_name`` carry it, and :func:`_in_database` sets those to the run's database. For
+    the parse of this process only, the saved connection settings are compared without the
+    database; any other difference (host, port, user, schema, ...) still re-parses everything."""
+    try:
+        from dbt.contracts.files import FileHash
+        from dbt.parser.manifest import ManifestLoader
+    except ImportError:  # another dbt layout: a full parse, as dbt does it
+        yield
+        return
+    original = ManifestLoader.build_manifest_state_check
+
+    def build_manifest_state_check(self):
+        state = original(self)
+        keys = sorted((k, v) for k, v in self.root_project.credentials.connection_info() if k != "database")
+        state.profile_hash = FileHash.from_contents(pprint.pformat(keys))
+        return state
+
+    ManifestLoader.build_manifest_state_check = build_manifest_state_check
+    try:
+        yield
+    finally:
+        ManifestLoader.build_manifest_state_check = original
+
+
+def _in_database(manifest: Any, database: str) -> Any:
+    """The manifest's nodes and sources in ``database`` (see :func:`_partial_parse_across_databases`)."""
+    nodes = [*manifest.nodes.values(), *manifest.sources.values(), *manifest.unit_tests.values()]
+    nodes += list(getattr(manifest, "functions", {}).values())
+    nodes += [n for disabled in manifest.disabled.values() for n in disabled]
+    for node in nodes:
+        old = getattr(node, "database", None)
+        if old is None or old == database:
+            continue
+        node.database = database
+        name = getattr(node, "relation_name", None)
+        if name and name.startswith(f'"{old}".'):
+            node.relation_name = f'"{database}".' + name[len(old) + 3 :]
+    return manifest
+
+
 def parsed_manifest(project_dir: str, profiles_dir: str) -> Any:
     """dbt's parsed ``Manifest`` of the project, parsed once per process and code version."""
     from dbt.cli.main import dbtRunner
@@ -77,13 +130,16 @@ def parsed_manifest(project_dir: str, profiles_dir: str) -> Any:
         if key not in _manifests:
             # Default vars, as `dbt parse` in patas.manifest: the partial-parse state it leaves in
             # target/ is then reused here, and this parse's state by the next process.
-            res = dbtRunner().invoke(["parse", "--no-write-json", *_common_args(project_dir, profiles_dir)])
+            with _partial_parse_across_databases():
+                res = dbtRunner().invoke(
+                    ["parse", "--no-write-json", *_common_args(project_dir, profiles_dir)]
+                )
             if not res.success:
                 raise DagsterDbtCliRuntimeError(
                     description=f"dbt parse failed: {res.exception or 'see the log'}"
                 )
             _manifests.clear()  # one code version at a time
-            _manifests[key] = res.result
+            _manifests[key] = _in_database(res.result, os.environ[PROFILE_DATABASE])
         return _manifests[key]
 
 

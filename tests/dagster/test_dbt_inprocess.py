@@ -125,3 +125,41 @@ def test_the_parsed_manifest_is_keyed_on_profile_and_code(changed, tmp_path, mon
         manifest.write_text('{"changed": true}')
         os.utime(manifest, ns=(manifest.stat().st_atime_ns, manifest.stat().st_mtime_ns + 10**9))
     assert manifest_cache_key(str(project), PROFILES_DIR) != before
+
+
+def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, monkeypatch):
+    """A new database is no new code version: the parse saved for one database is reused for the
+    next (dbt parses no file again) and every node and source names the new database; another
+    host still parses everything. A copy of the project, so the real target/ is left alone; dbt
+    parses without connecting, so the databases need not exist."""
+    import shutil
+
+    from patas_dagster import dbt_inprocess
+
+    project = tmp_path / "project"
+    for name in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(PROJECT_ROOT / name, project / name)
+    shutil.copy(PROJECT_ROOT / "dbt_project.yml", project / "dbt_project.yml")
+    for k, v in dbt_env("postgresql://patas@127.0.0.1:5432/db_one").items():
+        if k.startswith(("PATAS_PG_", "DBT_")):
+            monkeypatch.setenv(k, v)
+    monkeypatch.setattr(dbt_inprocess, "_manifests", {})
+
+    def parse(database: str, port: str = "5432") -> tuple[object, int]:
+        monkeypatch.setenv("PATAS_PG_DBNAME", database)
+        monkeypatch.setenv("PATAS_PG_PORT", port)
+        manifest = dbt_inprocess.parsed_manifest(str(project), PROFILES_DIR)
+        perf = json.loads((project / "target" / "perf_info.json").read_text())
+        return manifest, perf["parsed_path_count"]
+
+    _, first = parse("db_one")
+    assert first > 0, "no saved parse yet: dbt parses every file"
+    manifest, again = parse("db_two")
+    assert again == 0, "only the database changed: nothing parsed again"
+    relations = [*manifest.nodes.values(), *manifest.sources.values()]
+    assert relations and all(n.database == "db_two" for n in relations if n.database is not None)
+    named = [n.relation_name for n in relations if getattr(n, "relation_name", None)]
+    assert named and all(r.startswith('"db_two".') for r in named), named[:3]
+    assert manifest.nodes["model.patas.rule_hits"].relation_name == '"db_two"."marts"."rule_hits"'
+    _, other_host = parse("db_two", port="5433")
+    assert other_host > 0, "another port is another profile: everything parsed again"
