@@ -83,26 +83,42 @@ def _partial_parse_across_databases() -> Iterator[None]:
     model, macro or config reads it at parse time; only the nodes' ``database`` and
     ``relation_name`` carry it, and :func:`_in_database` sets those to the run's database. For
     the parse of this process only, the saved connection settings are compared without the
-    database; any other difference (host, port, user, schema, ...) still re-parses everything."""
+    database (a parse dbt saved by itself, ``patas dbt`` or the manifest's ``dbt parse``, counts
+    for its own database); any other difference (host, port, user, schema, ...) still re-parses
+    everything."""
     try:
         from dbt.contracts.files import FileHash
         from dbt.parser.manifest import ManifestLoader
     except ImportError:  # another dbt layout: a full parse, as dbt does it
         yield
         return
-    original = ManifestLoader.build_manifest_state_check
+    original_check = ManifestLoader.build_manifest_state_check
+    original_parsable = ManifestLoader.is_partial_parsable
 
-    def build_manifest_state_check(self):
-        state = original(self)
-        keys = sorted((k, v) for k, v in self.root_project.credentials.connection_info() if k != "database")
-        state.profile_hash = FileHash.from_contents(pprint.pformat(keys))
+    def profile_hash(loader: Any, *, with_database: bool) -> Any:  # dbt's own hash, with_database
+        keys = loader.root_project.credentials.connection_info()
+        return FileHash.from_contents(
+            pprint.pformat(sorted(kv for kv in keys if with_database or kv[0] != "database"))
+        )
+
+    def build_manifest_state_check(self: Any) -> Any:
+        state = original_check(self)
+        state.profile_hash = profile_hash(self, with_database=False)
         return state
 
+    def is_partial_parsable(self: Any, manifest: Any) -> Any:
+        # A parse saved by dbt itself (`patas dbt`, ...) for this very database is as good.
+        if manifest.state_check.profile_hash == profile_hash(self, with_database=True):
+            manifest.state_check.profile_hash = self.manifest.state_check.profile_hash
+        return original_parsable(self, manifest)
+
     ManifestLoader.build_manifest_state_check = build_manifest_state_check
+    ManifestLoader.is_partial_parsable = is_partial_parsable
     try:
         yield
     finally:
-        ManifestLoader.build_manifest_state_check = original
+        ManifestLoader.build_manifest_state_check = original_check
+        ManifestLoader.is_partial_parsable = original_parsable
 
 
 def _in_database(manifest: Any, database: str) -> Any:

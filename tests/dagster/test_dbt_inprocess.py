@@ -163,3 +163,12 @@ def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, 
     assert manifest.nodes["model.patas.rule_hits"].relation_name == '"db_two"."marts"."rule_hits"'
     _, other_host = parse("db_two", port="5433")
     assert other_host > 0, "another port is another profile: everything parsed again"
+    # A parse dbt saved by itself (`patas dbt -- ...`) serves the same database.
+    from dbt.cli.main import dbtRunner
+
+    monkeypatch.setenv("PATAS_PG_DBNAME", "db_three")
+    res = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", PROFILES_DIR])
+    assert res.success, res.exception
+    manifest, after_dbt = parse("db_three", port="5433")
+    assert after_dbt == 0
+    assert manifest.nodes["model.patas.rule_hits"].relation_name == '"db_three"."marts"."rule_hits"'
