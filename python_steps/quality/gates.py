@@ -13,12 +13,9 @@ fails the blocking Dagster check (nothing downstream runs: no promotion on that 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import statistics
-import sys
-import threading
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -300,7 +297,6 @@ def validate_newest_batch(
     conn: psycopg.Connection, config: GateConfig | None = None, *, run_id: str | None = None
 ) -> BatchValidation:
     """Validate the newest batch that loaded rows against the earlier batches; store the results."""
-    prefetch_great_expectations()
     config = config or load_config()
     ensure_schema(conn)
     profile_batches(conn, config)
@@ -356,7 +352,7 @@ def validate_newest_batch(
 # thresholds, this module's code) and the results it stored are recorded per run in
 # patas.run_step_states (step 'quality_gates'; the same table python_steps.mining.reuse keeps for
 # drafting). Same state and untouched results: the stored results are the run's results (re-stamped
-# with its run id), and great-expectations is not run for the batch (nothing waits for its import).
+# with its run id), and great-expectations is neither run nor imported for the batch.
 STEP = "quality_gates"
 _CODE = (Path(__file__), DEFAULT_CONFIG)
 
@@ -423,27 +419,6 @@ def _reuse_results(
         ).fetchall()
         _record_state(conn, batch_id, state, run_id, skipped=True)
     return [GateResult(*r) for r in sorted(rows)]
-
-
-def _import_great_expectations() -> None:
-    with contextlib.suppress(Exception):  # an import error is raised again, in the step, by _run_suite
-        import great_expectations  # noqa: F401
-        import pandas  # noqa: F401
-
-
-def prefetch_great_expectations() -> None:
-    """Import great-expectations in a background thread: its imports take seconds of a run's start,
-    and this module's queries (the batch's profile, its history, its sample) run meanwhile. The
-    suite's own ``import`` waits for the thread (the import system's module lock)."""
-    global _prefetch
-    with _prefetch_lock:
-        if _prefetch is None and "great_expectations" not in sys.modules:
-            _prefetch = threading.Thread(target=_import_great_expectations, name="import-gx", daemon=True)
-            _prefetch.start()
-
-
-_prefetch: threading.Thread | None = None
-_prefetch_lock = threading.Lock()
 
 
 def _run_suite(
