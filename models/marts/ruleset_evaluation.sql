@@ -72,16 +72,14 @@ messages as (
     -- Effective labels: a verdict or moderator reversal overrides the ingested label.
     select
         windowed.window_name,
-        enriched.message_id,
-        coalesce(overridden.is_spam, enriched.is_spam) as is_spam,
+        windowed.message_id,
+        coalesce(overridden.is_spam, windowed.is_spam) as is_spam,
         coalesce(overridden.is_reversal, false) as is_reversal
     from {{ ref('int_messages_windowed') }} as windowed
-    inner join {{ ref('int_messages_enriched') }} as enriched
-        on windowed.message_id = enriched.message_id
     inner join evaluated_windows
         on windowed.window_name = evaluated_windows.window_name
     left join {{ ref('int_message_labels_overridden') }} as overridden
-        on enriched.message_id = overridden.message_id
+        on windowed.message_id = overridden.message_id
 
 ),
 

@@ -199,19 +199,18 @@ def _labelled_windows(
         if by_time
         else f"int8send((coalesce(m.split_bucket, m.message_id % 100) % {int(folds)})::bigint)"
     )
-    # The view hides the windows' sizes behind a CASE (1% of the messages expected), so the planner
-    # would probe the messages' index once per message (1M nested-loop probes at 1M messages): hash
-    # joins instead, and no JIT (the disabled nested loops inflate the cost past its thresholds).
-    # Each column comes as one bytea of its values in binary (big-endian), read by numpy as is.
+    # The window view carries the messages' columns (no join back to them); its CASE hides the
+    # windows' sizes (1% of the messages expected), so the overrides are hashed, not probed once per
+    # message, and no JIT. Each column comes as one bytea of its values in binary (big-endian),
+    # read by numpy as is.
     with planner_settings(conn, enable_nestloop="off", jit="off"), conn.cursor(binary=True) as cur:
         columns = cur.execute(
             f"""
-            select string_agg(int8send(m.message_id), ''), string_agg(boolsend(w.window_name = 'mining'), ''),
+            select string_agg(int8send(m.message_id), ''), string_agg(boolsend(m.window_name = 'mining'), ''),
                 string_agg({key}, ''), string_agg(boolsend({label}), '')
-            from intermediate.int_messages_windowed as w
-            inner join intermediate.int_messages_enriched as m on m.message_id = w.message_id
+            from intermediate.int_messages_windowed as m
             {join}
-            where {label} is not null and w.window_name in ('mining', 'evaluation')
+            where {label} is not null and m.window_name in ('mining', 'evaluation')
             """
         ).fetchone()
     ids, mining, keys, labels = (

@@ -198,10 +198,9 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
                 where c.log_odds > 0
             ),
             window_messages as (
-                select m.message_id, m.external_id, m.is_spam
-                from intermediate.int_messages_enriched as m
-                inner join intermediate.int_messages_windowed as w using (message_id)
-                where w.window_name = 'mining'
+                select message_id, external_id, is_spam
+                from intermediate.int_messages_windowed
+                where window_name = 'mining'
             ),
             scores as (
                 select s.message_id, max(ss.score) as score, bool_or(ss.standing) as covered

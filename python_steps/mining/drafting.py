@@ -52,11 +52,9 @@ from python_steps.mining import reuse, signal_matrix
 from python_steps.rules.compiler import ENTITY_COLUMNS
 from python_steps.text import substrings as subs
 from python_steps.text.common_words import phrase_is_common
-from python_steps.warehouse import planner_settings
 
 CANDIDATES = "marts.stage1_candidates"
 SIGNALS = "intermediate.int_message_signals_extracted"
-MESSAGES = "intermediate.int_messages_enriched"
 WINDOWED = "intermediate.int_messages_windowed"
 
 ENTITY_KINDS = ("domain", "phone", "handle", "short_code", "email", "signature")
@@ -210,20 +208,16 @@ def _unspaced_messages(conn: psycopg.Connection, cfg: DraftingConfig) -> list[tu
     unspaced text, at most ``max_substring_messages`` of them in message order."""
     if cfg.max_substring_messages <= 0:
         return []
-    # The window view's CASE hides its size: the planner probed the messages' index once per window
-    # message; few messages hold unspaced text, so they are found first and hashed (docs/benchmarks.md).
-    with planner_settings(conn, enable_nestloop="off"):
-        rows = conn.execute(
-            f"""
-            select m.message_id, m.normalized_text, m.is_spam
-            from {MESSAGES} as m
-            inner join {WINDOWED} as w on w.message_id = m.message_id
-            where w.window_name = 'mining' and m.is_spam is not null and m.normalized_text ~ %s
-            order by m.message_id
-            limit %s
-            """,
-            (subs.UNSPACED_CLASS_POSTGRES, cfg.max_substring_messages),
-        ).fetchall()
+    rows = conn.execute(
+        f"""
+        select m.message_id, m.normalized_text, m.is_spam
+        from {WINDOWED} as m
+        where m.window_name = 'mining' and m.is_spam is not null and m.normalized_text ~ %s
+        order by m.message_id
+        limit %s
+        """,
+        (subs.UNSPACED_CLASS_POSTGRES, cfg.max_substring_messages),
+    ).fetchall()
     return [(int(m), t, bool(is_spam)) for m, t, is_spam in rows]
 
 
@@ -313,9 +307,8 @@ def _generalizations(
     )
     mining = f"""
         select m.message_id, m.is_spam, m.phones, m.short_codes, m.urls, m.handles, m.emails
-        from {MESSAGES} as m
-        inner join {WINDOWED} as w on w.message_id = m.message_id
-        where w.window_name = 'mining' and m.is_spam is not null
+        from {WINDOWED} as m
+        where m.window_name = 'mining' and m.is_spam is not null
     """
     out: list[tuple[dict[str, Any], str, int, int]] = []
     if kinds:

@@ -24,7 +24,6 @@ import psycopg
 from python_steps.warehouse import planner_settings
 
 SIGNALS = "intermediate.int_message_signals_extracted"
-MESSAGES = "intermediate.int_messages_enriched"
 WINDOWED = "intermediate.int_messages_windowed"
 SIGNAL_COUNTS = "marts.signal_label_counts"
 
@@ -85,9 +84,8 @@ def load(conn: psycopg.Connection) -> MiningSignals:
         f"""
         create temp table sm_messages as
         select m.message_id::int8 as message_id, m.is_spam::int as is_spam
-        from {MESSAGES} as m
-        inner join {WINDOWED} as w on w.message_id = m.message_id
-        where w.window_name = 'mining' and m.is_spam is not null
+        from {WINDOWED} as m
+        where m.window_name = 'mining' and m.is_spam is not null
         """
     )
     for sql in ("create unique index on sm_signal_nos (signal_kind, signal_value)", "analyze sm_signal_nos",

@@ -77,10 +77,9 @@ def profile_evaluation(
         select
             count(*) filter (where w.window_name = 'mining'),
             count(*) filter (where w.window_name = 'evaluation'),
-            count(*) filter (where w.window_name = 'evaluation' and coalesce(o.is_spam, e.is_spam)),
-            count(*) filter (where w.window_name = 'evaluation' and not coalesce(o.is_spam, e.is_spam))
+            count(*) filter (where w.window_name = 'evaluation' and coalesce(o.is_spam, w.is_spam)),
+            count(*) filter (where w.window_name = 'evaluation' and not coalesce(o.is_spam, w.is_spam))
         from {tables.MESSAGES_WINDOWED} as w
-        join {tables.MESSAGES_ENRICHED} as e using (message_id)
         left join {tables.LABELS_OVERRIDDEN} as o using (message_id)
         """
     ).fetchone()

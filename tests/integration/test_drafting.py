@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 
 import psycopg
@@ -12,6 +11,7 @@ from python_steps.mining import drafting, signal_matrix
 from python_steps.rules import evaluate, parse_rule
 from python_steps.rules.sql_safety import validate_sql
 from python_steps.runspec import RunSpec
+from python_steps.text import substrings as subs
 
 MAX_RULES = RunSpec().max_rules
 
@@ -26,8 +26,13 @@ create table intermediate.int_messages_enriched (
     urls text[] not null default '{}', handles text[] not null default '{}',
     emails text[] not null default '{}'
 );
-create table intermediate.int_messages_windowed (message_id bigint, window_name text);
+create table intermediate.test_message_windows (message_id bigint, window_name text);
 create table intermediate.int_message_signals_extracted (message_id bigint, signal_kind text, signal_value text);
+-- the run's windows: the messages' columns and each message's window
+create view intermediate.int_messages_windowed as
+select m.*, w.window_name
+from intermediate.int_messages_enriched as m
+inner join intermediate.test_message_windows as w on w.message_id = m.message_id;
 create table marts.stage1_candidates (
     signal_kind text, signal_value text, suspiciousness_rank bigint, kept_reason text,
     spam_count bigint, ham_count bigint, unlabelled_count bigint, spam_share float8,
@@ -96,7 +101,7 @@ def _load_rows(
             "insert into intermediate.int_messages_enriched values (%s, %s)", [(m, s) for m, s, _ in rows]
         )
         cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+            "insert into intermediate.test_message_windows values (%s, 'mining')", [(m,) for m, _, _ in rows]
         )
         cur.executemany(
             "insert into intermediate.int_message_signals_extracted values (%s, %s, %s)",
@@ -315,7 +320,7 @@ def test_generalizations_phone_ranges_and_entity_presence(conn: psycopg.Connecti
             [(i, s, p, c) for i, (s, p, c) in enumerate(messages, start=1)],
         )
         cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')",
+            "insert into intermediate.test_message_windows values (%s, 'mining')",
             [(i,) for i in range(1, len(messages) + 1)],
         )
     drafts = drafting.draft_rules(conn, run_id="g", max_rules=MAX_RULES)
@@ -373,7 +378,7 @@ def _load_texts(conn: psycopg.Connection, spam: list[str], ham: list[str]) -> No
             rows,
         )
         cur.executemany(
-            "insert into intermediate.int_messages_windowed values (%s, 'mining')", [(m,) for m, _, _ in rows]
+            "insert into intermediate.test_message_windows values (%s, 'mining')", [(m,) for m, _, _ in rows]
         )
 
 
@@ -406,25 +411,32 @@ def test_unspaced_text_drafts_recurring_substrings(conn: psycopg.Connection) -> 
     assert drafting.draft_rules(conn, run_id="r2", max_rules=MAX_RULES) == drafts  # deterministic
 
 
-def test_unspaced_messages_are_the_same_with_the_planner_settings_and_leave_them(
-    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+def test_unspaced_messages_are_the_first_of_the_labelled_mining_window_in_message_order(
+    conn: psycopg.Connection,
 ) -> None:
-    """The unspaced-text read plans without nested loops: the same messages, in message order, as
-    the plain statement (also when the limit cuts them), and the session's settings stay."""
+    """The unspaced-text read (from the window view alone): the labelled mining-window messages
+    that hold unspaced text, in message order, cut at the limit; spaced text is left out."""
     conn.execute(FIXTURE_DDL)
     spam = ["สมัครคาสิโนออนไลน์วันนี้", "win big today", "คาสิโนออนไลน์แจกเครดิต", "โปรโมชั่นคาสิโนออนไลน์ฟรี"]
     ham = ["วันนี้ฝนตก", "big meeting today", "โปรโมชั่นร้านกาแฟ"]
     _load_texts(conn, spam, ham)
-    conn.execute("set enable_nestloop = on")
+    want = [
+        (int(m), t, bool(s))
+        for m, t, s in conn.execute(
+            """
+            select m.message_id, m.normalized_text, m.is_spam
+            from intermediate.int_messages_enriched as m
+            inner join intermediate.test_message_windows as w on w.message_id = m.message_id
+            where w.window_name = 'mining' and m.is_spam is not null and m.normalized_text ~ %s
+            order by m.message_id
+            """,
+            (subs.UNSPACED_CLASS_POSTGRES,),
+        ).fetchall()
+    ]
+    assert len(want) == 5  # the Thai texts, spam and ham; "win big today" is spaced
     for limit in (2, 100):
-        cfg = drafting.DraftingConfig(max_substring_messages=limit)
-        got = drafting._unspaced_messages(conn, cfg)
-        assert conn.execute("show enable_nestloop").fetchone()[0] == "on"
-        with monkeypatch.context() as m:
-            m.setattr(drafting, "planner_settings", lambda c, **k: contextlib.nullcontext())
-            want = drafting._unspaced_messages(conn, cfg)
-        assert got == want and len(got) == min(limit, 5)
-        assert [r[0] for r in got] == sorted(r[0] for r in got)
+        got = drafting._unspaced_messages(conn, drafting.DraftingConfig(max_substring_messages=limit))
+        assert got == want[:limit]
 
 
 def test_a_substring_precise_only_thanks_to_an_edge_character_is_marked(conn: psycopg.Connection) -> None:

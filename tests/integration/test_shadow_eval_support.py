@@ -87,10 +87,15 @@ create table intermediate.int_message_signals_extracted (
     signal_kind text not null,
     signal_value text not null
 );
-create table intermediate.int_messages_windowed (
+-- The window of each message; the view int_messages_windowed adds it to the messages' columns.
+create table intermediate.test_message_windows (
     message_id bigint primary key,
     window_name text not null
 );
+create view intermediate.int_messages_windowed as
+select m.*, w.window_name
+from intermediate.int_messages_enriched as m
+inner join intermediate.test_message_windows as w on w.message_id = m.message_id;
 """
 
 ENTITY_SIGNALS = {
@@ -165,7 +170,7 @@ def insert_messages(conn: psycopg.Connection, messages: Iterable[Mapping[str, An
                 ),
             )
             cur.execute(
-                "insert into intermediate.int_messages_windowed (message_id, window_name) values (%s, %s)",
+                "insert into intermediate.test_message_windows (message_id, window_name) values (%s, %s)",
                 (m["message_id"], m["window"]),
             )
             signals = {(kind, v) for col, kind in ENTITY_SIGNALS.items() for v in m[col]}
@@ -183,7 +188,7 @@ def insert_messages(conn: psycopg.Connection, messages: Iterable[Mapping[str, An
 def clear_messages(conn: psycopg.Connection) -> None:
     conn.execute(
         "truncate intermediate.int_messages_enriched, intermediate.int_message_signals_extracted, "
-        "intermediate.int_messages_windowed"
+        "intermediate.test_message_windows"
     )
     conn.commit()
 
