@@ -128,19 +128,38 @@ def test_the_unique_tests_fail_on_a_duplicate_with_or_without_a_unique_index(ser
         _build(env, tmp_path, VERSION_A)
 
         def unique_tests() -> dict[str, str]:
-            res = _patas(env, tmp_path, "dbt", "--", "test", "--select", "int_messages_normalized", ok=False)
-            found = re.findall(r"\b(PASS|FAIL)(?: \d+)? (unique_int_messages_normalized_\w+)", res.stdout)
+            res = _patas(
+                env,
+                tmp_path,
+                "dbt",
+                "--",
+                "test",
+                "--select",
+                "int_messages_normalized",
+                "stop_words",
+                ok=False,
+            )
+            found = re.findall(
+                r"\b(PASS|FAIL)(?: \d+)? (unique_(?:int_messages_normalized|stop_words)_\w+)", res.stdout
+            )
             return {name: status for status, name in found}
 
         assert unique_tests() == {
             "unique_int_messages_normalized_message_id": "PASS",
-            "unique_int_messages_normalized_external_id": "PASS",
+            "unique_stop_words_word": "PASS",
         }
-        copy = (
-            "insert into intermediate.int_messages_normalized select {} from intermediate.int_messages_normalized"
-            " order by message_id limit 1"
-        )
         with psycopg.connect(url) as conn:
+            # a seed has no index: the test groups, and finds the copy
+            (word,) = conn.execute("select min(word) from reference.stop_words").fetchone()
+            conn.execute(
+                "insert into reference.stop_words select * from reference.stop_words where word = %s", (word,)
+            )
+        assert unique_tests()["unique_stop_words_word"] == "FAIL"
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "delete from reference.stop_words where ctid = (select max(ctid) from reference.stop_words where word = %s)",
+                (word,),
+            )
             names = [
                 r[0]
                 for r in conn.execute(
@@ -148,12 +167,6 @@ def test_the_unique_tests_fail_on_a_duplicate_with_or_without_a_unique_index(ser
                     " and attnum > 0 and not attisdropped order by attnum"
                 )
             ]
-            # external_id has no index: the test groups, and finds the copy
-            columns = ", ".join("message_id + 1000000" if n == "message_id" else n for n in names)
-            conn.execute(copy.format(columns))
-        assert unique_tests()["unique_int_messages_normalized_external_id"] == "FAIL"
-        with psycopg.connect(url) as conn:
-            conn.execute("delete from intermediate.int_messages_normalized where message_id > 1000000")
             # message_id without its unique index: the test groups again, and finds the copy
             (index,) = conn.execute(
                 "select indexrelid::regclass::text from pg_index where indisunique"
@@ -161,8 +174,11 @@ def test_the_unique_tests_fail_on_a_duplicate_with_or_without_a_unique_index(ser
             ).fetchone()
             conn.execute(f"drop index {index}")
             columns = ", ".join("external_id || '-copy'" if n == "external_id" else n for n in names)
-            conn.execute(copy.format(columns))
+            conn.execute(
+                f"insert into intermediate.int_messages_normalized select {columns} from intermediate.int_messages_normalized"
+                " order by message_id limit 1"
+            )
         assert unique_tests() == {
             "unique_int_messages_normalized_message_id": "FAIL",
-            "unique_int_messages_normalized_external_id": "PASS",
+            "unique_stop_words_word": "PASS",
         }
