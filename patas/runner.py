@@ -198,7 +198,7 @@ def run_pipeline(
     spec = spec or RunSpec()
     environ = dict(os.environ)  # the user's, before the run adds dbt's connection settings
     env = dbt_env(url)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_"))})
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))})
     os.environ["PATAS_DATABASE_URL"] = url
     ensure_manifest(env)
     from patas_dagster.definitions import defs  # needs target/manifest.json

@@ -33,9 +33,10 @@ class WarehouseResource(dg.ConfigurableResource):
         return url
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # dbt (run in-process by InProcessDbtResource) reads its profile from these variables.
+        # dbt (run in-process by InProcessDbtResource) reads its profile from these variables;
+        # libpq (dbt's connections and the Python steps') its session options from PGOPTIONS.
         os.environ.update(
-            {k: v for k, v in dbt_env(self.url()).items() if k.startswith(("PATAS_PG_", "DBT_"))}
+            {k: v for k, v in dbt_env(self.url()).items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))}
         )
 
     @contextmanager

@@ -8,6 +8,7 @@ Every other module takes a :class:`Settings` (or values from it) as an argument;
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -169,5 +170,16 @@ def dbt_env(url: str, base: dict[str, str] | None = None) -> dict[str, str]:
         # A test runs only when every model it reads is part of the invocation: Dagster runs the
         # project in several steps (dbt -> Python -> dbt), and a test spanning two steps runs in the later.
         DBT_INDIRECT_SELECTION="cautious",
+        PGOPTIONS=pg_options(env.get("PGOPTIONS", "")),
     )
     return env
+
+
+def pg_options(base: str = "") -> str:
+    """libpq's PGOPTIONS for PATAS's connections (dbt's and the Python steps'): ``base`` (the
+    user's own options, kept) with JIT off unless ``base`` sets it. Each PATAS statement runs once,
+    over at most a few million rows: JIT compiled its expressions in the leader and in every
+    parallel worker, about 0.1 s a statement, more than it saved (docs/benchmarks.md, session 16)."""
+    if re.search(r"(?:^|\s)(?:-c\s*|--)jit=", base):
+        return base
+    return f"{base} -c jit=off".strip()

@@ -1,6 +1,6 @@
 import pytest
 
-from python_steps.settings import dbt_env, load_settings, url_parts
+from python_steps.settings import dbt_env, load_settings, pg_options, url_parts
 
 
 def test_url_parts_full():
@@ -29,6 +29,17 @@ def test_dbt_env_carries_every_profile_value():
     assert env["PATAS_PG_HOST"] == "h" and env["PATAS_PG_PORT"] == "1234"
     assert env["PATAS_PG_USER"] == "u" and env["PATAS_PG_PASSWORD"] == "p" and env["PATAS_PG_DBNAME"] == "d"
     assert env["DBT_PROFILES_DIR"].endswith("profiles")
+
+
+def test_dbt_env_turns_jit_off_and_keeps_the_users_pgoptions():
+    assert dbt_env("postgresql://u@h/d", base={})["PGOPTIONS"] == "-c jit=off"
+    assert dbt_env("postgresql://u@h/d", base={"PGOPTIONS": "-c work_mem=64MB"})["PGOPTIONS"] == (
+        "-c work_mem=64MB -c jit=off"
+    )
+    # a user who sets jit keeps it
+    for own in ("-c jit=on", "-cjit=on -c geqo=off", "--jit=on", "-c geqo=off -c jit=on"):
+        assert pg_options(own) == own
+    assert pg_options("-c jit_above_cost=10") == "-c jit_above_cost=10 -c jit=off"
 
 
 def test_settings_from_environment(tmp_path):
