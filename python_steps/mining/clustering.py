@@ -185,6 +185,10 @@ SLICE_SETTINGS = {
 def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[SliceMessage], dict]:
     """The suspicious slice (bounded by the sample size), in message-id order, and its figures."""
     kinds, values = standing_candidates(conn, cfg.drafting)
+    # The slice: the window's top slice_percent by score (ties: md5 of the external id, then the
+    # id), and every uncovered spam message; the sample takes the uncovered first, each part in that
+    # order. The top comes from a bounded sort (LIMIT: a heap of the top rows), not from ranking
+    # every window message (a full sort of 700k rows at 1M messages: docs/benchmarks.md).
     with planner_settings(conn, **SLICE_SETTINGS):
         rows = conn.execute(
             """
@@ -197,11 +201,6 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
                 from marts.signal_label_counts as c
                 where c.log_odds > 0
             ),
-            window_messages as (
-                select message_id, external_id, is_spam
-                from intermediate.int_messages_windowed
-                where window_name = 'mining'
-            ),
             scores as (
                 select s.message_id, max(ss.score) as score, bool_or(ss.standing) as covered
                 from intermediate.int_message_signals_extracted as s
@@ -209,29 +208,34 @@ def load_slice(conn: psycopg.Connection, cfg: ClusterConfig) -> tuple[list[Slice
                     on ss.signal_kind = s.signal_kind and ss.signal_value = s.signal_value
                 group by s.message_id
             ),
-            ranked as (
-                select wm.*, coalesce(sc.score, 0)::float8 as score,
-                    (coalesce(wm.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
-                    (u.message_id is not null) as no_candidate,
-                    row_number() over (
-                        order by coalesce(sc.score, 0) desc, md5(wm.external_id), wm.message_id
-                    ) as score_rank,
-                    count(*) over () as window_count
-                from window_messages as wm
+            window_messages as materialized (
+                select m.message_id, m.external_id, m.is_spam, coalesce(sc.score, 0)::float8 as score,
+                    (coalesce(m.is_spam, false) and not coalesce(sc.covered, false)) as uncovered,
+                    (u.message_id is not null) as no_candidate
+                from intermediate.int_messages_windowed as m
                 left join scores as sc using (message_id)
                 left join marts.stage1_uncovered_spam as u using (message_id)
+                where m.window_name = 'mining'
+            ),
+            counted as (
+                select count(*) as window_count from window_messages
+            ),
+            top as (
+                select message_id from window_messages
+                order by score desc, md5(external_id), message_id
+                limit (select ceil(%(pct)s / 100.0 * window_count)::bigint from counted)
             ),
             sliced as (
-                select *, score_rank <= ceil(%(pct)s / 100.0 * window_count) as in_top
-                from ranked
-                where score_rank <= ceil(%(pct)s / 100.0 * window_count) or uncovered
+                select * from window_messages
+                where uncovered or message_id in (select message_id from top)
             )
-            select message_id, external_id, is_spam, score, uncovered,
-                window_count, count(*) over () as slice_count,
-                count(*) filter (where uncovered) over () as uncovered_count,
-                count(*) filter (where no_candidate) over () as no_candidate_count
-            from sliced
-            order by uncovered desc, score_rank
+            select s.message_id, s.external_id, s.is_spam, s.score, s.uncovered,
+                c.window_count, count(*) over () as slice_count,
+                count(*) filter (where s.uncovered) over () as uncovered_count,
+                count(*) filter (where s.no_candidate) over () as no_candidate_count
+            from sliced as s
+            cross join counted as c
+            order by s.uncovered desc, s.score desc, md5(s.external_id), s.message_id
             limit %(sample)s
             """,
             {"pct": cfg.slice_percent, "sample": cfg.sample_size, "kinds": kinds, "values": values},
