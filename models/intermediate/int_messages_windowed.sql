@@ -5,15 +5,27 @@
     mode: split buckets below patas_evaluation_share are evaluation, the rest mining, so a template
     never straddles the split (both from macro window_predicate, which models filtering the
     messages directly use too). A view: the assignment changes with every run's vars and costs a
-    filter, not a copy. It carries every column of int_messages_enriched, so a reader of one
-    window's messages reads this view alone: a join back to the messages reads them twice, planned
-    blind through the CASE (docs/benchmarks.md, session 16). -#}
+    filter, not a copy. It carries the message columns one window's readers need (labels, time,
+    bucket, text, entities), so they read this view alone: a join back to the messages reads them
+    twice, planned blind through the CASE (docs/benchmarks.md, session 16). -#}
 
 with
 
 messages as (
 
-    select * from {{ ref('int_messages_enriched') }}
+    select
+        message_id,
+        external_id,
+        event_at,
+        split_bucket,
+        is_spam,
+        normalized_text,
+        urls,
+        phones,
+        short_codes,
+        handles,
+        emails
+    from {{ ref('int_messages_enriched') }}
 
 ),
 
