@@ -29,9 +29,18 @@ def manifest_is_stale() -> bool:
     return not MANIFEST.exists() or MANIFEST.stat().st_mtime < _newest_source_mtime()
 
 
-def ensure_manifest(env: dict[str, str], *, force: bool = False) -> Path:
-    """Run ``dbt parse`` when the manifest is missing or older than the project's sources."""
+def ensure_manifest(env: dict[str, str], *, force: bool = False, in_process: bool = False) -> Path:
+    """Run ``dbt parse`` when the manifest is missing or older than the project's sources.
+
+    ``in_process``: parse in this process, whose environment already holds ``env``'s profile
+    variables (``patas run``), and keep the parsed project for the run's dbt steps."""
     if force or manifest_is_stale():
+        if in_process:
+            from patas_dagster.dbt_inprocess import write_manifest
+            from patas_dagster.project import patas_dbt_project as project
+
+            # The same directories as the run's dbt resource: its steps find this parse.
+            return write_manifest(str(project.project_dir), str(project.profiles_dir))
         # Through patas-dbt: a parse started by a run that is killed dies with it.
         res = subprocess.run(
             [dbt_executable(), "parse", "--quiet"],

@@ -200,7 +200,7 @@ def run_pipeline(
     env = dbt_env(url)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))})
     os.environ["PATAS_DATABASE_URL"] = url
-    ensure_manifest(env)
+    ensure_manifest(env, in_process=True)
     from patas_dagster.definitions import defs  # needs target/manifest.json
 
     run_id = str(uuid.uuid4())

@@ -22,6 +22,7 @@ dbt runs through its programmatic runner (``dbtRunner``) in the process that exe
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pprint
 import queue
@@ -137,26 +138,43 @@ def _in_database(manifest: Any, database: str) -> Any:
     return manifest
 
 
-def parsed_manifest(project_dir: str, profiles_dir: str) -> Any:
-    """dbt's parsed ``Manifest`` of the project, parsed once per process and code version."""
+def _parse(project_dir: str, profiles_dir: str, *, write_json: bool) -> Any:
     from dbt.cli.main import dbtRunner
 
+    # Default vars, as every parse of the project: the partial-parse state one parse leaves in
+    # target/ is reused by the next, in this process or another. dbt's own lines are kept for
+    # the error (the run's log has them too when the parse runs inside a step).
+    args = ["parse", *([] if write_json else ["--no-write-json"]), *_common_args(project_dir, profiles_dir)]
+    out = io.StringIO()
+    with _partial_parse_across_databases(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        res = dbtRunner().invoke(args)
+    if not res.success:
+        detail = res.exception or out.getvalue().strip()[-2000:] or "see the log"
+        raise DagsterDbtCliRuntimeError(description=f"dbt parse failed: {detail}")
+    return _in_database(res.result, os.environ[PROFILE_DATABASE])
+
+
+def parsed_manifest(project_dir: str, profiles_dir: str) -> Any:
+    """dbt's parsed ``Manifest`` of the project, parsed once per process and code version."""
     key = manifest_cache_key(project_dir, profiles_dir)
     with _manifests_lock:
         if key not in _manifests:
-            # Default vars, as `dbt parse` in patas.manifest: the partial-parse state it leaves in
-            # target/ is then reused here, and this parse's state by the next process.
-            with _partial_parse_across_databases():
-                res = dbtRunner().invoke(
-                    ["parse", "--no-write-json", *_common_args(project_dir, profiles_dir)]
-                )
-            if not res.success:
-                raise DagsterDbtCliRuntimeError(
-                    description=f"dbt parse failed: {res.exception or 'see the log'}"
-                )
+            manifest = _parse(project_dir, profiles_dir, write_json=False)
             _manifests.clear()  # one code version at a time
-            _manifests[key] = _in_database(res.result, os.environ[PROFILE_DATABASE])
+            _manifests[key] = manifest
         return _manifests[key]
+
+
+def write_manifest(project_dir: str, profiles_dir: str) -> Path:
+    """Parse the project in this process and write ``target/manifest.json`` (what ``dbt parse``
+    does); the parsed manifest is kept for this process's dbt steps (:func:`parsed_manifest`), so
+    a run that finds the project changed parses it once, not once to write the file and again
+    to run. The profile's variables must be in ``os.environ``."""
+    with _manifests_lock:
+        manifest = _parse(project_dir, profiles_dir, write_json=True)
+        _manifests.clear()
+        _manifests[manifest_cache_key(project_dir, profiles_dir)] = manifest
+    return Path(project_dir) / "target" / "manifest.json"
 
 
 class InProcessDbtResource(dg.ConfigurableResource):

@@ -172,3 +172,56 @@ def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, 
     manifest, after_dbt = parse("db_three", port="5433")
     assert after_dbt == 0
     assert manifest.nodes["model.patas.rule_hits"].relation_name == '"db_three"."marts"."rule_hits"'
+
+
+def test_a_run_that_finds_the_project_changed_parses_it_once(tmp_path, monkeypatch):
+    """`patas run` after a code change writes target/manifest.json in its own process
+    (``ensure_manifest(..., in_process=True)``) and its dbt steps reuse that very parse: the
+    manifest they get is the one written, no second parse. A copy of the project, as above."""
+    import shutil
+
+    from patas_dagster import dbt_inprocess
+
+    project = tmp_path / "project"
+    for name in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(PROJECT_ROOT / name, project / name)
+    shutil.copy(PROJECT_ROOT / "dbt_project.yml", project / "dbt_project.yml")
+    for k, v in dbt_env("postgresql://patas@127.0.0.1:5432/db_one").items():
+        if k.startswith(("PATAS_PG_", "DBT_")):
+            monkeypatch.setenv(k, v)
+    monkeypatch.setattr(dbt_inprocess, "_manifests", {})
+    written = dbt_inprocess.write_manifest(str(project), PROFILES_DIR)
+    assert written == project / "target" / "manifest.json"
+    nodes = json.loads(written.read_text())["nodes"]
+    assert "model.patas.rule_hits" in nodes
+    calls: list[bool] = []
+    real_parse = dbt_inprocess._parse
+    monkeypatch.setattr(dbt_inprocess, "_parse", lambda *a, **k: calls.append(True) or real_parse(*a, **k))
+    manifest = dbt_inprocess.parsed_manifest(str(project), PROFILES_DIR)
+    assert calls == [], "the steps reuse the parse that wrote the manifest"
+    assert set(manifest.nodes) == set(nodes)
+    assert manifest.nodes["model.patas.rule_hits"].relation_name == '"db_one"."marts"."rule_hits"'
+    # A changed manifest (another code version) is parsed again.
+    os.utime(written, ns=(written.stat().st_atime_ns, written.stat().st_mtime_ns + 10**9))
+    dbt_inprocess.parsed_manifest(str(project), PROFILES_DIR)
+    assert calls == [True]
+
+
+def test_a_broken_model_fails_the_parse_with_dbts_reason(tmp_path, monkeypatch):
+    import shutil
+
+    from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
+    from patas_dagster import dbt_inprocess
+
+    project = tmp_path / "project"
+    for name in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(PROJECT_ROOT / name, project / name)
+    shutil.copy(PROJECT_ROOT / "dbt_project.yml", project / "dbt_project.yml")
+    (project / "models" / "marts" / "broken.sql").write_text("select {{ ref('no_such_model') }}")
+    for k, v in dbt_env("postgresql://patas@127.0.0.1:5432/db_one").items():
+        if k.startswith(("PATAS_PG_", "DBT_")):
+            monkeypatch.setenv(k, v)
+    monkeypatch.setattr(dbt_inprocess, "_manifests", {})
+    with pytest.raises(DagsterDbtCliRuntimeError, match="no_such_model"):
+        dbt_inprocess.write_manifest(str(project), PROFILES_DIR)
