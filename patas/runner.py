@@ -29,6 +29,7 @@ from patas.manifest import ensure_manifest
 from patas.nothing_new import code_version
 from python_steps import run_state, tables
 from python_steps.publish import report
+from python_steps.quality import suite_process
 from python_steps.runspec import RunSpec
 from python_steps.settings import Settings, dbt_env
 from python_steps.warehouse import WarehouseError, connect, run_lock
@@ -195,7 +196,30 @@ def run_pipeline(
     ``tags`` go on the Dagster run; ``asset_selection`` runs only those assets (the HTTP API's
     shadow re-evaluation); ``on_locked(run_id)`` is called once the run lock is held, before the
     job starts (the HTTP API answers with the run id then)."""
-    spec = spec or RunSpec()
+    run_id = str(uuid.uuid4())
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.logs_dir / f"run-{run_id}.log"
+    # great-expectations is imported by a helper process on the other core while this one sets
+    # the run up; the data-quality gates run their suites there (python_steps.quality.suite_process).
+    with log_path.open("a", encoding="utf-8") as helper_log, suite_process.started(helper_log):
+        return _run_pipeline(
+            settings, url, spec or RunSpec(), run_id, log_path,
+            progress=progress, tags=tags, asset_selection=asset_selection, on_locked=on_locked,
+        )  # fmt: skip
+
+
+def _run_pipeline(
+    settings: Settings,
+    url: str,
+    spec: RunSpec,
+    run_id: str,
+    log_path: Path,
+    *,
+    progress: Callable[[StageEvent], None] | None,
+    tags: Mapping[str, str] | None,
+    asset_selection: Sequence[dg.AssetKey] | None,
+    on_locked: Callable[[str], None] | None,
+) -> dict:
     environ = dict(os.environ)  # the user's, before the run adds dbt's connection settings
     env = dbt_env(url)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))})
@@ -203,9 +227,6 @@ def run_pipeline(
     ensure_manifest(env, in_process=True)
     from patas_dagster.definitions import defs  # needs target/manifest.json
 
-    run_id = str(uuid.uuid4())
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.logs_dir / f"run-{run_id}.log"
     run_config = {
         "loggers": {
             "console": {"config": {"log_level": settings.log_level}},

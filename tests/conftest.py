@@ -11,6 +11,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# Imported once for the whole session, as a long-lived process has it: runs in this process then
+# validate their suites here instead of starting a great-expectations helper process each
+# (python_steps.quality.suite_process; tests/integration/test_suite_process.py covers the helper).
+import great_expectations  # noqa: F401
 import pytest
 
 from patas.bench.harness import fresh_database

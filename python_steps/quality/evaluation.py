@@ -35,6 +35,7 @@ import psycopg
 
 from python_steps import tables
 from python_steps.quality import gates as gates_module
+from python_steps.quality import suite_process
 from python_steps.quality.gates import (
     EVALUATION_GATES,
     GateConfig,
@@ -152,10 +153,13 @@ def validate_evaluation(
     tables.ensure_all(conn)
     profile = profile_evaluation(conn, run_id, hits_relation)
     previous = _previous(conn, run_id)
-    data_docs: dict[str, str] = {}
     state = _input_state(profile, previous, config)
     reused = _reuse_results(conn, profile["batch_id"], state, run_id, profile, previous, config)
-    results = reused if reused is not None else _run_suite(config, profile, previous, data_docs)
+    data_docs: dict[str, str] = {}
+    if reused is None:
+        results, data_docs = suite_process.call(_suite_with_docs, config, profile, previous)
+    else:
+        results = reused
     blocked = any(r.status == "failed" and r.severity == "critical" for r in results)
     with conn.transaction():
         conn.execute(
@@ -281,6 +285,14 @@ def _precision_detail(observed: float, previous: float, previous_run: str, ok: b
         f"active-set precision {observed:.3f} on this evaluation window, previous run"
         f" {previous:.3f} ({previous_run}): " + ("within" if ok else f"dropped by more than {max_drop}")
     )
+
+
+def _suite_with_docs(
+    config: GateConfig, profile: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> tuple[list[GateResult], dict[str, str]]:
+    """:func:`_run_suite` and its data-docs pages (what the great-expectations helper returns)."""
+    data_docs: dict[str, str] = {}
+    return _run_suite(config, profile, previous, data_docs), data_docs
 
 
 def _run_suite(

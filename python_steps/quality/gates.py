@@ -26,6 +26,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from python_steps import tables
+from python_steps.quality import suite_process
 
 DEFAULT_CONFIG = Path(__file__).with_name("quality_gates.toml")
 SAMPLE_LIMIT = 200_000  # rows validated per batch (the first ones by message id: deterministic)
@@ -326,8 +327,7 @@ def validate_newest_batch(
     )
     columns = [d.name for d in cur.description]
     records = cur.fetchall()
-    data_docs: dict[str, str] = {}
-    results = _run_suite(config, profile, history, columns, records, data_docs)
+    results, data_docs = suite_process.call(_suite_with_docs, config, profile, history, columns, records)
     with conn.transaction():
         conn.execute("delete from patas.quality_gate_results where batch_id = %s", (batch_id,))
         with conn.cursor() as c:
@@ -419,6 +419,18 @@ def _reuse_results(
         ).fetchall()
         _record_state(conn, batch_id, state, run_id, skipped=True)
     return [GateResult(*r) for r in sorted(rows)]
+
+
+def _suite_with_docs(
+    config: GateConfig,
+    profile: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    records: Sequence[tuple],
+) -> tuple[list[GateResult], dict[str, str]]:
+    """:func:`_run_suite` and its data-docs pages (what the great-expectations helper returns)."""
+    data_docs: dict[str, str] = {}
+    return _run_suite(config, profile, history, columns, records, data_docs), data_docs
 
 
 def _run_suite(
