@@ -88,7 +88,10 @@ def patas_dbt_models(
             return
     context.log.info(f"windows: {windows.describe()}")
     statuses: dict[str, str] = {}
-    yield from dbt.build(["build", "--vars", json.dumps(dbt_vars)], context=context, node_statuses=statuses)
+    # dbt's unit tests check the models' code, not the data, and the code is a run's constant:
+    # they run in the test suite (tests/integration/test_dbt_unit_tests.py), not in every run.
+    args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
+    yield from dbt.build(args, context=context, node_statuses=statuses)
     if step is not None:
         failed = sorted(uid for uid, status in statuses.items() if status in NOT_OK_STATUSES)
         with warehouse.connect() as conn:
