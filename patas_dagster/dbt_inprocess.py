@@ -26,6 +26,8 @@ import io
 import os
 import pprint
 import queue
+import re
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -177,6 +179,32 @@ def write_manifest(project_dir: str, profiles_dir: str) -> Path:
     return Path(project_dir) / "target" / "manifest.json"
 
 
+STEP_DIR = re.compile(r"^patas_dbt_models(?:_\d+)?-([0-9a-f]{7})-[0-9a-f]{7}$")
+KEEP_RUNS = 5
+
+
+def prune_step_dirs(root: Path, *, keep_run: str, keep_runs: int = KEEP_RUNS) -> list[Path]:
+    """Remove the dbt step directories (compiled SQL, dbt.log) of all but the ``keep_runs`` latest
+    runs under ``root`` (``keep_run``'s are always kept): every dbt step writes one, and a warehouse
+    run every few minutes would otherwise fill the disk. Returns the directories removed."""
+    if not root.is_dir():
+        return []
+    runs: dict[str, list[Path]] = {}
+    for path in root.iterdir():
+        m = STEP_DIR.match(path.name)
+        if m and path.is_dir():
+            runs.setdefault(m.group(1), []).append(path)
+
+    def newest(run: str) -> float:
+        return max((p.stat().st_mtime for p in runs[run] if p.exists()), default=0.0)
+
+    order = sorted((r for r in runs if r != keep_run), key=newest, reverse=True)
+    removed = [p for run in order[max(keep_runs - 1, 0) :] for p in runs[run]]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 class InProcessDbtResource(dg.ConfigurableResource):
     """Runs dbt commands in this process with a manifest parsed once (see the module docstring)."""
 
@@ -211,9 +239,13 @@ class InProcessDbtResource(dg.ConfigurableResource):
         )
         root = target_root or Path(self.project_dir) / "target"
         target = root / f"{context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+        prune_step_dirs(root, keep_run=context.run.run_id[:7])
         argv = [
             *args,
             *_common_args(self.project_dir, self.profiles_dir),
+            # No manifest.json and run_results.json per step (3 MB, written after the last node):
+            # Dagster gets the results as events, and the run's log has every node's time.
+            "--no-write-json",
             "--target-path",
             str(target),
             "--log-path",

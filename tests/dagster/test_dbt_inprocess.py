@@ -225,3 +225,36 @@ def test_a_broken_model_fails_the_parse_with_dbts_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(dbt_inprocess, "_manifests", {})
     with pytest.raises(DagsterDbtCliRuntimeError, match="no_such_model"):
         dbt_inprocess.write_manifest(str(project), PROFILES_DIR)
+
+
+def test_only_the_latest_runs_keep_their_dbt_step_directories(tmp_path):
+    """Every dbt step writes a directory under target/ (compiled SQL, dbt.log); a run prunes all but
+    the five latest runs' (its own always kept), and nothing else under target/."""
+    import time
+
+    from patas_dagster.dbt_inprocess import prune_step_dirs
+
+    runs = [f"{i:07x}" for i in range(8)]
+    for n, run in enumerate(runs):
+        for op in ("patas_dbt_models", "patas_dbt_models_2", "patas_dbt_models_3"):
+            d = tmp_path / f"{op}-{run}-{uuid_hex(n, op)}"
+            (d / "compiled").mkdir(parents=True)
+            os.utime(d, (time.time() - 100 + n, time.time() - 100 + n))
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "partial_parse.msgpack").write_text("")
+    (tmp_path / "patas_dbt_models-notarun").mkdir()
+    removed = prune_step_dirs(tmp_path, keep_run=runs[0])
+    left = {
+        p.name.split("-")[1]
+        for p in tmp_path.iterdir()
+        if p.name.startswith("patas_dbt_models") and p.name.count("-") == 2
+    }
+    assert left == {runs[0], *runs[4:]}, "the current run and the four latest others"
+    assert len(removed) == 3 * 3
+    assert (tmp_path / "manifest.json").exists() and (tmp_path / "partial_parse.msgpack").exists()
+    assert (tmp_path / "patas_dbt_models-notarun").exists()
+    assert prune_step_dirs(tmp_path / "missing", keep_run=runs[0]) == []
+
+
+def uuid_hex(n: int, op: str) -> str:
+    return f"{(n * 31 + len(op)) % 16**7:07x}"
