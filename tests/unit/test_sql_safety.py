@@ -301,3 +301,30 @@ def test_any_string_literal_value_is_data(value: str) -> None:
 
 def test_function_whitelist_has_no_dangerous_names() -> None:
     assert not any(f.startswith(("pg_", "lo_", "dblink", "txid", "set_", "current_")) for f in FUNCTIONS)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("m.text = 'a'; m.text = 'b'", "multiple statements are not allowed"),
+        ("m.text = 'a;' or m.text = 'b'", None),  # a ';' inside a string is text
+        ("m.text = 'a' GO m.text = 'b'", "multiple statements are not allowed"),
+        ("m.text = 'it''s -- /* $1 \"q\"'", None),  # all of it inside one string literal
+        ("m.text = 'a' -- x", "comments are not allowed"),
+        ("m.text = 'a' or m.text = 'b' /* x */", "comments are not allowed"),
+        ("m.\"text\" = 'a'", "quoted identifiers are not allowed"),
+        ("m.text = $1", "dollar quotes and $n parameters are not allowed"),
+        ("m.text = 'a''", "unterminated string literal"),
+        ("m.text = 'a' -'- b'", None),  # '-' then a string: no comment
+    ],
+)
+def test_statements_strings_and_comments_are_read_as_postgres_reads_them(sql, reason):
+    """The string scan and the one-statement check (sqlparse only when ';' or GO is outside strings)."""
+    verdict = validate_sql(sql, mode="predicate")
+    if reason is None:
+        assert not any(
+            r in " ".join(verdict.reasons)
+            for r in ("multiple", "comment", "quoted", "dollar", "unterminated")
+        ), verdict
+    else:
+        assert reason in verdict.reasons, verdict
