@@ -464,7 +464,9 @@ def draft_rules(
         if not (c[1] == "ngram" and " " not in c[2] and phrase_is_common(c[2], cfg.languages))
     }  # the single rules that stand alone: a common word does not
     bases = sorted(set(bases))[: cfg.max_conjunction_bases]
-    best: dict[tuple[str, str], list[tuple[tuple[float, int, str, str], DraftedRule]]] = {}
+    # Per base, its partners ranked by (Wilson lower bound, spam, partner); only the best
+    # max_partners_per_base of them become drafts (compiled when kept, not before).
+    best: dict[tuple[str, str], list[tuple[tuple[float, int, str, str], dict[str, Any], str, int, int]]] = {}
     phrase_values = {v for k, v in single_signals if k == "ngram"}
 
     def covered(kind: str, value: str) -> bool:
@@ -487,28 +489,38 @@ def draft_rules(
             continue  # one phrase inside the other: the pair is just the longer phrase
         if pk == "ngram" and pv.count(" ") + 1 > cfg.max_phrase_words:
             continue
-        d = _make(
-            {"all": [_leaf_json(bk, bv), _leaf_json(pk, pv)]}, f"conjunction:{bk}:{bv}+{pk}:{pv}", spam, ham
+        best.setdefault((bk, bv), []).append(
+            (
+                (-wilson_lower_bound(spam, spam + ham), -spam, pk, pv),
+                {"all": [_leaf_json(bk, bv), _leaf_json(pk, pv)]},
+                f"conjunction:{bk}:{bv}+{pk}:{pv}",
+                spam,
+                ham,
+            )
         )
-        if d is None:
-            continue
-        best.setdefault((bk, bv), []).append(((-d.lower_bound, -spam, pk, pv), d))
     kept_values = [v for v, _, _ in kept_subs]
     for bk, bv, value, spam, ham in _substring_partners(
         conn, unspaced, [b for b in bases if not covered(*b)], lambda v: any(k in v for k in kept_values), cfg
     ):
-        d = _make(
-            {"all": [_leaf_json(bk, bv), {"kind": "text_contains", "value": value}]},
-            f"conjunction:{bk}:{bv}+substring:{value}",
-            spam,
-            ham,
+        best.setdefault((bk, bv), []).append(
+            (
+                (-wilson_lower_bound(spam, spam + ham), -spam, "text_contains", value),
+                {"all": [_leaf_json(bk, bv), {"kind": "text_contains", "value": value}]},
+                f"conjunction:{bk}:{bv}+substring:{value}",
+                spam,
+                ham,
+            )
         )
-        if d is not None:
-            best.setdefault((bk, bv), []).append(((-d.lower_bound, -spam, "text_contains", value), d))
     drafts = dict(singles)
     for k in sorted(best):
-        for _, d in sorted(best[k], key=lambda x: x[0])[: cfg.max_partners_per_base]:
-            _keep(drafts, d)
+        made = 0
+        for _, rule_json, pattern_id, spam, ham in sorted(best[k], key=lambda x: x[0]):
+            if made >= cfg.max_partners_per_base:
+                break
+            d = _make(rule_json, pattern_id, spam, ham)
+            if d is not None:  # a pair the rule language refuses: the next best
+                _keep(drafts, d)
+                made += 1
 
     kept = [d for d in drafts.values() if d.complexity <= cfg.max_complexity]
     kept.sort(key=lambda d: (-d.lower_bound, -d.spam_count, d.rule_id))
