@@ -5,6 +5,9 @@
 -#}
 {%- set top_partners = var('patas_overlap_partners', 10) | int -%}
 
+{#- work_mem: the set members and their pairs sorted and aggregated in memory (docs/benchmarks.md, session 17). -#}
+{{ config(pre_hook=["set local work_mem = '256MB'"]) }}
+
 with
 
 message_rules as (
