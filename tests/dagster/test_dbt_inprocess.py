@@ -127,11 +127,9 @@ def test_the_parsed_manifest_is_keyed_on_profile_and_code(changed, tmp_path, mon
     assert manifest_cache_key(str(project), PROFILES_DIR) != before
 
 
-def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, monkeypatch):
-    """A new database is no new code version: the parse saved for one database is reused for the
-    next (dbt parses no file again) and every node and source names the new database; another
-    host still parses everything. A copy of the project, so the real target/ is left alone; dbt
-    parses without connecting, so the databases need not exist."""
+def _project_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the dbt project (the real target/ is left alone), the profile's variables set for
+    database db_one (dbt parses without connecting) and no parse cached in this process."""
     import shutil
 
     from patas_dagster import dbt_inprocess
@@ -144,6 +142,17 @@ def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, 
         if k.startswith(("PATAS_PG_", "DBT_")):
             monkeypatch.setenv(k, v)
     monkeypatch.setattr(dbt_inprocess, "_manifests", {})
+    return project
+
+
+def test_another_database_reuses_the_parse_and_gets_its_own_relations(tmp_path, monkeypatch):
+    """A new database is no new code version: the parse saved for one database is reused for the
+    next (dbt parses no file again) and every node and source names the new database; another
+    host still parses everything. A copy of the project, so the real target/ is left alone; dbt
+    parses without connecting, so the databases need not exist."""
+    from patas_dagster import dbt_inprocess
+
+    project = _project_copy(tmp_path, monkeypatch)
 
     def parse(database: str, port: str = "5432") -> tuple[object, int]:
         monkeypatch.setenv("PATAS_PG_DBNAME", database)
@@ -178,18 +187,9 @@ def test_a_run_that_finds_the_project_changed_parses_it_once(tmp_path, monkeypat
     """`patas run` after a code change writes target/manifest.json in its own process
     (``ensure_manifest(..., in_process=True)``) and its dbt steps reuse that very parse: the
     manifest they get is the one written, no second parse. A copy of the project, as above."""
-    import shutil
-
     from patas_dagster import dbt_inprocess
 
-    project = tmp_path / "project"
-    for name in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(PROJECT_ROOT / name, project / name)
-    shutil.copy(PROJECT_ROOT / "dbt_project.yml", project / "dbt_project.yml")
-    for k, v in dbt_env("postgresql://patas@127.0.0.1:5432/db_one").items():
-        if k.startswith(("PATAS_PG_", "DBT_")):
-            monkeypatch.setenv(k, v)
-    monkeypatch.setattr(dbt_inprocess, "_manifests", {})
+    project = _project_copy(tmp_path, monkeypatch)
     written = dbt_inprocess.write_manifest(str(project), PROFILES_DIR)
     assert written == project / "target" / "manifest.json"
     nodes = json.loads(written.read_text())["nodes"]
@@ -208,21 +208,12 @@ def test_a_run_that_finds_the_project_changed_parses_it_once(tmp_path, monkeypat
 
 
 def test_a_broken_model_fails_the_parse_with_dbts_reason(tmp_path, monkeypatch):
-    import shutil
-
     from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
     from patas_dagster import dbt_inprocess
 
-    project = tmp_path / "project"
-    for name in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(PROJECT_ROOT / name, project / name)
-    shutil.copy(PROJECT_ROOT / "dbt_project.yml", project / "dbt_project.yml")
+    project = _project_copy(tmp_path, monkeypatch)
     (project / "models" / "marts" / "broken.sql").write_text("select {{ ref('no_such_model') }}")
-    for k, v in dbt_env("postgresql://patas@127.0.0.1:5432/db_one").items():
-        if k.startswith(("PATAS_PG_", "DBT_")):
-            monkeypatch.setenv(k, v)
-    monkeypatch.setattr(dbt_inprocess, "_manifests", {})
     with pytest.raises(DagsterDbtCliRuntimeError, match="no_such_model"):
         dbt_inprocess.write_manifest(str(project), PROFILES_DIR)
 
