@@ -64,8 +64,8 @@ class _Helper:
 @contextlib.contextmanager
 def started(log: IO | None = None) -> Iterator[None]:
     """A helper for the length of the block (one at a time; nested blocks share the outer one),
-    unless this process has imported great-expectations already (a second run in one process, the
-    test suite): its suites then run here at no import cost. ``log``: a file for the helper's own
+    unless this process has imported great-expectations already (the test suite imports it once;
+    a process that ran a suite itself): its suites then run here at no import cost. ``log``: a file for the helper's own
     output (great-expectations' progress bars and warnings)."""
     global _helper
     with _lock:
