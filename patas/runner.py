@@ -27,6 +27,7 @@ import sqlalchemy.event
 
 from patas.manifest import ensure_manifest
 from patas.nothing_new import code_version
+from patas_dagster.sqlite_storage import event_log_storage_yaml
 from python_steps import run_state, tables
 from python_steps.publish import report
 from python_steps.quality import suite_process
@@ -45,8 +46,24 @@ STAGE_NAMES = {
 }
 CHECKS = "data-quality checks"  # every other step is an asset check
 # The instance PATAS creates: no telemetry, and one run at a time (runs the daemon launches, e.g. the
-# inbox sensor's, queue behind each other; `patas run` also holds the warehouse run lock).
+# inbox sensor's, queue behind each other; `patas run` also holds the warehouse run lock); its event
+# log is Dagster's SQLite one with kept connections (patas_dagster/sqlite_storage.py).
 DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n"
+
+
+def dagster_yaml(home: Path) -> str:
+    return DAGSTER_YAML + event_log_storage_yaml(str(home.resolve()))
+
+
+def ensure_dagster_yaml(home: Path) -> Path:
+    """Write the instance's ``dagster.yaml`` under ``home`` unless the user has one of their own
+    (one PATAS wrote before its event log kept connections, ``DAGSTER_YAML`` alone, is replaced)."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    text = config.read_text() if config.exists() else ""
+    if not text.strip() or text == DAGSTER_YAML:
+        config.write_text(dagster_yaml(home))
+    return config
 
 
 @dataclass(frozen=True)
@@ -66,10 +83,7 @@ def stage_name(step_key: str, dbt_steps_seen: int) -> str:
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent instance under $PATAS_HOME/dagster (telemetry off unless the user configured it)."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or not config.read_text().strip():
-        config.write_text(DAGSTER_YAML)
+    ensure_dagster_yaml(home)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

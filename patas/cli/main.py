@@ -385,13 +385,10 @@ def _tool_env(s: Settings) -> dict[str, str]:
 
 
 def _dagster_home(s: Settings) -> Path:
-    from patas.runner import DAGSTER_YAML
+    from patas.runner import ensure_dagster_yaml
 
     home = Path(os.environ.get("DAGSTER_HOME") or s.dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or not config.read_text().strip():
-        config.write_text(DAGSTER_YAML)
+    ensure_dagster_yaml(home)
     return home
 
 
