@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 
 from patas.runner import DAGSTER_YAML, dagster_yaml, ensure_dagster_yaml
 from patas_dagster.sqlite_storage import KEPT_SHARDS, KeptSqliteEventLogStorage
@@ -66,6 +66,12 @@ def test_connections_are_kept_for_the_index_and_the_latest_runs_only(tmp_path):
         assert any(
             e.dagster_event_type == dg.DagsterEventType.RUN_SUCCESS for e in instance.all_logs(run_ids[0])
         )
+        # Dagster's wipe deletes the runs' files: their kept connections go first, the index's stays.
+        instance.wipe()
+        assert list(storage._engines) == [INDEX_SHARD_NAME]
+        assert not list((home / "history" / "runs").glob(f"{run_ids[-1]}.db*"))
+        after = _materialize(instance)
+        assert dg.DagsterEventType.RUN_SUCCESS in [e.dagster_event_type for e in instance.all_logs(after)]
 
 
 def test_dagster_yaml_is_written_once_and_a_users_own_file_is_left_alone(tmp_path):
