@@ -94,7 +94,9 @@ class _SqliteKeeper:
     Dagster's SQLite storage opens and closes a connection per write; when the last connection to a
     database in WAL mode closes, SQLite checkpoints the log and deletes it, so every event paid a
     checkpoint and two file creations (15 ms an event on a loaded machine, a few hundred events a
-    run; ~2 ms with one connection kept open). Only files already in WAL mode are kept (Dagster
+    run; ~2 ms with one connection kept open). The event log PATAS configures keeps its own
+    connections (patas_dagster/sqlite_storage.py); this keeper still serves the run storage
+    (runs.db) and an instance whose dagster.yaml the user wrote. Only files in WAL mode are kept (Dagster
     creates a run's shard at its first event and sets the mode then); nothing is read or written
     through these connections. Instances on other storage have no such files: nothing is kept."""
 

@@ -33,8 +33,8 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
     Dagster's class builds a SQLAlchemy engine, connects (the dialect's first-connect queries
     included) and disposes of the engine for every read and write, and a run writes every event to
     its run's shard, asset and check events once or twice more to the index shard, and checks
-    whether the index has the asset-check table before each check event: ~8 ms an event here, a few
-    hundred events a run (``docs/benchmarks.md``). Here each shard keeps an engine with a single
+    whether the index has the asset-check table before each check event: ~11 ms an event here, a few
+    hundred events a run (``benchmarks/dagster_event_log.py``). Here each shard keeps an engine with a single
     connection (the parent's ``_db_lock`` already serializes every use of ``_connect``), for the
     index shard and the ``KEPT_SHARDS`` latest runs; a table found in the index is remembered.
     Commits do not wait for an fsync (``synchronous=NORMAL`` in WAL mode: a crash of the process
