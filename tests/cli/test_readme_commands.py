@@ -576,6 +576,26 @@ def test_stage2_benchmark_commands_as_docs_give_them(user: User):
     assert bad.returncode == 2 and "--patterns and --queries must be at least 1" in bad.stderr
 
 
+def test_dagster_event_log_benchmark_as_docs_give_it(user: User, demo):
+    """docs/benchmarks.md's event-log replay, on the demo's Dagster instance."""
+    docs = (REPO / "docs" / "benchmarks.md").read_text()
+    assert ".venv/bin/python benchmarks/dagster_event_log.py .patas/dagster" in docs
+    script = REPO / "benchmarks" / "dagster_event_log.py"
+    home = user.env["DAGSTER_HOME"]
+    res = subprocess.run([sys.executable, str(script), home, "1"],
+                         capture_output=True, text=True, env=user.env, cwd=user.cwd, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    figures = json.loads(res.stdout)
+    assert figures["events"] > 50
+    assert set(figures["median_ms_per_event"]) == {"SqliteEventLogStorage", "KeptSqliteEventLogStorage"}
+    assert all(ms > 0 for ms in figures["median_ms_per_event"].values())
+    for args in ([str(user.cwd / "nowhere")], [home, "0"]):
+        bad = subprocess.run([sys.executable, str(script), *args],
+                             capture_output=True, text=True, env=user.env, cwd=user.cwd)  # fmt: skip
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert bad.stderr.startswith(("error: no Dagster run under", "usage: dagster_event_log.py"))
+
+
 def test_generate_unspaced_as_docs_give_it(user: User):
     """`patas generate --unspaced`: Thai spam and ham take the place of ~15% of each, labels kept;
     every other line is the one the same command writes without the flag."""
