@@ -55,13 +55,22 @@ def dagster_yaml(home: Path) -> str:
     return DAGSTER_YAML + event_log_storage_yaml(str(home.resolve()))
 
 
+def _written_by_patas(text: str) -> bool:
+    """A ``dagster.yaml`` PATAS wrote, for any home: ``DAGSTER_YAML`` alone (before the event log
+    kept connections) or with the event log's section for some directory."""
+    head, sep, tail = text.partition("    base_dir: ")
+    ours = dagster_yaml(Path("/")).partition("    base_dir: ")[0]
+    return text == DAGSTER_YAML or (head == ours and bool(sep) and tail.count("\n") == 1)
+
+
 def ensure_dagster_yaml(home: Path) -> Path:
-    """Write the instance's ``dagster.yaml`` under ``home`` unless the user has one of their own
-    (one PATAS wrote before its event log kept connections, ``DAGSTER_YAML`` alone, is replaced)."""
+    """Write the instance's ``dagster.yaml`` under ``home`` unless the user has one of their own. One
+    PATAS wrote is rewritten when it is not this home's (an older one; a home moved or copied
+    elsewhere, whose file would keep the events in the old place)."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     text = config.read_text() if config.exists() else ""
-    if not text.strip() or text == DAGSTER_YAML:
+    if not text.strip() or (_written_by_patas(text) and text != dagster_yaml(home)):
         config.write_text(dagster_yaml(home))
     return config
 

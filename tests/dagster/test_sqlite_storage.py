@@ -82,6 +82,11 @@ def test_dagster_yaml_is_written_once_and_a_users_own_file_is_left_alone(tmp_pat
     assert f'base_dir: "{home.resolve()}/history/runs/"' in config.read_text()
     config.write_text(DAGSTER_YAML)  # what PATAS wrote before: replaced
     assert ensure_dagster_yaml(home).read_text() == dagster_yaml(home)
+    config.write_text(dagster_yaml(tmp_path / "moved_from"))  # a home copied from elsewhere: this one's
+    assert ensure_dagster_yaml(home).read_text() == dagster_yaml(home)
+    edited = dagster_yaml(home) + "run_monitoring:\n  enabled: true\n"  # the user's edit: kept
+    config.write_text(edited)
+    assert ensure_dagster_yaml(home).read_text() == edited
     own = "telemetry:\n  enabled: true\n"
     config.write_text(own)
     assert ensure_dagster_yaml(home).read_text() == own
