@@ -1,6 +1,6 @@
 """Ingestion throughput next to its floor: a bare COPY of the same rows into an unindexed table.
 
-    .venv/bin/python benchmarks/bench_ingest.py --rows 1000000 --seed 42 [--repeat 2] [--keep]
+    .venv/bin/python -m patas.bench.ingest_floor --rows 1000000 --seed 42 [--repeat 2] [--keep]
 
 Generates ``--rows`` messages, creates a fresh database on the warehouse server, then times
 ``ingest_file`` (parse, quarantine checks, COPY into ``raw.messages`` with its indexes, batch

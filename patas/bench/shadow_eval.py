@@ -7,8 +7,8 @@ compiler in a drafting-like mix (entity, phrase, conjunction and predicate rules
 present in the data), then times the dbt models ``rule_hits`` and ``rule_evaluations`` (and
 ``rule_overlaps`` separately).
 
-    python benchmarks/bench_shadow_eval.py --messages 1000000 --rules 1000
-    python benchmarks/bench_shadow_eval.py --messages 100000 --rules 200 --keep
+    .venv/bin/python -m patas.bench.shadow_eval --messages 1000000 --rules 1000
+    .venv/bin/python -m patas.bench.shadow_eval --messages 100000 --rules 200 --keep
 
 Prints a JSON summary (timings, hit counts, machine) and writes it to benchmarks/out/.
 The corpus is synthetic on purpose: the benchmark isolates shadow evaluation from stage 1.

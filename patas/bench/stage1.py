@@ -1,6 +1,6 @@
 """Stage-1 speed benchmark: generated corpus -> ingest -> stage-1 dbt models, then one extra day.
 
-    .venv/bin/python benchmarks/bench_stage1.py --rows 100000 1000000
+    .venv/bin/python -m patas.bench.stage1 --rows 100000 1000000
 
 For each size: a fresh database on the PATAS server (PATAS_DATABASE_URL or the embedded one),
 ``generate_corpus(rows, seed, ...)`` over 30 days, ``ingest_file``, ``dbt seed`` of the reference
