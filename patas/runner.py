@@ -226,11 +226,19 @@ def run_pipeline(
     log_path = settings.logs_dir / f"run-{run_id}.log"
     # great-expectations is imported by a helper process on the other core while this one sets
     # the run up; the data-quality gates run their suites there (python_steps.quality.suite_process).
-    with log_path.open("a", encoding="utf-8") as helper_log, suite_process.started(helper_log):
-        return _run_pipeline(
-            settings, url, spec or RunSpec(), run_id, log_path,
-            progress=progress, tags=tags, asset_selection=asset_selection, on_locked=on_locked,
-        )  # fmt: skip
+    try:
+        with log_path.open("a", encoding="utf-8") as helper_log, suite_process.started(helper_log):
+            return _run_pipeline(
+                settings, url, spec or RunSpec(), run_id, log_path,
+                progress=progress, tags=tags, asset_selection=asset_selection, on_locked=on_locked,
+            )  # fmt: skip
+    except BaseException:
+        # A run that stopped before writing a line (the run lock held by another run, a database
+        # that does not answer) leaves no empty log behind; its error reaches the caller.
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size == 0:
+                log_path.unlink()
+        raise
 
 
 def _run_pipeline(

@@ -654,9 +654,12 @@ def test_a_second_run_stops_at_once_with_a_clear_message(user: User, demo):
 
     from python_steps.warehouse import RUN_LOCK_KEY
 
+    logs = Path(user.env["PATAS_HOME"]) / "logs"
+    before = sorted(logs.glob("run-*.log"))
     with psycopg.connect(user.env["PATAS_DATABASE_URL"], autocommit=True) as other_run:
         other_run.execute("select pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
         res = user("run", ok=False)
+    assert sorted(logs.glob("run-*.log")) == before  # no empty log of a run that never started
     assert res.returncode == 2
     assert (
         res.stderr.strip() == "error: another PATAS run holds the warehouse lock; try again when it finishes"
