@@ -32,7 +32,7 @@ from python_steps import run_state, tables
 from python_steps.publish import report
 from python_steps.quality import suite_process
 from python_steps.runspec import RunSpec
-from python_steps.settings import Settings, dbt_env
+from python_steps.settings import Settings, dbt_env, dbt_profile_vars
 from python_steps.warehouse import WarehouseError, connect, run_lock
 
 # Dagster step key -> the stage a user reads (the dbt multi-asset runs as several steps).
@@ -255,7 +255,7 @@ def _run_pipeline(
 ) -> dict:
     environ = dict(os.environ)  # the user's, before the run adds dbt's connection settings
     env = dbt_env(url)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))})
+    os.environ.update(dbt_profile_vars(env))
     os.environ["PATAS_DATABASE_URL"] = url
     ensure_manifest(env, in_process=True)
     from patas_dagster.definitions import defs  # needs target/manifest.json

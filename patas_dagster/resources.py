@@ -12,7 +12,7 @@ from patas_dagster.dbt_inprocess import InProcessDbtResource
 from patas_dagster.project import patas_dbt_project
 from python_steps import warehouse
 from python_steps.runspec import RunSpec
-from python_steps.settings import dbt_env, load_settings
+from python_steps.settings import dbt_env, dbt_profile_vars, load_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -35,9 +35,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # dbt (run in-process by InProcessDbtResource) reads its profile from these variables;
         # libpq (dbt's connections and the Python steps') its session options from PGOPTIONS.
-        os.environ.update(
-            {k: v for k, v in dbt_env(self.url()).items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))}
-        )
+        os.environ.update(dbt_profile_vars(dbt_env(self.url())))
 
     @contextmanager
     def connect(self):

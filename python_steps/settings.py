@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -173,6 +174,13 @@ def dbt_env(url: str, base: dict[str, str] | None = None) -> dict[str, str]:
         PGOPTIONS=pg_options(env.get("PGOPTIONS", "")),
     )
     return env
+
+
+def dbt_profile_vars(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of :func:`dbt_env`'s environment that dbt's profile and libpq read
+    (``PATAS_PG_*``, ``DBT_*``, ``PGOPTIONS``): what a process running dbt in-process sets in its
+    own environment."""
+    return {k: v for k, v in env.items() if k.startswith(("PATAS_PG_", "DBT_", "PGOPTIONS"))}
 
 
 def pg_options(base: str = "") -> str:

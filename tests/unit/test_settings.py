@@ -1,6 +1,6 @@
 import pytest
 
-from python_steps.settings import dbt_env, load_settings, pg_options, url_parts
+from python_steps.settings import dbt_env, dbt_profile_vars, load_settings, pg_options, url_parts
 
 
 def test_url_parts_full():
@@ -29,6 +29,16 @@ def test_dbt_env_carries_every_profile_value():
     assert env["PATAS_PG_HOST"] == "h" and env["PATAS_PG_PORT"] == "1234"
     assert env["PATAS_PG_USER"] == "u" and env["PATAS_PG_PASSWORD"] == "p" and env["PATAS_PG_DBNAME"] == "d"
     assert env["DBT_PROFILES_DIR"].endswith("profiles")
+
+
+def test_dbt_profile_vars_are_the_profiles_and_libpqs_only():
+    env = dbt_env("postgresql://u:p@h:1234/d", base={"PATH": "/bin", "DBT_LOG_LEVEL": "warn", "HOME": "/r"})
+    vars_ = dbt_profile_vars(env)
+    assert set(vars_) == {
+        "PATAS_PG_HOST", "PATAS_PG_PORT", "PATAS_PG_USER", "PATAS_PG_PASSWORD", "PATAS_PG_DBNAME",
+        "DBT_PROFILES_DIR", "DBT_INDIRECT_SELECTION", "DBT_LOG_LEVEL", "PGOPTIONS",
+    }  # fmt: skip
+    assert vars_["PATAS_PG_DBNAME"] == "d" and vars_["PGOPTIONS"] == "-c jit=off"
 
 
 def test_dbt_env_turns_jit_off_and_keeps_the_users_pgoptions():
