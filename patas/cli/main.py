@@ -422,7 +422,12 @@ def ui(port: int, host: str) -> None:
     click.echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
     s.inbox.mkdir(parents=True, exist_ok=True)
     click.echo(_ui_hints(s, f"http://{host}:{port}"), err=True)
-    sys.exit(subprocess.call(cmd, env=env, cwd=PROJECT_ROOT))
+    # `dagster dev` takes this process's place: a SIGTERM to `patas ui` (a service manager, `kill`)
+    # reaches Dagster, which stops its webserver and daemon, instead of leaving them running.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(PROJECT_ROOT)
+    os.execve(cmd[0], cmd, env)
 
 
 @main.command()
@@ -435,7 +440,11 @@ def docs(port: int, no_serve: bool) -> None:
     code = subprocess.call([_bin("dbt"), "docs", "generate", "--quiet"], env=env, cwd=PROJECT_ROOT)
     if code or no_serve:
         sys.exit(code)
-    sys.exit(subprocess.call([_bin("dbt"), "docs", "serve", "--port", str(port)], env=env, cwd=PROJECT_ROOT))
+    # As `patas ui`: the server takes this process's place, so a SIGTERM to `patas docs` stops it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(PROJECT_ROOT)
+    os.execve(_bin("dbt"), [_bin("dbt"), "docs", "serve", "--port", str(port)], env)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -496,6 +496,40 @@ def test_ui_starts_and_answers_http(user: User, demo):
     assert inbox.is_dir()
 
 
+def test_ui_stops_with_its_servers_on_sigterm(user: User, demo):
+    """A SIGTERM to `patas ui` alone (what a service manager or `kill` sends) stops Dagster's
+    webserver and daemon too: nothing of its process group is left running."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [PATAS, "ui", "--port", str(port)], env=user.env, cwd=user.cwd,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "patas ui exited before it answered"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise AssertionError("patas ui did not answer in 240 s")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("a process of `patas ui` outlived its SIGTERM")
+    finally:
+        _stop_group(proc, grace=10)
+
+
 def test_docs_starts_and_answers_http(user: User, demo):
     assert "patas docs" in README
     port = _free_port()
