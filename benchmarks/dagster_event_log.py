@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/dagster_event_log.py .patas/dagster [ROUNDS]
 
 (the Dagster instance of the default PATAS_HOME; `$PATAS_HOME/dagster` for another). Replays the
-events of the newest run found there (a `patas run` or `patas demo` leaves one) into fresh directories, once per storage class and round, with the run's
-`synchronous=NORMAL` hook on, and prints milliseconds per event (median of the rounds):
+events of the newest run there that logged any (a `patas run` or `patas demo` leaves one) into
+fresh directories, once per storage class and round, with the run's `synchronous=NORMAL` hook on,
+and prints milliseconds per event (median of the rounds):
 Dagster's ``SqliteEventLogStorage`` (a connection is kept open to each file after the first event,
 as ``patas.runner._SqliteKeeper`` does during a run) and ``KeptSqliteEventLogStorage``.
 """
@@ -34,8 +35,18 @@ def main(dagster_home: str, rounds: int = 3) -> dict:
         print(f"error: no Dagster run under {runs} (run `patas demo` or `patas run` first)", file=sys.stderr)
         sys.exit(2)
     source = SqliteEventLogStorage(str(runs))
-    events = source.get_logs_for_run(shards[-1].stem)
+    events: list = []
+    for shard in reversed(shards):  # the newest run that logged anything (a run can leave an empty shard)
+        events = list(source.get_logs_for_run(shard.stem))
+        if events:
+            break
     source.dispose()
+    if not events:
+        print(
+            f"error: no Dagster run with events under {runs} (run `patas demo` or `patas run` first)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_synchronous_normal)
     ms: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
