@@ -24,8 +24,7 @@ import sqlalchemy
 import sqlalchemy.event
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from patas.runner import _sqlite_synchronous_normal
-from patas_dagster.sqlite_storage import KeptSqliteEventLogStorage
+from patas_dagster.sqlite_storage import KeptSqliteEventLogStorage, synchronous_normal
 
 
 def main(dagster_home: str, rounds: int = 3) -> dict:
@@ -47,7 +46,7 @@ def main(dagster_home: str, rounds: int = 3) -> dict:
             file=sys.stderr,
         )
         sys.exit(2)
-    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_synchronous_normal)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", synchronous_normal)
     ms: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):

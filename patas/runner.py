@@ -27,7 +27,7 @@ import sqlalchemy.event
 
 from patas.manifest import ensure_manifest
 from patas.nothing_new import code_version
-from patas_dagster.sqlite_storage import event_log_storage_yaml
+from patas_dagster.sqlite_storage import event_log_storage_yaml, synchronous_normal
 from python_steps import run_state, tables
 from python_steps.publish import report
 from python_steps.quality import suite_process
@@ -130,15 +130,6 @@ class _SqliteKeeper:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self.kept = []
-
-
-def _sqlite_synchronous_normal(dbapi_connection, _record) -> None:
-    """SQLAlchemy ``connect`` hook for the length of a run: Dagster's SQLite connections (WAL mode)
-    commit without an fsync each (``synchronous=NORMAL``: a crash of the process loses nothing, a
-    crash of the machine may lose the last events, the files stay consistent). Other databases
-    are left alone."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.execute("pragma synchronous=NORMAL")
 
 
 def _dagster_sqlite_files(instance: dg.DagsterInstance, run_id: str) -> list[Path]:
@@ -286,7 +277,7 @@ def _run_pipeline(
             on_locked(run_id)
         keeper = _SqliteKeeper(_dagster_sqlite_files(instance, run_id))
         keeper.poll()
-        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_synchronous_normal)
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", synchronous_normal)
         watcher = _StageWatcher(instance, run_id, record, keeper)
         watcher.start()
         t0 = time.perf_counter()
@@ -311,7 +302,7 @@ def _run_pipeline(
             watcher.join()
             watcher.poll()  # the last events
             keeper.close()
-            sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", _sqlite_synchronous_normal)
+            sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", synchronous_normal)
         elapsed = time.perf_counter() - t0
         if result.success and asset_selection is None:
             # What this run leaves: a later `patas run` that finds it unchanged runs no step.

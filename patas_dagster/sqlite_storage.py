@@ -21,7 +21,12 @@ from sqlalchemy.pool import StaticPool
 KEPT_SHARDS = 8  # engines kept: the index shard's and the latest runs' shards
 
 
-def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
+def synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
+    """SQLAlchemy ``connect`` hook: SQLite connections (WAL mode) commit without an fsync each
+    (``synchronous=NORMAL``: a crash of the process loses nothing, a crash of the machine may lose
+    the last events, the files stay consistent). Other databases are left alone. This storage's
+    engines have it; ``patas run`` adds it to every engine for the length of a run (the run
+    storage's too)."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute("pragma synchronous=NORMAL")
 
@@ -59,7 +64,7 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
             poolclass=StaticPool,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
-        event.listen(engine, "connect", _synchronous_normal)
+        event.listen(engine, "connect", synchronous_normal)
         self._engines[shard] = engine
         while len(self._engines) > KEPT_SHARDS:
             self._engines.popitem(last=False)[1].dispose()
