@@ -462,17 +462,22 @@ def _stop_group(proc: subprocess.Popen, grace: float = 60) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
-    else:
+    if not _group_gone(proc.pid, grace):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=grace)
+
+
+def _group_gone(pgid: int, within: float) -> bool:
+    """Whether no process of group ``pgid`` is left, waiting up to ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def test_ui_starts_and_answers_http(user: User, demo):
@@ -518,15 +523,7 @@ def test_ui_stops_with_its_servers_on_sigterm(user: User, demo):
             raise AssertionError("patas ui did not answer in 240 s")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("a process of `patas ui` outlived its SIGTERM")
+        assert _group_gone(proc.pid, 60), "a process of `patas ui` outlived its SIGTERM"
     finally:
         _stop_group(proc, grace=10)
 
