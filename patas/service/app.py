@@ -290,6 +290,7 @@ def create_app(
         params = options.model_dump(exclude_none=True) if options else {}
         params.pop("messages", None)
         params.pop("timeout_seconds", None)
+        force = bool(params.pop("force", False))
         check_profile(params.get("profile"))
         try:
             RunSpec(**params)
@@ -297,7 +298,7 @@ def create_app(
             raise ApiError(422, str(exc)) from None
         try:
             return api_runs.start_run(
-                kind, requested_by=caller.name, params=params, settings=settings, url=url
+                kind, requested_by=caller.name, params=params, settings=settings, url=url, force=force
             )
         except api_runs.RunBusy as exc:
             raise ApiError(409, f"a PATAS run holds the run lock: {exc}", code="run_in_progress") from None
@@ -402,11 +403,18 @@ def create_app(
         return counts
 
     @app.post(f"{API}/patterns/mine", tags=["runs"], status_code=202, summary="Start a pipeline run")
-    def mine(caller: Operator, body: RunOptions | None = None) -> dict:
+    def mine(caller: Operator, conn: Conn, body: RunOptions | None = None) -> dict:
         """Runs the whole graph (stage 1, drafting, shadow evaluation, lifecycle, exports) on the Dagster
-        instance (visible in ``patas ui``). 409 while another run holds the run lock."""
+        instance (visible in ``patas ui``). 409 while another run holds the run lock. With nothing
+        new since the latest run (no message, label feedback or manual action, the same options,
+        settings and code) no step runs: the run is a ``success`` at once, its summary the latest
+        run's, marked ``nothing_new``; ``"force": true`` runs the graph anyway."""
         run_id, _ = start("mine", caller, body)
-        return {"run_id": run_id, "status": "running", "run": f"{API}/runs/{run_id}"}
+        state = api_runs.run_state(conn, run_id, settings, ask_dagster=False) or {}
+        out = {"run_id": run_id, "status": state.get("status", "running"), "run": f"{API}/runs/{run_id}"}
+        if (state.get("summary") or {}).get("nothing_new"):
+            out["nothing_new"] = state["summary"]["nothing_new"]
+        return out
 
     @app.get(f"{API}/runs/{{run_id}}", tags=["runs"], summary="A run's state and summary")
     def get_run(run_id: str, caller: Reader, conn: Conn) -> dict:

@@ -37,9 +37,10 @@ HANDSHAKE_SECONDS = 120.0
 
 
 def start_run(
-    kind: str, *, requested_by: str, params: dict[str, Any], settings: Settings, url: str
+    kind: str, *, requested_by: str, params: dict[str, Any], settings: Settings, url: str, force: bool = False
 ) -> tuple[str, subprocess.Popen]:
-    """Start a worker; return (Dagster run id, process) once it holds the run lock."""
+    """Start a worker; return (run id, process) once it holds the run lock (the Dagster run's id),
+    or once it has recorded a run with nothing new (``force``: run the graph all the same)."""
     log_dir = settings.home / "api_runs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.log"
@@ -54,6 +55,7 @@ def start_run(
         requested_by,
         "--params",
         json.dumps(params),
+        *(["--force"] if force else []),
     ]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

@@ -40,6 +40,11 @@ class RunOptions(_Body):
     llm_privacy: Literal["standard", "strict"] | None = Field(
         None, description="what the LLM sees: standard (redacted examples) or strict (aggregates only)"
     )
+    force: bool | None = Field(
+        None,
+        description="run the graph even when nothing changed since the latest run (by default such a "
+        "run runs no step: it succeeds at once with the latest run's summary, marked nothing_new)",
+    )
 
 
 class AnalyzeRequest(RunOptions):

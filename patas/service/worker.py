@@ -10,6 +10,11 @@ file the API gave as stderr.
 Kinds: ``mine`` and ``analyze`` (the whole graph: stage 1, drafting, shadow evaluation,
 lifecycle, exports) and ``eval_shadow`` (the graph from the drafted rules on: shadow evaluation,
 lifecycle, active_rules, exports, report; stage 1 and drafting are not re-run).
+
+A ``mine`` or ``analyze`` run with nothing new (``patas.nothing_new``: the warehouse, settings and
+code as the latest run left them) runs no step, as ``patas run`` does: the request's run is
+recorded at once as a success whose summary is the latest run's, marked ``nothing_new``, and no
+Dagster run is started; ``--force`` runs the graph anyway.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import sys
 import traceback
+import uuid
 from typing import Any
 
 import psycopg
@@ -28,6 +34,8 @@ from psycopg.types.json import Jsonb
 from patas.service.db import ensure_schema
 
 KINDS = ("mine", "eval_shadow", "analyze")
+# The kinds that run the whole graph: skipped when nothing changed since the latest run.
+WHOLE_GRAPH = ("mine", "analyze")
 # eval_shadow runs everything downstream of drafting's assets, not drafting itself.
 DRAFTING_ASSETS = (
     ("patas", "rule_drafts"),
@@ -70,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=KINDS, required=True)
     ap.add_argument("--requested-by", required=True)
     ap.add_argument("--params", default="{}", help="JSON: RunSpec fields (profile, split, windows)")
+    ap.add_argument("--force", action="store_true", help="run the graph even when nothing changed")
     args = ap.parse_args(argv)
     hand = _Handshake()
     try:
         from patas.embedded import database_url
-        from patas.runner import run_pipeline
         from python_steps.runspec import RunSpec
         from python_steps.settings import load_settings
         from python_steps.warehouse import WarehouseError
@@ -99,6 +107,20 @@ def main(argv: list[str] | None = None) -> int:
 
     run: dict[str, str] = {}
     conn = psycopg.connect(url, autocommit=True)
+    if args.kind in WHOLE_GRAPH and not args.force:
+        from patas.nothing_new import nothing_new
+
+        unchanged = nothing_new(settings, url, spec)
+        if unchanged is not None:
+            run_id = str(uuid.uuid4())
+            conn.execute(
+                "insert into patas.api_runs (run_id, kind, requested_by, params, status, pid, finished_at, summary) "
+                "values (%s, %s, %s, %s, 'success', %s, now(), %s)",
+                (run_id, args.kind, args.requested_by, Jsonb(params), os.getpid(), Jsonb(unchanged)),
+            )
+            hand.say({"status": "started", "run_id": run_id})
+            conn.close()
+            return 0
 
     def on_locked(run_id: str) -> None:
         run["id"] = run_id
@@ -112,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     status, summary, error = "failure", None, None
     try:
         tags = {"patas/source": "api", "patas/api_kind": args.kind, "patas/requested_by": args.requested_by}
+        from patas.runner import run_pipeline  # Dagster's import: only for a run that runs
+
         summary = run_pipeline(settings, url, spec, tags=tags, asset_selection=selection, on_locked=on_locked)
         status = "success" if summary.get("success") else "failure"
         if status == "failure":

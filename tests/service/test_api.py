@@ -608,6 +608,32 @@ def test_analyze_ingests_runs_and_returns_rules(service: Service, mined: dict, c
     assert any(rs["ruleset_name"] == "active" for rs in r.body["rulesets"])
 
 
+def test_mine_with_nothing_new_runs_no_step_and_force_runs_the_graph(service: Service, mined: dict) -> None:
+    """POST /patterns/mine behaves as `patas run`: with nothing new since the latest run it runs no
+    step (a success at once, the latest run's summary marked nothing_new, no Dagster run);
+    ``force`` runs the graph anyway."""
+    forced = service.call("POST", f"{API}/patterns/mine", role="operator", json_body={"force": True})
+    assert forced.status == 202, forced.body
+    assert forced.body["status"] == "running" and "nothing_new" not in forced.body, forced.body
+    done = service.wait_run(forced.body["run_id"])
+    assert done["status"] == "success" and done["dagster_status"] == "SUCCESS", done
+    assert "nothing_new" not in done["summary"]
+    rules_before = service.call("GET", f"{API}/rules?limit=1000", role="reader").body["rules"]
+
+    again = service.call("POST", f"{API}/patterns/mine", role="operator")
+    assert again.status == 202, again.body
+    since = {"since_run": forced.body["run_id"]}
+    assert again.body["status"] == "success" and again.body["nothing_new"] == since, again.body
+    assert again.body["run_id"] != forced.body["run_id"]
+    state = service.call("GET", f"{API}/runs/{again.body['run_id']}", role="reader")
+    assert state.status == 200, state.body
+    assert state.body["status"] == "success" and state.body["kind"] == "mine", state.body
+    assert state.body["summary"]["nothing_new"] == since
+    assert state.body["summary"]["rules_by_status"] == done["summary"]["rules_by_status"]
+    assert "dagster_status" not in state.body  # no Dagster run was started
+    assert service.call("GET", f"{API}/rules?limit=1000", role="reader").body["rules"] == rules_before
+
+
 def test_no_secret_in_the_server_log(service: Service, mined: dict) -> None:
     log = service.log_path.read_text()
     assert log, "the server logs requests"
