@@ -250,6 +250,7 @@ def _run_pipeline(
     os.environ["PATAS_DATABASE_URL"] = url
     ensure_manifest(env, in_process=True)
     from patas_dagster.definitions import defs  # needs target/manifest.json
+    from patas_dagster.resources import RUN_LOCK_HELD, RUN_LOCK_TAG
 
     run_config = {
         "loggers": {
@@ -294,7 +295,7 @@ def _run_pipeline(
                     instance=instance,
                     raise_on_error=False,
                     run_id=run_id,
-                    tags=dict(tags or {}),
+                    tags={**(tags or {}), RUN_LOCK_TAG: RUN_LOCK_HELD},  # held above
                     asset_selection=list(asset_selection) if asset_selection is not None else None,
                 )
         finally:

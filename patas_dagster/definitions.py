@@ -74,6 +74,9 @@ defs = dg.Definitions(
     sensors=[inbox_sensor],
     schedules=[nightly_schedule],
     loggers=loggers,
+    # Every step in the run's own process, as `patas run` executes the job: the warehouse resource
+    # is set up once per run and holds the run lock from the first step to the last.
+    executor=dg.in_process_executor,
     resources={
         "warehouse": WarehouseResource(),
         "dbt": dbt_resource(),

@@ -1,18 +1,22 @@
 """Dagster resources: the warehouse connection, dbt (in-process) and the run specification."""
 
+import contextlib
 import dataclasses
 import os
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 import psycopg
+from pydantic import PrivateAttr
 
 from patas_dagster.dbt_inprocess import InProcessDbtResource
 from patas_dagster.project import patas_dbt_project
 from python_steps import warehouse
 from python_steps.runspec import RunSpec
 from python_steps.settings import dbt_env, dbt_profile_vars, load_settings
+
+# On a run whose caller holds the warehouse run lock itself (patas.runner: `patas run`, the API).
+RUN_LOCK_TAG, RUN_LOCK_HELD = "patas/run_lock", "held by the caller"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -32,12 +36,38 @@ class WarehouseResource(dg.ConfigurableResource):
             )
         return url
 
+    _run_lock: contextlib.ExitStack | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # dbt (run in-process by InProcessDbtResource) reads its profile from these variables;
         # libpq (dbt's connections and the Python steps') its session options from PGOPTIONS.
         os.environ.update(dbt_profile_vars(dbt_env(self.url())))
+        run = context.dagster_run
+        if run is not None and run.tags.get(RUN_LOCK_TAG) != RUN_LOCK_HELD:
+            self._run_lock = self._hold_run_lock(context)
 
-    @contextmanager
+    def _hold_run_lock(self, context: dg.InitResourceContext) -> contextlib.ExitStack:
+        """The warehouse run lock for a run Dagster launched (the schedule, the inbox sensor, the
+        UI): held from before its first step to after its last, so it never interleaves with
+        `patas run`, an API run or another launched run. Such a run waits for the lock (a sensor's
+        file must not be dropped because a run was busy); ``patas run`` and the API hold the lock
+        themselves and tag their runs ``RUN_LOCK_TAG``. One run, one resource instance: the
+        definitions' executor runs every step in the run's process."""
+        stack = contextlib.ExitStack()
+        conn = stack.enter_context(warehouse.connect(self.url(), autocommit=True))
+        try:
+            stack.enter_context(warehouse.run_lock(conn, wait=False))
+        except warehouse.WarehouseError:
+            context.log.info("another PATAS run holds the warehouse run lock: waiting for it to finish")
+            stack.enter_context(warehouse.run_lock(conn, wait=True))
+        return stack
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._run_lock is not None:
+            self._run_lock.close()
+            self._run_lock = None
+
+    @contextlib.contextmanager
     def connect(self):
         with psycopg.connect(self.url()) as conn:
             yield conn
