@@ -8,10 +8,8 @@ import subprocess
 from pathlib import Path
 
 import dagster as dg
-import psycopg
 import pytest
 
-from python_steps import tables
 from python_steps.mining.windows import RunWindows
 from python_steps.runspec import RunSpec
 from python_steps.settings import PROJECT_ROOT, dbt_env
@@ -68,21 +66,9 @@ def test_the_runs_vars_do_not_change_the_parsed_project(server_url, tmp_path, mo
     assert differing == []
 
 
-def test_a_dbt_step_runs_in_process_and_reports_models_and_checks(defs, fresh_db, tmp_path, monkeypatch):
+def test_a_dbt_step_runs_in_process_and_reports_models_and_checks(defs, small_warehouse, monkeypatch):
     """Stage 1's dbt step on a small corpus with process creation forbidden: it succeeds, and Dagster
     gets a materialization per model and a check result per dbt test, as from the CLI before."""
-    from python_steps.bench.generate import generate_corpus
-    from python_steps.ingest.load import ingest_file
-
-    corpus = tmp_path / "c.jsonl"
-    generate_corpus(400, 3, corpus)
-    with psycopg.connect(fresh_db) as conn:
-        tables.migrate(conn)
-    ingest_file(fresh_db, corpus)
-    for k, v in dbt_env(fresh_db).items():
-        if k.startswith(("PATAS_PG_", "DBT_")):
-            monkeypatch.setenv(k, v)
-    monkeypatch.setenv("PATAS_DATABASE_URL", fresh_db)
 
     def no_process(*args, **kwargs):
         raise AssertionError(f"a dbt step started a process: {args[:1]}")

@@ -10,29 +10,12 @@ import dagster as dg
 import psycopg
 
 from patas_dagster.resources import RUN_LOCK_HELD, RUN_LOCK_TAG
-from python_steps import tables
 from python_steps.runspec import RunSpec
-from python_steps.settings import dbt_env
 from python_steps.warehouse import RUN_LOCK_KEY
 
 RAW = dg.AssetKey(["raw", "messages"])
 # raw_messages is one multi-asset: its three tables are selected together.
 INGESTION = [RAW, dg.AssetKey(["raw", "ingest_batches"]), dg.AssetKey(["raw", "ingest_quarantine"])]
-
-
-def _setup(fresh_db, tmp_path, monkeypatch) -> None:
-    from python_steps.bench.generate import generate_corpus
-    from python_steps.ingest.load import ingest_file
-
-    corpus = tmp_path / "c.jsonl"
-    generate_corpus(200, 5, corpus)
-    with psycopg.connect(fresh_db) as conn:
-        tables.migrate(conn)
-    ingest_file(fresh_db, corpus)
-    for k, v in dbt_env(fresh_db).items():
-        if k.startswith(("PATAS_PG_", "DBT_")):
-            monkeypatch.setenv(k, v)
-    monkeypatch.setenv("PATAS_DATABASE_URL", fresh_db)
 
 
 def _run(defs, tags: dict[str, str], out: dict) -> None:
@@ -60,8 +43,8 @@ def _lock_free(conn: psycopg.Connection) -> bool:
     return got
 
 
-def test_a_launched_run_waits_for_the_run_lock_and_releases_it(defs, fresh_db, tmp_path, monkeypatch):
-    _setup(fresh_db, tmp_path, monkeypatch)
+def test_a_launched_run_waits_for_the_run_lock_and_releases_it(defs, small_warehouse):
+    fresh_db = small_warehouse
     out: dict = {}
     with (
         psycopg.connect(fresh_db, autocommit=True) as holder,
@@ -88,10 +71,10 @@ def test_a_launched_run_waits_for_the_run_lock_and_releases_it(defs, fresh_db, t
         assert _lock_free(probe), "the run released the lock when it ended"
 
 
-def test_a_run_whose_caller_holds_the_lock_does_not_wait_for_it(defs, fresh_db, tmp_path, monkeypatch):
+def test_a_run_whose_caller_holds_the_lock_does_not_wait_for_it(defs, small_warehouse):
     """`patas run` and the API take the lock on their own connection and tag the run: its steps must
     not wait for a lock their own caller holds."""
-    _setup(fresh_db, tmp_path, monkeypatch)
+    fresh_db = small_warehouse
     out: dict = {}
     with psycopg.connect(fresh_db, autocommit=True) as holder:
         holder.execute("select pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
