@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -424,6 +425,16 @@ def ui(port: int, host: str) -> None:
     click.echo(_ui_hints(s, f"http://{host}:{port}"), err=True)
     # `dagster dev` takes this process's place: a SIGTERM to `patas ui` (a service manager, `kill`)
     # reaches Dagster, which stops its webserver and daemon, instead of leaving them running.
+    _exec_server(cmd, env)
+
+
+def _exec_server(cmd: list[str], env: dict[str, str]) -> None:
+    """Replace this process with a server (``patas ui``, ``patas docs``). SIGINT and SIGTERM go back
+    to their defaults first: an ignored signal stays ignored across exec, and a shell script that
+    starts ``patas ui &`` (or ``nohup``) hands it SIGINT ignored; `dagster dev` answers SIGTERM with
+    its SIGINT handler, so it would then ignore SIGTERM too and never stop its servers."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(PROJECT_ROOT)
@@ -441,10 +452,7 @@ def docs(port: int, no_serve: bool) -> None:
     if code or no_serve:
         sys.exit(code)
     # As `patas ui`: the server takes this process's place, so a SIGTERM to `patas docs` stops it.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.chdir(PROJECT_ROOT)
-    os.execve(_bin("dbt"), [_bin("dbt"), "docs", "serve", "--port", str(port)], env)
+    _exec_server([_bin("dbt"), "docs", "serve", "--port", str(port)], env)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
